@@ -1,0 +1,1 @@
+"""Authentication and authorization primitives: tokens, scopes, sessions. Framework-free."""

@@ -1,0 +1,76 @@
+"""API token issue and lookup. Secrets are random, shown once, and stored only as SHA-256 hashes.
+
+Token secrets have 32 hex chars of entropy like JupyterHub's (so clients that validate shape keep working);
+SHA-256 without salt is fine for 128-bit random secrets and makes lookup a single indexed query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..storage.orm import APIToken
+
+
+def new_secret() -> str:
+    return secrets.token_hex(16)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+async def issue_token(
+    session: AsyncSession,
+    *,
+    user_id: int | None = None,
+    service_id: int | None = None,
+    server_id: int | None = None,
+    scopes: list[str],
+    kind: str = "api_token",
+    note: str = "",
+    expires_in: float | None = None,
+    session_id: str | None = None,
+    oauth_client: str | None = None,
+    secret: str | None = None,
+) -> tuple[str, APIToken]:
+    """Create a token row (flushed, not committed) and return ``(secret, row)``."""
+    secret = secret or new_secret()
+    now = datetime.now(UTC)
+    row = APIToken(
+        hashed=hash_secret(secret),
+        prefix=secret[:4],
+        user_id=user_id,
+        service_id=service_id,
+        server_id=server_id,
+        kind=kind,
+        note=note,
+        scopes=list(scopes),
+        created=now,
+        expires_at=(now + timedelta(seconds=expires_in)) if expires_in else None,
+        session_id=session_id,
+        oauth_client=oauth_client,
+    )
+    session.add(row)
+    await session.flush()
+    return secret, row
+
+
+async def lookup_token(session: AsyncSession, secret: str) -> APIToken | None:
+    """The live token for ``secret``; expired tokens are deleted on sight and never returned."""
+    if not secret or len(secret) > 256:
+        return None
+    row = (
+        await session.execute(select(APIToken).where(APIToken.hashed == hash_secret(secret)))
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
+        await session.delete(row)
+        await session.flush()
+        return None
+    return row

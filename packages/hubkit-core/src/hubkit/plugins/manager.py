@@ -1,0 +1,116 @@
+"""Build the plugin manager: built-ins, then entry points of the ``hubkit`` group, then validation.
+
+One manager per hub (no module global, nothing at import time). Loading is our own small loop over
+``importlib.metadata`` so we know each plugin's distribution and can name it when it breaks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Iterable, Sequence
+from importlib.metadata import entry_points
+from types import ModuleType
+
+import pluggy
+
+from .. import hookspecs
+from ..errors import PluginError
+from . import ENTRY_POINT_GROUP, PROJECT
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "hubkit.builtin.normalize",
+    "hubkit.builtin.dummy_auth",
+    "hubkit.builtin.null_proxy",
+)
+
+
+def _env_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def build_plugin_manager(
+    *,
+    load_entry_points: bool = True,
+    allow: Sequence[str] | None = None,
+    block: Iterable[str] = (),
+    extra: Sequence[object] = (),
+) -> pluggy.PluginManager:
+    """Create and validate a manager.
+
+    ``allow`` (or env ``HUBKIT_PLUGINS``) limits which entry-point plugins load; ``block`` (or env
+    ``HUBKIT_DISABLE_PLUGINS``) skips some. ``extra`` objects are registered last (tests, inline plugins).
+    """
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    distributions: dict[str, str] = {}
+    pm.hubkit_distributions = distributions  # type: ignore[attr-defined]
+
+    for modname in BUILTIN_PLUGINS:
+        mod = importlib.import_module(modname)
+        pm.register(mod, name=modname.rsplit(".", 1)[1])
+        distributions[modname.rsplit(".", 1)[1]] = "hubkit-core"
+
+    allow = list(allow) if allow is not None else _env_list("HUBKIT_PLUGINS")
+    blocked = set(block) | set(_env_list("HUBKIT_DISABLE_PLUGINS") or [])
+    if load_entry_points:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or (allow is not None and ep.name not in allow):
+                continue
+            if pm.has_plugin(ep.name):
+                continue
+            dist = ep.dist.name if ep.dist is not None else None
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    ep.name, f"failed to import {ep.value}: {exc!r}", distribution=dist
+                ) from exc
+            pm.register(plugin, name=ep.name)
+            distributions[ep.name] = dist or "?"
+
+    for i, obj in enumerate(extra):
+        name = getattr(obj, "__name__", None) or f"extra-{i}"
+        pm.register(obj, name=name)
+        distributions.setdefault(name, "inline")
+
+    validate(pm)
+    return pm
+
+
+def validate(pm: pluggy.PluginManager) -> None:
+    """Fail fast: unknown hooks, async registration hooks, wrappers on runtime hooks."""
+    dists: dict[str, str] = getattr(pm, "hubkit_distributions", {})
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = exc.plugin if isinstance(exc.plugin, str) else (pm.get_name(exc.plugin) or "?")
+        raise PluginError(name, f"implements an unknown hook: {exc}", distribution=dists.get(name)) from exc
+    for hook_name in dir(pm.hook):
+        if not hook_name.startswith("hubkit_"):
+            continue
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            dist = dists.get(impl.plugin_name)
+            if hook_name in hookspecs.REGISTRATION_HOOKS and inspect.iscoroutinefunction(impl.function):
+                raise PluginError(impl.plugin_name, f"{hook_name} must not be async", distribution=dist)
+            if hook_name not in hookspecs.REGISTRATION_HOOKS and (impl.hookwrapper or impl.wrapper):
+                raise PluginError(
+                    impl.plugin_name,
+                    f"wrappers are not supported on runtime hook {hook_name}",
+                    distribution=dist,
+                )
+
+
+def plugin_modules(pm: pluggy.PluginManager) -> list[tuple[str, str, ModuleType | object]]:
+    """``(name, distribution, plugin)`` for every registered plugin, for ``hubkit plugins``."""
+    dists: dict[str, str] = getattr(pm, "hubkit_distributions", {})
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if name is None:
+            continue
+        out.append((name, dists.get(name, "?"), plugin))
+    return sorted(out)

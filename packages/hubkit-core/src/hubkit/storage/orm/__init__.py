@@ -1,0 +1,26 @@
+"""ORM models, one module per aggregate. Import from here."""
+
+from .base import Base, metadata
+from .groups import Group, user_group
+from .oauth import OAuthClient, OAuthCode
+from .servers import Server, ServerStatus
+from .services import Service
+from .spawns import Spawn, SpawnEvent
+from .tokens import APIToken
+from .users import User
+
+__all__ = [
+    "APIToken",
+    "Base",
+    "Group",
+    "OAuthClient",
+    "OAuthCode",
+    "Server",
+    "ServerStatus",
+    "Service",
+    "Spawn",
+    "SpawnEvent",
+    "User",
+    "metadata",
+    "user_group",
+]
