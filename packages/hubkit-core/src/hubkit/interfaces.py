@@ -225,13 +225,27 @@ class SpawnerBackend(Protocol):
 # --------------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LoginRedirect:
+    url: str
+    state: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LoginCompletion:
+    result: AuthResult
+    next_url: str = ""
+
+
 @runtime_checkable
 class Authenticator(Protocol):
     """One authenticator per hub, chosen by name in ``[auth] backend``.
 
     Form authenticators implement :meth:`authenticate`. Redirect authenticators (OAuth) set
-    ``login_kind = LoginKind.REDIRECT`` and register their own web endpoints through
-    ``hubkit_register_web_routes``; they call :meth:`hubkit.services.login.LoginService.complete` when done.
+    ``login_kind = LoginKind.REDIRECT`` and implement :meth:`start_login` / :meth:`complete_login`; the core
+    owns the web endpoints ``/hub/oauth_login`` and ``/hub/oauth_callback``, keeps the opaque ``state``
+    string in a signed, HttpOnly, short-lived cookie, and runs the usual allow/admin/groups pipeline on the
+    :class:`AuthResult`. So an authenticator never touches HTTP framework objects.
     """
 
     login_kind: ClassVar[LoginKind]
@@ -243,7 +257,17 @@ class Authenticator(Protocol):
         """Check credentials; ``None`` (or :class:`hubkit.errors.AuthFailed`) means refused."""
 
     def login_url(self, next_url: str) -> str:
-        """Redirect authenticators: where the login button goes. Form ones return ``/hub/login``."""
+        """Where the login button goes: ``/hub/login`` for forms, ``/hub/oauth_login?next=...`` for redirects."""
+
+    async def start_login(self, next_url: str, redirect_uri: str) -> LoginRedirect:
+        """REDIRECT kind: the provider URL to send the browser to, and opaque state (PKCE verifier, nonce,
+        ``next_url``) for the core to keep in a signed cookie. ``redirect_uri`` is the hub's callback URL."""
+
+    async def complete_login(self, params: Mapping[str, str], state: str, redirect_uri: str) -> LoginCompletion:
+        """REDIRECT kind: handle the callback's query ``params`` with the cookie ``state``.
+
+        Raise :class:`hubkit.errors.AuthFailed` with a message a person can act on (state mismatch, provider
+        error, denied); never let a provider fault become a 500."""
 
     async def refresh_user(self, user: UserInfo, auth_state: JSONDict | None) -> AuthResult | bool:
         """Refresh upstream credentials before a spawn / on use. ``True``: still valid; ``False``: log in again."""
