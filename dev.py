@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Developer entry point: the README's two commands.
+
+    python3 dev.py demo    # a demo hub at http://127.0.0.1:8000 (local spawner, JupyterLab, hubkit-proxy)
+    python3 dev.py test    # system setup (as root), a venv with every package, the whole test suite
+
+Needs only Python 3.11 and pip. Everything else (venvs, system packages when root) is set up here, so a fresh
+clone works with these commands alone. Standard library only: this runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PACKAGES = ROOT / "packages"
+DEMO_PACKAGES = ["hubkit-core", "hubkit-proxy", "hubkit-spawn-local", "hubkit-singleuser"]
+# Order matters only for readability; pip resolves the graph.
+TEST_EXTRAS = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "anyio>=4.4",
+    "hypothesis>=6",
+    "playwright>=1.40",
+    "hypercorn>=0.16",
+    "schemathesis>=3.30",
+    "jupyterhub==6.1.1",
+    "jupyterhub-idle-culler",
+    "jupyterlab>=4",
+    "asyncpg>=0.29",
+    "websockets>=12",
+    "psutil>=5.9",
+    "ruff>=0.5",
+]
+
+
+def say(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kw: object) -> None:
+    say("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+
+
+def all_packages() -> list[Path]:
+    return sorted(p.parent for p in PACKAGES.glob("*/pyproject.toml"))
+
+
+def ensure_venv(path: Path) -> Path:
+    py = path / "bin" / "python"
+    if not py.exists():
+        run([sys.executable, "-m", "venv", str(path)])
+        run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    return py
+
+
+def pip_install(py: Path, args: list[str]) -> None:
+    run([str(py), "-m", "pip", "install", "-q", *args])
+
+
+def system_setup() -> None:
+    """Run every idempotent ``.ci/setup/*.sh`` (apt packages, daemons, npm, images). Needs root."""
+    scripts = sorted((ROOT / ".ci" / "setup").glob("*.sh"))
+    if not scripts:
+        return
+    if os.geteuid() != 0:
+        say("not root: skipping system setup; tests needing missing components will skip (and fail in CI)")
+        return
+    env = dict(os.environ, REPO=str(ROOT))
+    for script in scripts:
+        run(["bash", str(script)], env=env)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    venv = ROOT / ".venv"
+    py = ensure_venv(venv)
+    pkgs = [str(PACKAGES / p) for p in DEMO_PACKAGES if (PACKAGES / p / "pyproject.toml").exists()]
+    pip_install(py, [*[x for p in pkgs for x in ("-e", p)], "jupyterlab>=4"])
+    config = ROOT / "examples" / "demo" / "hubkit.toml"
+    data = ROOT / "demo-data"
+    data.mkdir(exist_ok=True)
+    print(
+        "\n  hubkit demo: open http://127.0.0.1:8000 and log in with any username (no password).\n"
+        "  Press Start, and JupyterLab opens at /user/<name>/lab. Ctrl-C stops the hub;\n"
+        "  user servers keep running until stopped from the home page.\n",
+        flush=True,
+    )
+    env = dict(os.environ, PATH=f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    hubkit = venv / "bin" / "hubkit"
+    os.chdir(data)
+    os.execve(str(hubkit), [str(hubkit), "-f", str(config), *args.hub_args], env)
+    return 0  # not reached
+
+
+def test_venv() -> Path:
+    venv = ROOT / ".venv-test"
+    py = ensure_venv(venv)
+    editable: list[str] = []
+    for pkg in all_packages():
+        editable += ["-e", f"{pkg}[test]" if "test" in (pkg / "pyproject.toml").read_text() else str(pkg)]
+    example = ROOT / "examples" / "hubkit-example-plugin"
+    if (example / "pyproject.toml").exists():
+        editable += ["-e", str(example)]
+    pip_install(py, [*editable, *TEST_EXTRAS])
+    return py
+
+
+def test_paths() -> list[str]:
+    paths = [str(p / "tests") for p in all_packages() if (p / "tests").is_dir()]
+    example_tests = ROOT / "examples" / "hubkit-example-plugin" / "tests"
+    if example_tests.is_dir():
+        paths.append(str(example_tests))
+    if (ROOT / "tests").is_dir():
+        paths.append(str(ROOT / "tests"))
+    return paths
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    if not args.no_setup:
+        system_setup()
+    py = test_venv()
+    venv_bin = py.parent
+    env = dict(os.environ, PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONDONTWRITEBYTECODE="1")
+    if shutil.which("ruff", path=str(venv_bin)):
+        run([str(venv_bin / "ruff"), "check", "packages", "tests", "examples", "benchmarks", "dev.py", "noxfile.py"],
+            cwd=ROOT, env=env)
+    pytest_args = [str(py), "-m", "pytest", "-p", "no:cacheprovider", "--import-mode=importlib", *test_paths()]
+    pytest_args += args.pytest_args
+    say("$ " + " ".join(pytest_args))
+    return subprocess.run(pytest_args, cwd=ROOT, env=env).returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="start the demo hub at http://127.0.0.1:8000")
+    demo.add_argument("hub_args", nargs=argparse.REMAINDER, help="extra arguments for `hubkit`")
+    demo.set_defaults(func=cmd_demo)
+    test = sub.add_parser("test", help="set up and run the whole test suite")
+    test.add_argument("--no-setup", action="store_true", help="skip .ci/setup/*.sh")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
+    test.set_defaults(func=cmd_test)
+    args = parser.parse_args()
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
