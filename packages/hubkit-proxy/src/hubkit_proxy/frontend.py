@@ -1,0 +1,424 @@
+"""The client side of the data path: parse requests, route them, stream bodies both ways, tunnel websockets.
+
+Bodies are never collected: every chunk goes straight to the other socket, and a full write buffer on one side
+pauses reading on the other (asyncio flow control), so a 1 GiB transfer needs a few hundred KiB of memory.
+Pipelined requests are answered in order: later ones wait (reading paused) until the current one is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from .upstream import UpstreamProtocol
+from .wire import IDEMPOTENT, Exchange, request_head, response_head, simple_response
+
+if TYPE_CHECKING:
+    from .server import Proxy
+
+PAUSE_PIPELINE = 1  # reasons reading from the client is paused (bit flags)
+PAUSE_UPSTREAM_FULL = 2
+PAUSE_PENDING = 4
+PAUSE_UPGRADE = 8
+PENDING_LIMIT = 256 * 1024
+HEALTHZ = simple_response(200, b'{"status":"OK"}', b"application/json")
+
+
+class HeadTooLarge(Exception):
+    pass
+
+
+class ClientProtocol(asyncio.Protocol):
+    def __init__(self, proxy: Proxy, proto: str = "http") -> None:
+        self.proxy = proxy
+        self.proto = proto
+        self.parser = HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client_ip = ""
+        self.local_port = 0
+        self.url: list[bytes] = []
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        self.incoming: Exchange | None = None  # being received
+        self.current: Exchange | None = None  # being answered
+        self.queue: deque[Exchange] = deque()
+        self.paused = 0
+        self.last_io = time.monotonic()
+        self.closed = False
+        self.tunnel: UpstreamProtocol | None = None
+        self.early: list[bytes] = []  # bytes after an upgrade request, before the target accepted it
+
+    # -- asyncio callbacks ----------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+        peer = transport.get_extra_info("peername")
+        self.client_ip = str(peer[0]) if isinstance(peer, tuple) else "127.0.0.1"
+        sock = transport.get_extra_info("sockname")
+        self.local_port = int(sock[1]) if isinstance(sock, tuple) else 0
+        self.proxy.clients.add(self)
+        self.proxy.metrics.client_conns += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.proxy.clients.discard(self)
+        self.proxy.metrics.client_conns -= 1
+        if self.tunnel is not None:
+            self.proxy.metrics.websockets -= 1
+            tunnel, self.tunnel = self.tunnel, None
+            tunnel.tunnel = None
+            tunnel.abort()
+        ex = self.current
+        if ex is not None and ex.upstream is not None:
+            conn = ex.upstream
+            conn.client = None
+            conn.abort()  # a half-done exchange leaves the connection in an unknown state
+        self.current = None
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_io = time.monotonic()
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.write(data)
+            tunnel.route.last_activity = time.time()
+            return
+        if self.paused & PAUSE_UPGRADE:
+            self.early.append(data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as exc:
+            rest = data[exc.args[0] :]
+            if rest:
+                self.early.append(rest)
+            self.pause_reading(PAUSE_UPGRADE)
+        except HeadTooLarge:
+            self.reject(431)
+        except HttpParserError as exc:
+            self.reject(431 if isinstance(exc.__context__, HeadTooLarge) else 400)
+
+    def pause_writing(self) -> None:
+        conn = self.tunnel or (self.current.upstream if self.current is not None else None)
+        if conn is not None and conn.transport is not None:
+            conn.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        conn = self.tunnel or (self.current.upstream if self.current is not None else None)
+        if conn is not None and conn.transport is not None and not conn.closed:
+            conn.transport.resume_reading()
+
+    def pause_reading(self, reason: int) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        was = self.paused
+        self.paused &= ~reason
+        if was and not self.paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # -- httptools request callbacks ------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.url = []
+        self.headers = []
+        self.head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url.append(url)
+        self.head_size += len(url)
+        if self.head_size > self.proxy.settings.max_header_bytes:
+            raise HeadTooLarge()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > self.proxy.settings.max_header_bytes:
+            raise HeadTooLarge()
+
+    def on_headers_complete(self) -> None:
+        p = self.parser
+        ex = Exchange(
+            p.get_method(),
+            b"".join(self.url),
+            self.headers,
+            p.get_http_version(),
+            p.should_keep_alive(),
+            p.should_upgrade(),
+        )
+        self.incoming = ex
+        if self.current is None:
+            self.current = ex
+            self.begin(ex)
+        else:
+            self.queue.append(ex)
+            self.pause_reading(PAUSE_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.incoming
+        if ex is None or ex.discard:
+            return
+        conn = ex.upstream
+        if conn is not None and ex is self.current:
+            conn.write(b"%x\r\n%s\r\n" % (len(body), body) if ex.req_chunked else body)
+        else:
+            ex.pending.append(body)
+            ex.pending_size += len(body)
+            if ex.pending_size > PENDING_LIMIT:
+                self.pause_reading(PAUSE_PENDING)
+
+    def on_message_complete(self) -> None:
+        ex = self.incoming
+        self.incoming = None
+        if ex is None:
+            return
+        ex.body_done = True
+        if ex.discard and ex.finished:
+            self.after_response(ex)
+        elif ex.upstream is not None and ex is self.current and ex.req_chunked:
+            ex.upstream.write(b"0\r\n\r\n")
+
+    # -- request handling -----------------------------------------------------------------------------------
+    def begin(self, ex: Exchange) -> None:
+        path = ex.path
+        if path == "/_chp_healthz":
+            ex.discard = True
+            self.finish_local(ex, HEALTHZ)
+            return
+        route = self.proxy.routes.lookup(path, ex.host)
+        if route is None:
+            self.fail(ex, 404)
+            return
+        ex.route = route
+        route.last_activity = time.time()
+        self.proxy.pool.acquire(route, lambda conn: self.attach(ex, conn), fresh=ex.upgrade)
+
+    def attach(self, ex: Exchange, conn: UpstreamProtocol | None) -> None:
+        if self.closed or ex is not self.current:
+            if conn is not None:
+                self.proxy.pool.release(conn, reusable=not ex.upgrade and not conn.reused)
+            return
+        if conn is None:
+            self.fail(ex, 503)
+            return
+        s = self.proxy.settings
+        route = ex.route
+        conn.client = self
+        ex.upstream = conn
+        head = request_head(
+            ex,
+            client_ip=self.client_ip,
+            proto=self.proto,
+            local_port=self.local_port,
+            x_forward=s.x_forward,
+            prepend=route.target.base_path.encode("latin-1") if s.prepend_path else b"",
+            strip_prefix=None if s.include_prefix else route.path,
+            custom=self.proxy.custom_headers,
+        )
+        ex.sent_at = time.monotonic()
+        if ex.pending:
+            body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) if ex.req_chunked else c for c in ex.pending if c)
+            ex.pending = []
+            ex.pending_size = 0
+            self.resume_reading(PAUSE_PENDING)
+            head += body
+        if ex.body_done and ex.req_chunked:
+            head += b"0\r\n\r\n"
+        conn.write(head)
+
+    def response_head(
+        self, conn: UpstreamProtocol, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        ex = self.current
+        if ex is None or self.transport is None:
+            return
+        if status < 200 and status != 101:  # interim (100 Continue, 103): pass on, keep waiting
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\n%s\r\n"
+                % (status, reason, b"".join(n + b": " + v + b"\r\n" for n, v in headers))
+            )
+            return
+        if status == 101 and ex.upgrade:
+            ex.status = 101
+            ex.pending = (
+                [b"HTTP/1.1 101 %s\r\n" % reason] + [n + b": " + v + b"\r\n" for n, v in headers] + [b"\r\n"]
+            )
+            return
+        ex.status = status
+        ex.response_started = True
+        if ex.upgrade or not ex.body_done:
+            ex.keep_alive = False  # refused upgrade, or early answer while the body still arrives
+        self.proxy.metrics.observe_upstream(time.monotonic() - ex.sent_at)
+        self.transport.write(response_head(ex, status, reason, headers, keep_alive=ex.keep_alive))
+        if ex.is_head:  # llhttp would wait for a body that never comes; end here and drop the connection
+            conn.client = None
+            ex.upstream = None
+            self.proxy.pool.release(conn, reusable=False)
+            self.done(ex)
+
+    def response_body(self, body: bytes) -> None:
+        ex = self.current
+        if ex is None or self.transport is None or ex.status < 200:
+            return
+        if ex.resp_chunked:
+            self.transport.writelines((b"%x\r\n" % len(body), body, b"\r\n"))
+        else:
+            self.transport.write(body)
+        ex.route.last_activity = time.time()
+
+    def response_done(self, conn: UpstreamProtocol) -> None:
+        ex = self.current
+        if ex is None or ex.upstream is not conn:
+            return
+        if not ex.response_started:  # end of an interim response
+            return
+        if ex.resp_chunked and self.transport is not None:
+            self.transport.write(b"0\r\n\r\n")
+        if ex.status < 300:
+            ex.route.last_activity = time.time()
+        self.proxy.metrics.count(ex.status)
+        ex.upstream = None
+        self.proxy.pool.release(conn, reusable=ex.body_done and conn.parser.should_keep_alive())
+        self.done(ex)
+
+    def upgrade_established(self, conn: UpstreamProtocol, rest: bytes) -> None:
+        ex = self.current
+        if ex is None or self.transport is None or ex.status != 101:
+            conn.abort()
+            return
+        self.transport.write(b"".join(ex.pending))
+        if rest:
+            self.transport.write(rest)
+        ex.pending = []
+        ex.finished = True
+        conn.client = None
+        conn.tunnel = self.transport
+        conn.idle_since = time.monotonic()
+        self.tunnel = conn
+        self.proxy.metrics.websockets += 1
+        self.proxy.metrics.websockets_total += 1
+        self.proxy.metrics.count(101)
+        early, self.early = self.early, []
+        for chunk in early:
+            conn.write(chunk)
+        self.resume_reading(PAUSE_UPGRADE)
+
+    def upstream_failed(self, conn: UpstreamProtocol, bad_response: bool = False) -> None:
+        ex = self.current
+        if ex is None or ex.upstream is not conn:
+            return
+        ex.upstream = None
+        self.proxy.metrics.upstream_errors += 1
+        if ex.response_started:
+            self.close()
+            return
+        if (
+            conn.reused
+            and not ex.retried
+            and not bad_response
+            and not ex.has_body
+            and ex.method in IDEMPOTENT
+        ):
+            # A pooled connection the target had already closed: retry once on a new one.
+            ex.retried = True
+            self.proxy.pool.acquire(ex.route, lambda c: self.attach(ex, c), fresh=True)
+            return
+        self.fail(ex, 502 if bad_response else 503)
+
+    # -- local answers and exchange completion --------------------------------------------------------------
+    def fail(self, ex: Exchange, status: int) -> None:
+        """Answer with an error (through ``--error-target`` when set); websocket requests get a bare status."""
+        ex.discard = True
+        ex.pending = []
+        self.resume_reading(PAUSE_PENDING)
+        if ex.upgrade:
+            self.proxy.metrics.count(status)
+            ex.keep_alive = False
+            self.finish_local(
+                ex,
+                b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                % (status, self.proxy.errors.reason(status)),
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._fail(ex, status))
+        self.proxy.tasks.add(task)
+        task.add_done_callback(self.proxy.tasks.discard)
+
+    async def _fail(self, ex: Exchange, status: int) -> None:
+        self.proxy.metrics.count(status)
+        close = not ex.keep_alive or not ex.body_done
+        payload = await self.proxy.errors.render(status, ex.url, close=close)
+        if close:
+            ex.keep_alive = False
+        self.finish_local(ex, payload)
+
+    def finish_local(self, ex: Exchange, payload: bytes) -> None:
+        if self.closed or self.transport is None:
+            return
+        self.transport.write(payload)
+        ex.finished = True
+        if ex.body_done or not ex.keep_alive:
+            self.done(ex)
+
+    def after_response(self, ex: Exchange) -> None:
+        if ex is self.current:
+            self.done(ex)
+
+    def done(self, ex: Exchange) -> None:
+        if ex is not self.current:
+            return
+        self.current = None
+        if not ex.keep_alive or ex.client_close or not ex.body_done:
+            self.close()
+            return
+        if self.queue:
+            nxt = self.queue.popleft()
+            self.current = nxt
+            if not self.queue:
+                self.resume_reading(PAUSE_PIPELINE)
+            self.begin(nxt)
+        else:
+            self.resume_reading(PAUSE_PIPELINE)
+
+    def reject(self, status: int) -> None:
+        """Malformed or oversized request: answer plainly and close, whatever is in flight."""
+        self.proxy.metrics.bad_requests += 1
+        self.proxy.metrics.count(status)
+        in_flight = self.current is not None and self.current.response_started
+        if self.transport is not None and not self.closed and not in_flight:
+            self.transport.write(simple_response(status, self.proxy.errors.reason(status), close=True))
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def check_timeouts(self, now: float) -> None:
+        s = self.proxy.settings
+        if self.tunnel is not None:
+            if s.timeout and now - self.last_io > s.timeout and now - self.tunnel.idle_since > s.timeout:
+                self.close()
+            return
+        ex = self.current
+        if ex is None:
+            if now - self.last_io > s.keep_alive_timeout:
+                self.close()
+            return
+        conn = ex.upstream
+        if (
+            conn is not None
+            and not ex.response_started
+            and s.proxy_timeout
+            and ex.sent_at
+            and now - ex.sent_at > s.proxy_timeout
+        ):
+            ex.retried = True
+            conn.abort()  # -> upstream_failed -> 503
+            return
+        if s.timeout and not ex.body_done and now - self.last_io > s.timeout:
+            self.close()

@@ -1,0 +1,177 @@
+"""The route table: CHP-style keys, longest segment-prefix lookup, per-route upstream pool state.
+
+Lookup walks the request path upward one segment at a time with a dict probe per level, so its cost depends
+on the path's depth, never on the number of routes (10,000 routes cost the same as one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+class RouteError(ValueError):
+    """A route body the API must refuse with 400."""
+
+
+def normalize_path(path: str) -> str:
+    """CHP's key form: leading ``/`` added, trailing ``/`` removed, root stays ``/``."""
+    if not path.startswith("/"):
+        path = "/" + path
+    stripped = path.rstrip("/")
+    return stripped or "/"
+
+
+def iso_ms(ts: float) -> str:
+    """``last_activity`` the way CHP prints a JS Date: ISO 8601 with milliseconds and ``Z``."""
+    dt = datetime.fromtimestamp(ts, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso(value: str) -> float:
+    """Parse an ISO 8601 time (naive means UTC, like a JS Date) to epoch seconds; ValueError if invalid."""
+    dt = datetime.fromisoformat(value.strip())
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+class Target:
+    """A parsed upstream URL. ``unix_path`` is set for ``http+unix://`` / ``unix+http://`` targets."""
+
+    __slots__ = ("base_path", "host", "port", "scheme", "ssl", "unix_path", "url")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme in ("ws", "wss"):
+            scheme = "http" if scheme == "ws" else "https"
+        self.url = url
+        self.unix_path: str | None = None
+        if scheme in ("http+unix", "unix+http"):
+            self.unix_path = unquote(parts.netloc)
+            scheme = "http"
+        if scheme not in ("http", "https"):
+            raise RouteError(f"unsupported target scheme {parts.scheme!r}")
+        self.scheme = scheme
+        self.ssl = scheme == "https"
+        self.host = parts.hostname or ""
+        if not self.host and self.unix_path is None:
+            raise RouteError(f"target {url!r} has no host")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise RouteError(f"target {url!r} has an invalid port") from exc
+        self.port = port or (443 if self.ssl else 80)
+        self.base_path = parts.path.rstrip("/")
+
+
+class Route:
+    """One route plus its live upstream state: idle pooled connections, every open one, and waiters."""
+
+    __slots__ = ("active", "conns", "data", "idle", "last_activity", "path", "target", "waiting")
+
+    def __init__(self, path: str, data: dict[str, Any], last_activity: float | None = None) -> None:
+        target = data.get("target")
+        if not isinstance(target, str):
+            raise RouteError("Must specify 'target' as string")
+        self.path = path
+        self.data = data
+        self.target = Target(target)
+        self.last_activity = last_activity if last_activity is not None else time.time()
+        self.idle: list[Any] = []  # idle keep-alive upstream connections (UpstreamProtocol)
+        self.conns: set[Any] = set()  # every open upstream connection of this route (pooled or tunnel)
+        self.active = 0  # pooled connections currently busy
+        self.waiting: deque[Callable[[Any], None]] = deque()  # requests waiting for a pool slot
+
+    def as_json(self) -> dict[str, Any]:
+        out = dict(self.data)
+        out["last_activity"] = iso_ms(self.last_activity)
+        return out
+
+    def close_connections(self) -> None:
+        """Drop every upstream connection of this route (called when it is deleted or replaced)."""
+        for conn in list(self.conns):
+            conn.abort()
+        self.conns.clear()
+        self.idle.clear()
+        waiting, self.waiting = self.waiting, deque()
+        for cb in waiting:
+            cb(None)
+
+
+class RouteTable:
+    """Routes keyed by normalised path. ``listeners`` hear every change (journal, worker fan-out)."""
+
+    def __init__(self, host_routing: bool = False) -> None:
+        self.routes: dict[str, Route] = {}
+        self.host_routing = host_routing
+        self.listeners: list[Callable[[str, str, dict[str, Any] | None], None]] = []
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self.routes.values())
+
+    def get(self, path: str) -> Route | None:
+        return self.routes.get(normalize_path(path))
+
+    def add(
+        self, path: str, data: dict[str, Any], last_activity: float | None = None, notify: bool = True
+    ) -> Route:
+        key = normalize_path(path)
+        data = dict(data)
+        data.pop("last_activity", None)
+        if self.host_routing and key != "/":
+            data["host"] = key.split("/")[1]
+        old = self.routes.get(key)
+        if old is not None and old.target.url == data.get("target"):
+            # Same target: keep the Route object and its warm pool, swap the data (CHP replaces it whole).
+            old.data = data
+            old.last_activity = last_activity if last_activity is not None else time.time()
+            route = old
+        else:
+            route = Route(key, data, last_activity)
+            self.routes[key] = route
+            if old is not None:
+                old.close_connections()
+        if notify:
+            for cb in self.listeners:
+                cb("add", key, route.as_json())
+        return route
+
+    def remove(self, path: str, notify: bool = True) -> bool:
+        key = normalize_path(path)
+        route = self.routes.pop(key, None)
+        if route is None:
+            return False
+        route.close_connections()
+        if notify:
+            for cb in self.listeners:
+                cb("remove", key, None)
+        return True
+
+    def lookup(self, path: str, host: str | None = None) -> Route | None:
+        """Longest matching route on segment boundaries. ``path`` excludes the query string."""
+        routes = self.routes
+        if "%" in path:
+            path = unquote(path)
+        if self.host_routing and host:
+            path = "/" + host.split(":", 1)[0].lower() + path
+        p = path.rstrip("/") or "/"
+        while True:
+            route = routes.get(p)
+            if route is not None:
+                return route
+            if p == "/":
+                return None
+            i = p.rfind("/")
+            p = p[:i] if i > 0 else "/"
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {path: route.as_json() for path, route in self.routes.items()}

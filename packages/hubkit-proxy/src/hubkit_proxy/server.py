@@ -1,0 +1,175 @@
+"""One proxy process: listeners, the route table and its persistence, timeouts, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+import time
+import uuid
+
+from .api import RouteApi
+from .apiserver import ApiProtocol
+from .errors import ErrorPages
+from .fetch import fetch
+from .frontend import ClientProtocol
+from .journal import Journal
+from .metrics import Metrics
+from .routing import RouteError, RouteTable, parse_iso
+from .settings import Settings
+from .upstream import Pool, UpstreamProtocol
+
+log = logging.getLogger("hubkit_proxy")
+
+
+def _listen_host(ip: str) -> str | None:
+    return None if ip in ("", "*") else ip
+
+
+class Proxy:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.instance = uuid.uuid4().hex[:12]  # changes on restart: lets the hub plugin notice one
+        self.routes = RouteTable(host_routing=settings.host_routing)
+        self.metrics = Metrics()
+        self.pool = Pool(self)
+        self.errors = ErrorPages(settings.error_target, settings.error_path)
+        self.clients: set[ClientProtocol] = set()
+        self.idle_conns: set[UpstreamProtocol] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.custom_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in settings.custom_headers]
+        self.servers: list[asyncio.AbstractServer] = []
+        self.journal: Journal | None = None
+        self.sweeper: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        if s.state_file:
+            self.journal = Journal(s.state_file)
+            n = self.journal.load(self.routes)
+            log.info("restored %d routes from %s", n, s.state_file)
+        if s.peers:
+            await self.sync_from_peers()
+        if s.default_target:
+            # Like CHP: "/" without the jupyterhub marker, so JupyterHub never deletes it.
+            existing = self.routes.get("/")
+            if existing is None or existing.data.get("target") != s.default_target:
+                self.routes.add("/", {"target": s.default_target})
+        loop = asyncio.get_running_loop()
+        public_ssl = _server_ssl(s.ssl_key, s.ssl_cert, s.ssl_ca)
+        proto = "https" if public_ssl else "http"
+        self.servers.append(
+            await loop.create_server(
+                lambda: ClientProtocol(self, proto),
+                _listen_host(s.ip),
+                s.port,
+                ssl=public_ssl,
+                reuse_address=True,
+                backlog=2048,
+            )
+        )
+        extra = [(b"X-Hubkit-Proxy-Instance", self.instance.encode())]
+        api = RouteApi(self)
+        api_ssl = _server_ssl(s.api_ssl_key, s.api_ssl_cert, None)
+        self.servers.append(
+            await loop.create_server(
+                lambda: ApiProtocol(api.handle, s.max_api_body, extra),
+                _listen_host(s.api_ip),
+                s.effective_api_port,
+                ssl=api_ssl,
+                reuse_address=True,
+            )
+        )
+        if s.metrics_port is not None:
+            self.servers.append(
+                await loop.create_server(
+                    lambda: ApiProtocol(api.handle, 4096, extra),
+                    _listen_host(s.metrics_ip),
+                    s.metrics_port,
+                    reuse_address=True,
+                )
+            )
+        self.sweeper = loop.create_task(self._sweep())
+        if s.pid_file:
+            _write_pid(s.pid_file)
+        log.info(
+            "proxying %s://%s:%d, API on %s:%d (%d routes)",
+            proto,
+            s.ip or "*",
+            s.port,
+            s.api_ip,
+            s.effective_api_port,
+            len(self.routes),
+        )
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        for client in list(self.clients):
+            client.close()
+        for route in list(self.routes):
+            route.close_connections()
+        if self.journal is not None:
+            self.journal.compact()  # keeps the latest last_activity across a clean restart
+            self.journal.close()
+        if self.settings.pid_file:
+            try:
+                os.unlink(self.settings.pid_file)
+            except OSError:
+                pass
+
+    async def sync_from_peers(self) -> None:
+        """Copy the table from the first replica that answers: it kept receiving changes while we were down."""
+        headers = {"Authorization": f"token {self.settings.auth_token}"} if self.settings.auth_token else {}
+        for peer in self.settings.peers:
+            try:
+                got = await fetch(peer.rstrip("/") + "/api/routes", headers, seconds=1.0)
+                if got.status != 200:
+                    raise ValueError(f"status {got.status}")
+                table = json.loads(got.body)
+            except (OSError, TimeoutError, ValueError) as exc:
+                log.warning("peer %s unavailable: %s", peer, exc)
+                continue
+            for path in [r.path for r in self.routes if r.path not in table]:
+                self.routes.remove(path)
+            for path, data in table.items():
+                try:
+                    seen = data.get("last_activity")
+                    self.routes.add(path, data, parse_iso(seen) if seen else None)
+                except (RouteError, ValueError, AttributeError) as exc:
+                    log.warning("peer route %s skipped: %s", path, exc)
+            log.info("copied %d routes from peer %s", len(table), peer)
+            return
+
+    async def _sweep(self) -> None:
+        """Timeouts on a 1 s tick: cheaper than a timer per request, precise enough for second-scale limits."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for client in list(self.clients):
+                client.check_timeouts(now)
+            self.pool.sweep(now)
+
+    def render_metrics(self) -> str:
+        extra = {"hubkit_proxy_routes": ("Routes in the table.", len(self.routes))}
+        return self.metrics.render(extra)
+
+
+def _server_ssl(key: str | None, cert: str | None, ca: str | None) -> ssl.SSLContext | None:
+    if not (key and cert):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key, password=os.environ.get("CONFIGPROXY_SSL_KEY_PASSPHRASE"))
+    if ca:
+        ctx.load_verify_locations(ca)
+    return ctx
+
+
+def _write_pid(path: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(str(os.getpid()))

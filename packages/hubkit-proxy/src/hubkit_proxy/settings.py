@@ -1,0 +1,47 @@
+"""Runtime settings of one proxy process, filled from the CHP-compatible command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Settings:
+    ip: str = ""
+    port: int = 8000
+    api_ip: str = "localhost"
+    api_port: int | None = None  # default: port + 1, as CHP
+    metrics_ip: str = ""
+    metrics_port: int | None = (
+        None  # extra listener for /metrics (CHP flag); /metrics is always on the API port too
+    )
+    default_target: str | None = None
+    error_target: str | None = None
+    error_path: str | None = None
+    ssl_key: str | None = None
+    ssl_cert: str | None = None
+    ssl_ca: str | None = None
+    api_ssl_key: str | None = None
+    api_ssl_cert: str | None = None
+    log_level: str = "info"
+    timeout: float | None = None  # seconds of client inactivity on an open request (CHP --timeout)
+    proxy_timeout: float | None = None  # seconds to wait for the upstream's response (CHP --proxy-timeout)
+    keep_alive_timeout: float = 5.0  # idle client keep-alive connections are closed after this
+    upstream_idle_timeout: float = 4.0  # idle pooled upstream connections are closed after this
+    connect_timeout: float = 10.0
+    host_routing: bool = False
+    x_forward: bool = True
+    prepend_path: bool = True
+    include_prefix: bool = True
+    custom_headers: list[tuple[str, str]] = field(default_factory=list)
+    pid_file: str | None = None
+    auth_token: str | None = None
+    state_file: str | None = None  # route journal: a restarted proxy has its routes back at once
+    peers: list[str] = field(default_factory=list)  # other replicas' API URLs to copy the table from at start
+    max_upstream_per_route: int = 256
+    max_header_bytes: int = 64 * 1024
+    max_api_body: int = 1024 * 1024
+
+    @property
+    def effective_api_port(self) -> int:
+        return self.api_port if self.api_port is not None else self.port + 1

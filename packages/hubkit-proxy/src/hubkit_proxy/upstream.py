@@ -1,0 +1,210 @@
+"""Upstream connections and the bounded per-route keep-alive pool.
+
+Each route owns its pool, so deleting a route closes exactly its connections, and a slow target can tie up
+at most ``max_upstream_per_route`` sockets; further requests wait for a free one instead of opening more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .frontend import ClientProtocol
+    from .server import Proxy
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    """One connection to a target. While busy it feeds response events to its ``client``."""
+
+    def __init__(self, proxy: Proxy, route: Route) -> None:
+        self.proxy = proxy
+        self.route = route
+        self.parser = HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client: ClientProtocol | None = None
+        self.tunnel: asyncio.Transport | None = None  # client transport once a websocket is established
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.reason = b""
+        self.reused = False
+        self.closed = False
+        self.idle_since = 0.0
+
+    # -- asyncio callbacks ----------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+        self.route.conns.add(self)
+        self.proxy.metrics.upstream_conns += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.proxy.metrics.upstream_conns -= 1
+        self.route.conns.discard(self)
+        if self in self.route.idle:
+            self.route.idle.remove(self)
+        self.proxy.idle_conns.discard(self)
+        client = self.client
+        self.client = None
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+        elif client is not None:
+            client.upstream_failed(self)
+
+    def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.write(data)
+            self.route.last_activity = time.time()
+            self.idle_since = time.monotonic()
+            return
+        if self.client is None:  # bytes on an idle connection: the target broke protocol
+            self.abort()
+            return
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as exc:
+            client = self.client
+            if client is not None:
+                client.upgrade_established(self, data[exc.args[0] :])
+        except HttpParserError:
+            client = self.client
+            self.client = None
+            if client is not None:
+                client.upstream_failed(self, bad_response=True)
+            self.abort()
+
+    def pause_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.pause_reading()
+        elif self.client is not None:
+            self.client.pause_reading(2)
+
+    def resume_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.resume_reading()
+        elif self.client is not None:
+            self.client.resume_reading(2)
+
+    # -- httptools callbacks --------------------------------------------------------------------------------
+    def on_status(self, status: bytes) -> None:
+        self.reason = status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        headers, self.headers = self.headers, []
+        if self.client is not None:
+            self.client.response_head(self, self.parser.get_status_code(), self.reason, headers)
+
+    def on_body(self, body: bytes) -> None:
+        if self.client is not None:
+            self.client.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.client is not None:
+            self.client.response_done(self)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+
+_SSL: ssl.SSLContext | None = None
+
+
+def client_ssl_context() -> ssl.SSLContext:
+    global _SSL
+    if _SSL is None:
+        _SSL = ssl.create_default_context()
+    return _SSL
+
+
+class Pool:
+    """Hands out upstream connections: idle first, then new ones up to the per-route bound, then a queue."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    def acquire(
+        self, route: Route, cb: Callable[[UpstreamProtocol | None], None], *, fresh: bool = False
+    ) -> None:
+        """Call ``cb(conn)`` now or later; ``cb(None)`` when connecting failed or the route went away."""
+        if not fresh:
+            idle = route.idle
+            while idle:
+                conn = idle.pop()
+                self.proxy.idle_conns.discard(conn)
+                if not conn.closed:
+                    conn.reused = True
+                    cb(conn)
+                    return
+        if len(route.conns) >= self.proxy.settings.max_upstream_per_route and not fresh:
+            route.waiting.append(cb)
+            return
+        self.connect(route, cb)
+
+    def connect(self, route: Route, cb: Callable[[UpstreamProtocol | None], None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect(route, cb))
+        self.proxy.tasks.add(task)
+        task.add_done_callback(self.proxy.tasks.discard)
+
+    async def _connect(self, route: Route, cb: Callable[[UpstreamProtocol | None], None]) -> None:
+        loop = asyncio.get_running_loop()
+        t = route.target
+        conn: UpstreamProtocol | None = None
+        try:
+            if t.unix_path is not None:
+                coro: Any = loop.create_unix_connection(
+                    lambda: UpstreamProtocol(self.proxy, route), t.unix_path
+                )
+            else:
+                sslctx = client_ssl_context() if t.ssl else None
+                coro = loop.create_connection(
+                    lambda: UpstreamProtocol(self.proxy, route), t.host, t.port, ssl=sslctx
+                )
+            _transport, conn = await asyncio.wait_for(coro, self.proxy.settings.connect_timeout)
+        except (TimeoutError, OSError, ssl.SSLError):
+            self.proxy.metrics.upstream_errors += 1
+            cb(None)
+            return
+        if self.proxy.routes.routes.get(route.path) is not route:  # deleted or retargeted while connecting
+            conn.abort()
+            cb(None)
+            return
+        cb(conn)
+
+    def release(self, conn: UpstreamProtocol, reusable: bool) -> None:
+        route = conn.route
+        conn.client = None
+        if not reusable or conn.closed or conn not in route.conns:
+            conn.abort()
+            if route.waiting and self.proxy.routes.routes.get(route.path) is route:
+                self.connect(route, route.waiting.popleft())
+            return
+        if route.waiting:
+            route.waiting.popleft()(conn)
+            return
+        conn.idle_since = time.monotonic()
+        route.idle.append(conn)
+        self.proxy.idle_conns.add(conn)
+
+    def sweep(self, now: float) -> None:
+        limit = self.proxy.settings.upstream_idle_timeout
+        for conn in [c for c in self.proxy.idle_conns if now - c.idle_since > limit]:
+            self.proxy.idle_conns.discard(conn)
+            conn.abort()
