@@ -23,6 +23,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hubkit.builtin.normalize",
     "hubkit.builtin.dummy_auth",
     "hubkit.builtin.null_proxy",
+    "hubkit.builtin.test_spawner",
 )
 
 

@@ -1,0 +1,152 @@
+"""Re-adoption after a hub (re)start: look only at servers the database says are live.
+
+Cost grows with the number of live servers, never with the number of users. Each is polled with bounded
+concurrency while the hub already answers requests: alive → kept and routed; gone → cleaned up;
+``queued`` (the in-memory queue died with the old process) → failed with ``hub-restarted``; ``starting``
+without an address → stopped, since nobody can tell whether it would ever come up; ``stopping`` → finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from ..interfaces import Phase, ProgressEvent
+from ..routing.reconcile import server_route
+from ..storage.orm import Server, ServerStatus, Spawn
+from . import lifecycle
+from .pool import bounded_each
+
+if TYPE_CHECKING:
+    from .engine import SpawnEngine
+
+log = logging.getLogger("hubkit.adopt")
+
+LIVE = (ServerStatus.QUEUED, ServerStatus.STARTING, ServerStatus.RUNNING, ServerStatus.STOPPING)
+
+
+@dataclass
+class AdoptReport:
+    kept: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    seconds: float = 0.0
+
+
+async def live_servers(engine: SpawnEngine) -> list[tuple[int, ServerStatus, str | None, int | None]]:
+    async with engine.db() as s:
+        rows = await s.execute(
+            select(Server.id, Server.status, Server.url, Server.current_spawn_id).where(
+                Server.status.in_(LIVE)
+            )
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def _abandon_spawn(engine: SpawnEngine, spawn_id: int | None, message: str) -> None:
+    if spawn_id is None:
+        return
+    async with engine.db() as s:
+        res = await s.execute(
+            update(Spawn)
+            .where(Spawn.id == spawn_id, Spawn.outcome.is_(None))
+            .values(
+                outcome="failed", reason_code="hub-restarted", message=message, finished=datetime.now(UTC)
+            )
+        )
+        if res.rowcount:  # type: ignore[attr-defined]
+            engine.progress.add(
+                s,
+                spawn_id,
+                ProgressEvent(Phase.FAILED, f"Spawn failed: {message}", 100, reason_code="hub-restarted"),
+            )
+        await s.commit()
+
+
+async def adopt_one(
+    engine: SpawnEngine, row: tuple[int, ServerStatus, str | None, int | None], report: AdoptReport
+) -> None:
+    server_id, status, url, spawn_id = row
+    try:
+        spec, srv = await lifecycle.load_spec(engine, server_id)
+    except LookupError:
+        return
+    state = dict(srv.state or {})
+    name = spec.full_name
+    try:
+        if status == ServerStatus.QUEUED:
+            await lifecycle.teardown(engine, server_id, None, {}, stop_backend=False)
+            await _abandon_spawn(
+                engine, spawn_id, "the hub restarted while this spawn was queued; start again"
+            )
+            report.cleaned.append(name)
+            return
+        if status == ServerStatus.STOPPING or (status == ServerStatus.STARTING and not url):
+            await lifecycle.teardown(engine, server_id, spec, state, stop_backend=True)
+            await _abandon_spawn(engine, spawn_id, "the hub restarted during this spawn; start again")
+            report.cleaned.append(name)
+            return
+        async with asyncio.timeout(engine.config.http_timeout):
+            exit_status = await engine.backend.poll(spec, state)
+        if exit_status is not None:
+            await _abandon_spawn(engine, spawn_id, "the server exited while the hub was down")
+            await lifecycle.handle_dead(engine, server_id, exit_status)
+            report.cleaned.append(name)
+            return
+        assert url is not None
+        await engine.routes.add(
+            server_route(spec.url_prefix, url, spec.user.name, spec.server_name, engine.hub_id)
+        )
+        if status == ServerStatus.STARTING:
+            async with engine.db() as s:
+                now = datetime.now(UTC)
+                await s.execute(
+                    update(Server)
+                    .where(Server.id == server_id)
+                    .values(status=ServerStatus.RUNNING, started=now, last_activity=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if spawn_id is not None:
+                    await s.execute(
+                        update(Spawn).where(Spawn.id == spawn_id).values(outcome="ready", finished=now)
+                    )
+                    engine.progress.add(
+                        s,
+                        spawn_id,
+                        ProgressEvent(
+                            Phase.READY,
+                            f"Server ready at {spec.url_prefix}",
+                            100,
+                            detail={"url": spec.url_prefix},
+                        ),
+                    )
+                await s.commit()
+        report.kept.append(name)
+    except Exception as exc:  # a flaky poll must not kill a server: keep it, log, retry at the next poll
+        log.warning("adopting %s: %r", name, exc)
+        report.errors.append(name)
+
+
+async def adopt_all(engine: SpawnEngine, report: AdoptReport) -> AdoptReport:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    try:
+        rows = await live_servers(engine)
+        await bounded_each(rows, lambda r: adopt_one(engine, r, report), engine.config.adopt_concurrency)
+        report.seconds = loop.time() - t0
+        log.info(
+            "adopted %d servers, cleaned %d, %d errors in %.2f s",
+            len(report.kept),
+            len(report.cleaned),
+            len(report.errors),
+            report.seconds,
+        )
+    finally:
+        report.done.set()
+    return report

@@ -1,0 +1,27 @@
+"""Readiness: poll ``{endpoint}{prefix}api`` until it answers below 500 (redirects not followed).
+
+Backoff starts at 10 ms and doubles to 1 s, so a fast server is seen at once and a slow one is not hammered.
+The caller bounds the whole wait with ``http_timeout`` and, in parallel, watches the backend's ``poll``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+
+async def wait_http(
+    client: httpx.AsyncClient, url: str, *, first_delay: float = 0.01, max_delay: float = 1.0
+) -> int:
+    """Return the first status code below 500. Runs until cancelled (the caller owns the timeout)."""
+    delay = first_delay
+    while True:
+        try:
+            resp = await client.get(url, follow_redirects=False, timeout=max(2.0, max_delay * 2))
+            if resp.status_code < 500:
+                return resp.status_code
+        except (httpx.TransportError, OSError):
+            pass
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)

@@ -1,0 +1,64 @@
+"""The async database engine: SQLite (WAL, busy timeout, foreign keys) by default, PostgreSQL via asyncpg.
+
+SQLite needs a little care to be a good hub database: WAL lets readers run during a write, a busy timeout
+makes concurrent writers wait instead of failing, and foreign keys are off unless asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str, data_dir: str = ".") -> URL:
+    """Pick async drivers and resolve a relative SQLite path against ``data_dir``."""
+    u = make_url(url)
+    if u.drivername in ("sqlite", "sqlite+pysqlite"):
+        u = u.set(drivername="sqlite+aiosqlite")
+    elif u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+asyncpg")
+    db = u.database
+    if u.drivername.startswith("sqlite") and db and db != ":memory:" and not os.path.isabs(db):
+        u = u.set(database=os.path.abspath(os.path.join(data_dir, db)))
+    return u
+
+
+def is_sqlite(url: URL | str) -> bool:
+    return make_url(url).drivername.startswith("sqlite")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def create_engine(url: str | URL, *, data_dir: str = ".", echo: bool = False) -> AsyncEngine:
+    u = url if isinstance(url, URL) else normalize_url(url, data_dir)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if is_sqlite(u):
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        kwargs["pool_size"] = 10
+        kwargs["max_overflow"] = 20
+    else:
+        kwargs["pool_size"] = 10
+        kwargs["max_overflow"] = 20
+        kwargs["pool_pre_ping"] = True
+    engine = create_async_engine(u, **kwargs)
+    if is_sqlite(u):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: rows read in a request stay usable after its commit (no lazy reload I/O).
+    return async_sessionmaker(engine, expire_on_commit=False)

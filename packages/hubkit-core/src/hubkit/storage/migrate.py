@@ -1,0 +1,142 @@
+"""Alembic, driven from code: ``hubkit db upgrade`` and the hub's first start on an empty database.
+
+The core's revisions live in :mod:`hubkit.storage.migrations` on branch ``hubkit-core``; plugins add their own
+branches through :class:`hubkit.plugins.registry.StorageRegistry`. All branches upgrade together (``heads``).
+Alembic runs on a sync connection handed over from the async engine, so one code path serves SQLite and
+PostgreSQL and works inside a running event loop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, MetaData, inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..errors import ConfigError
+from ..plugins.registry import StorageRegistry
+from .orm import metadata as core_metadata
+
+logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per revision is noise at hub start
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+CORE_BRANCH = "hubkit-core"
+
+
+def resolve_location(location: str) -> str:
+    """``"pkg.module:subdir"`` or a plain directory path → an absolute directory."""
+    if ":" in location and not os.path.isabs(location):
+        module, _, sub = location.partition(":")
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"migration location {location!r}: package {module!r} not found")
+        return str(Path(next(iter(spec.submodule_search_locations))) / sub)
+    return os.path.abspath(location)
+
+
+def alembic_config(storage: StorageRegistry | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    locations = [str(MIGRATIONS_DIR / "versions")]
+    if storage is not None:
+        locations += [resolve_location(loc) for loc in storage.migration_locations.values()]
+    cfg.set_main_option("version_locations", os.pathsep.join(locations))
+    cfg.attributes["target_metadata"] = all_metadata(storage)
+    return cfg
+
+
+def all_metadata(storage: StorageRegistry | None) -> list[MetaData]:
+    extra = list(storage.metadatas) if storage is not None else []
+    return [core_metadata, *(m for m in extra if m is not core_metadata)]
+
+
+def _with_connection(cfg: Config, conn: Connection, fn: Any, *args: Any) -> None:
+    cfg.attributes["connection"] = conn
+    fn(cfg, *args)
+
+
+async def upgrade(
+    engine: AsyncEngine, storage: StorageRegistry | None = None, revision: str = "heads"
+) -> None:
+    cfg = alembic_config(storage)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: _with_connection(cfg, c, command.upgrade, revision))
+
+
+async def downgrade(
+    engine: AsyncEngine, storage: StorageRegistry | None = None, revision: str = "base"
+) -> None:
+    cfg = alembic_config(storage)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: _with_connection(cfg, c, command.downgrade, revision))
+
+
+def _current(conn: Connection) -> set[str]:
+    return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def script_heads(storage: StorageRegistry | None = None) -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config(storage)).get_heads())
+
+
+async def current_heads(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+async def has_tables(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        names: Sequence[str] = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    return bool(names)
+
+
+async def schema_diff(engine: AsyncEngine, storage: StorageRegistry | None = None) -> list[Any]:
+    """Differences between the migrated database and the ORM models (empty when they match)."""
+    from alembic.autogenerate import compare_metadata
+
+    metadatas = all_metadata(storage)
+
+    def compare(conn: Connection) -> list[Any]:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs: list[Any] = []
+        for md in metadatas:
+            diffs += compare_metadata(ctx, md)
+        known = {t for md in metadatas for t in md.tables} | {"alembic_version"}
+        # compare_metadata per-metadata reports other metadatas' tables as removed: drop those
+        return [d for d in diffs if not (d[0] == "remove_table" and d[1].name in known)]
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(compare)
+
+
+async def ensure_schema(engine: AsyncEngine, storage: StorageRegistry | None, *, auto: bool) -> None:
+    """Create the schema on an empty database; otherwise require it to be current.
+
+    ``auto`` (SQLite) also upgrades an existing database; on PostgreSQL an out-of-date schema is an error
+    that names the command to run, since a shared database should be migrated on purpose.
+    """
+    if not await has_tables(engine):
+        await upgrade(engine, storage)
+        return
+    current = await current_heads(engine)
+    wanted = script_heads(storage)
+    if current == wanted:
+        return
+    if auto:
+        await upgrade(engine, storage)
+        return
+    raise ConfigError(
+        f"database schema is at {sorted(current) or 'no revision'}, this hubkit needs {sorted(wanted)}; "
+        "run `hubkit db upgrade` first",
+        key="hub.db_url",
+    )
