@@ -1,0 +1,159 @@
+"""Helpers for the OAuth integration tests: the real OP process, its sign-in form driver, authenticator builders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import httpx
+from hubkit.interfaces import LoginCompletion
+from hubkit.plugins.registry import HubInfo
+from hubkit_oauth import OIDCAuthenticator, OIDCConfig
+from joserfc.jwk import RSAKey
+
+REPO = Path(__file__).resolve().parents[2]
+OP_SCRIPT = Path(__file__).parent / "oidc_op" / "provider.mjs"
+OP_MODULE = REPO / ".cache" / "npm-oidc" / "node_modules" / "oidc-provider" / "lib" / "index.js"
+
+CLIENT_ID = "hubkit"
+CLIENT_SECRET = "hubkit-test-secret-0123456789abcdef"
+OTHER_CLIENT_ID = "other-app"
+
+ACCOUNTS: dict[str, dict[str, Any]] = {
+    "alice": {"preferred_username": "alice", "name": "Alice", "email": "alice@example.org",
+              "email_verified": True, "groups": ["staff", "hub-admins"]},
+    "bob": {"preferred_username": "bob", "name": "Bob", "email": "bob@example.org",
+            "email_verified": True, "groups": ["students"]},
+    "mallory": {"preferred_username": "mallory", "name": "Mallory", "email": "mallory@elsewhere.test",
+                "email_verified": True, "groups": ["visitors"]},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_key(kid: str) -> dict[str, Any]:
+    key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+    return dict(key.as_dict(private=True))
+
+
+@dataclass
+class RealOP:
+    """One oidc-provider process. ``restart(keys)`` relaunches it on the same port (same issuer) with new
+    signing keys, which is how a provider rotates keys."""
+
+    port: int
+    workdir: Path
+    redirect_uris: list[str]
+    post_logout_uris: list[str]
+    access_ttl: int = 3
+    id_token_ttl: int = 3
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    proc: subprocess.Popen[str] | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        client = {"grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+                  "redirect_uris": self.redirect_uris, "post_logout_redirect_uris": self.post_logout_uris,
+                  "token_endpoint_auth_method": "client_secret_basic"}
+        config = {
+            "port": self.port, "module": str(OP_MODULE), "keys": self.keys, "accounts": ACCOUNTS,
+            "ttl": {"AccessToken": self.access_ttl, "IdToken": self.id_token_ttl},
+            "clients": [{**client, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+                        {**client, "client_id": OTHER_CLIENT_ID, "client_secret": CLIENT_SECRET + "-other"}],
+        }
+        path = self.workdir / "op-config.json"
+        path.write_text(json.dumps(config))
+        log = (self.workdir / "op.log").open("a")
+        self.proc = subprocess.Popen(["node", str(OP_SCRIPT), str(path)], stdout=subprocess.PIPE,
+                                     stderr=log, text=True, env={**os.environ, "NODE_ENV": "test"})
+        deadline = time.monotonic() + 30
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("READY"):
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"oidc-provider did not start; see {self.workdir / 'op.log'}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self, keys: list[dict[str, Any]]) -> None:
+        self.stop()
+        self.keys = keys
+        self.start()
+
+
+async def sign_in_at_op(browser: httpx.AsyncClient, url: str, *, login: str, until: str,
+                        max_hops: int = 12) -> dict[str, str]:
+    """Follow redirects from ``url`` through the OP's login form until the OP redirects to ``until`` (the hub's
+    callback); return that redirect's query parameters. ``browser`` keeps the OP's cookies between calls."""
+    response = await browser.get(url)
+    for _ in range(max_hops):
+        if response.is_redirect:
+            location = urljoin(str(response.url), response.headers["location"])
+            if location.startswith(until):
+                return dict(parse_qsl(urlsplit(location).query))
+            response = await browser.get(location)
+            continue
+        tag = re.search(r'<form[^>]*method="post"[^>]*>', response.text)
+        action = re.search(r'action="([^"]+)"', tag.group(0)) if tag else None
+        if response.status_code != 200 or not action:
+            raise AssertionError(f"unexpected OP page {response.status_code}: {response.text[:300]}")
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.text))
+        if 'name="login"' in response.text:
+            fields.update(login=login, password="any-password")
+        if "op.logoutForm" in response.text:
+            fields["logout"] = "yes"  # the "Yes, sign me out" button
+        response = await browser.post(urljoin(str(response.url), action.group(1)), data=fields)
+    raise AssertionError("too many redirects at the OP")
+
+
+def hub_info(hub_port: int) -> HubInfo:
+    url = f"http://127.0.0.1:{hub_port}"
+    return HubInfo(hub_id="oauth-test", data_dir="/tmp", hub_api_url=f"{url}/hub/api", hub_url=url,
+                   public_url=url, public_port=hub_port)
+
+
+def make_oidc(op: RealOP, hub_port: int, **overrides: Any) -> OIDCAuthenticator:
+    options: dict[str, Any] = {
+        "issuer": op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "scopes": ["openid", "profile", "email", "groups", "offline_access"],
+        "allowed_groups": ["staff", "students"], "admin_groups": ["hub-admins"],
+        "jwks_refetch_interval": 0,
+    }
+    options.update(overrides)
+    return OIDCAuthenticator(OIDCConfig(**options), hub_info(hub_port))
+
+
+async def full_login(auth: OIDCAuthenticator, browser: httpx.AsyncClient, *, login: str, redirect_uri: str,
+                     next_url: str = "/hub/home") -> tuple[LoginCompletion, dict[str, str], str]:
+    """start_login -> the OP's form -> complete_login; returns the completion, callback params and state."""
+    start = await auth.start_login(next_url, redirect_uri)
+    params = await sign_in_at_op(browser, start.url, login=login, until=redirect_uri)
+    done = await auth.complete_login(params, start.state, redirect_uri)
+    return done, params, start.state
