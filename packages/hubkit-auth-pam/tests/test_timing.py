@@ -1,0 +1,64 @@
+"""An unknown user takes about as long to refuse as a wrong password (and PAM's own sleep is not ours)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import anyio
+import pytest
+from hubkit.errors import AuthFailed
+from hubkit.interfaces import Credentials
+from hubkit.plugins.registry import HubInfo
+from hubkit_auth_pam import PAMAuthenticator, PAMConfig
+
+from .conftest import OSAccounts
+
+pytestmark = [pytest.mark.anyio, pytest.mark.root, pytest.mark.timeout(120)]
+
+DELAY = 0.4
+TOLERANCE = 0.1  # seconds between the two medians; PAM's own sleep alone is 2-3.75 s on Debian
+
+
+async def _time_refusal(auth: PAMAuthenticator, name: str, password: str) -> float:
+    t0 = time.monotonic()
+    with pytest.raises(AuthFailed, match="Invalid username or password"):
+        await auth.authenticate(Credentials(username=name, password=password))
+    return time.monotonic() - t0
+
+
+async def test_unknown_user_takes_as_long_as_wrong_password(
+    os_accounts: OSAccounts, hub_info: HubInfo
+) -> None:
+    name = os_accounts.user("time")
+    auth = PAMAuthenticator(PAMConfig(failure_delay_seconds=DELAY), hub_info)
+    await auth.startup()
+    wrong: list[float] = []
+    unknown: list[float] = []
+    for i in range(5):  # interleaved, so load changes hit both sides alike
+        wrong.append(await _time_refusal(auth, name, f"wrong-{i}"))
+        unknown.append(await _time_refusal(auth, os_accounts.name(f"ghost{i}"), "Corr3ct-horse"))
+        unknown.append(await _time_refusal(auth, "bad name;", "x"))  # a name PAM never sees
+    assert min(wrong + unknown) >= DELAY
+    assert abs(statistics.median(wrong) - statistics.median(unknown)) < TOLERANCE, (wrong, unknown)
+    # The configured delay replaced PAM's randomized 2-3 s sleep (Debian's login service asks for 3 s).
+    assert max(wrong + unknown) < DELAY + 1.0, (wrong, unknown)
+
+
+async def test_waiting_refusals_hold_no_worker_thread(os_accounts: OSAccounts, hub_info: HubInfo) -> None:
+    """Ten refusals at once with one PAM slot still finish in about one delay: the wait is on the loop."""
+    name = os_accounts.user("par")
+    auth = PAMAuthenticator(PAMConfig(failure_delay_seconds=1.0, max_concurrent_checks=1), hub_info)
+    await auth.startup()
+    durations: list[float] = []
+
+    async def one(i: int) -> None:
+        durations.append(await _time_refusal(auth, name, f"wrong-{i}"))
+
+    t0 = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(one, i)
+    total = time.monotonic() - t0
+    assert len(durations) == 10
+    assert total < 2.5, f"10 parallel refusals took {total:.2f}s (serialized waits?)"
