@@ -26,7 +26,8 @@ from ..errors import ConfigError
 from ..plugins.registry import StorageRegistry
 from .orm import metadata as core_metadata
 
-logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per revision is noise at hub start
+for _name in ("alembic", "alembic.runtime.migration", "alembic.runtime.plugins"):  # noise at every hub start
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 CORE_BRANCH = "hubkit-core"

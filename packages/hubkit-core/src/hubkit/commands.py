@@ -1,0 +1,149 @@
+"""What the CLI subcommands do (kept apart from argument parsing so tests can call them directly)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from .errors import ConfigError, NotFound
+
+SECRET_WORDS = ("password", "secret", "token", "crypt_keys", "private_key", "api_key")
+
+
+def _registries(load_entry_points: bool = True) -> Any:
+    from .plugins.hooks import collect_registries
+    from .plugins.manager import build_plugin_manager
+
+    pm = build_plugin_manager(load_entry_points=load_entry_points)
+    return pm, collect_registries(pm)
+
+
+def generate_config(path: str, *, force: bool = False) -> int:
+    from .config.generate import generate_config as gen
+
+    _pm, registries = _registries()
+    text = gen(registries)
+    if path == "-":
+        sys.stdout.write(text)
+        return 0
+    p = Path(path)
+    if p.exists() and not force:
+        raise ConfigError("exists already; pass --force to overwrite", source=str(p))
+    p.write_text(text, encoding="utf-8")
+    print(f"wrote {p}")
+    return 0
+
+
+def _storage_and_engine(settings: Any) -> tuple[Any, Any]:
+    from .runtime.backends import validate_sections
+    from .storage.engine import create_engine, normalize_url
+
+    _pm, registries = _registries()
+    validate_sections(settings, registries)
+    data_dir = str(Path(settings.hub.data_dir).resolve())
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return registries.storage, create_engine(normalize_url(settings.hub.db_url, data_dir))
+
+
+async def db_upgrade(settings: Any) -> int:
+    from .storage import migrate
+
+    storage, engine = _storage_and_engine(settings)
+    try:
+        before = await migrate.current_heads(engine)
+        await migrate.upgrade(engine, storage)
+        after = await migrate.current_heads(engine)
+    finally:
+        await engine.dispose()
+    url = make_url(str(engine.url)).render_as_string(hide_password=True)
+    print(f"{url}: {', '.join(sorted(before)) or 'empty'} -> {', '.join(sorted(after))}")
+    return 0
+
+
+async def token(
+    settings: Any, user: str, scopes: list[str], *, note: str, expires_in: float | None, create: bool
+) -> int:
+    from .auth.tokens import issue_token
+    from .storage import migrate
+    from .storage.engine import create_sessionmaker, is_sqlite
+    from .storage.orm import User
+
+    storage, engine = _storage_and_engine(settings)
+    try:
+        await migrate.ensure_schema(engine, storage, auto=is_sqlite(engine.url))
+        async with create_sessionmaker(engine)() as s:
+            row = (await s.execute(select(User).where(User.name == user))).scalar_one_or_none()
+            if row is None:
+                if not create:
+                    raise NotFound(f"no user {user!r} (pass --create to add it)")
+                row = User(name=user, admin=user in settings.hub.admin_users, cookie_id=secrets.token_hex(16))
+                s.add(row)
+                await s.flush()
+            secret, _tok = await issue_token(
+                s, user_id=row.id, scopes=scopes, note=note, expires_in=expires_in
+            )
+            await s.commit()
+    finally:
+        await engine.dispose()
+    print(secret)
+    return 0
+
+
+def plugins() -> int:
+    from .plugins.manager import plugin_modules
+
+    pm, registries = _registries()
+    print("plugins:")
+    for name, dist, plugin in plugin_modules(pm):
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        print(f"  {name} ({dist}): {', '.join(hooks) or '-'}")
+    for title, reg in (
+        ("authenticators", registries.authenticators),
+        ("spawners", registries.spawners),
+        ("proxies", registries.proxies),
+    ):
+        print(f"{title}:")
+        for entry in reg:
+            print(f"  {entry.name}: {entry.description or '-'} (plugin {entry.plugin})")
+    if registries.config_sections.sections:
+        print("config sections:")
+        for name in sorted(registries.config_sections.sections):
+            print(f"  [plugins.{name}]")
+    if registries.storage.migration_locations:
+        print("migration branches:")
+        for branch, loc in sorted(registries.storage.migration_locations.items()):
+            print(f"  {branch}: {loc}")
+    return 0
+
+
+def mask(data: Any, key: str = "") -> Any:
+    if isinstance(data, dict):
+        return {k: mask(v, k) for k, v in data.items()}
+    if isinstance(data, list) and not any(w in key.lower() for w in SECRET_WORDS):
+        return [mask(v, key) for v in data]
+    if key.endswith("_file") or key.endswith("_path"):
+        return data
+    if any(w in key.lower() for w in SECRET_WORDS) and isinstance(data, (str, list)) and data:
+        return "********"
+    if key == "db_url" and isinstance(data, str):
+        return make_url(data).render_as_string(hide_password=True)
+    return data
+
+
+def effective_config(settings: Any) -> dict[str, Any]:
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    for role in ("auth", "spawner", "proxy"):
+        for name, section in getattr(settings, role).backends.items():
+            data[role][name] = section
+    return mask(data)
+
+
+def config_show(settings: Any) -> str:
+    from .config.toml_out import dump
+
+    return dump(effective_config(settings))
