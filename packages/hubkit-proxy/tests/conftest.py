@@ -112,7 +112,7 @@ def make_backend_app(state: Backend) -> web.Application:
         return resp
 
     async def hang(request: web.Request) -> web.Response:
-        await asyncio.sleep(60)
+        await asyncio.sleep(10)
         return web.Response(text="late")
 
     async def error_page(request: web.Request) -> web.Response:
@@ -152,7 +152,9 @@ def make_backend_app(state: Backend) -> web.Application:
 async def backend() -> AsyncIterator[Backend]:
     port = free_port()
     state = Backend(url=f"http://127.0.0.1:{port}", port=port)
-    runner = web.AppRunner(make_backend_app(state), handle_signals=False)
+    runner = web.AppRunner(
+        make_backend_app(state), handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
@@ -188,7 +190,9 @@ class ProxyProc:
         return {"Authorization": f"token {self.token}"}
 
     def start(self, timeout: float = 15.0) -> None:
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -234,7 +238,10 @@ def make_proxy(kind: str, *extra: str, token: str | None = None) -> ProxyProc:
     base = ["--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1", "--api-port", str(api_port)]
     if kind == "chp":
         binary = chp_bin()
-        require(binary is not None, "configurable-http-proxy not installed (npm install ... configurable-http-proxy@5)")
+        require(
+            binary is not None,
+            "configurable-http-proxy not installed (npm install ... configurable-http-proxy@5)",
+        )
         assert binary is not None
         args = [binary, *base, "--log-level", "warn", *extra]
     else:

@@ -20,7 +20,12 @@ def api(p: ProxyProc, method: str, path: str, **kw: object) -> httpx.Response:
 
 
 def test_add_get_delete_cycle(proxy: ProxyProc) -> None:
-    r = api(proxy, "POST", "/api/routes/user/alice", json={"target": "http://127.0.0.1:9", "user": "alice", "jupyterhub": True})
+    r = api(
+        proxy,
+        "POST",
+        "/api/routes/user/alice",
+        json={"target": "http://127.0.0.1:9", "user": "alice", "jupyterhub": True},
+    )
     assert r.status_code == 201
     assert r.content == b""
     routes = api(proxy, "GET", "/api/routes")
@@ -39,14 +44,21 @@ def test_add_get_delete_cycle(proxy: ProxyProc) -> None:
 
 
 def test_key_normalisation_and_replace(proxy: ProxyProc) -> None:
-    assert api(proxy, "POST", "/api/routes/user/bob/", json={"target": "http://127.0.0.1:9", "a": 1}).status_code == 201
-    assert api(proxy, "POST", "/api/routes/user/bob", json={"target": "http://127.0.0.1:10"}).status_code == 201
+    assert (
+        api(proxy, "POST", "/api/routes/user/bob/", json={"target": "http://127.0.0.1:9", "a": 1}).status_code
+        == 201
+    )
+    assert (
+        api(proxy, "POST", "/api/routes/user/bob", json={"target": "http://127.0.0.1:10"}).status_code == 201
+    )
     routes = api(proxy, "GET", "/api/routes").json()
     assert "/user/bob/" not in routes
     assert routes["/user/bob"]["target"] == "http://127.0.0.1:10"
     assert "a" not in routes["/user/bob"]  # re-POST replaces the whole data object
     # URI-decoded path segments
-    assert api(proxy, "POST", "/api/routes/user/j%40x", json={"target": "http://127.0.0.1:9"}).status_code == 201
+    assert (
+        api(proxy, "POST", "/api/routes/user/j%40x", json={"target": "http://127.0.0.1:9"}).status_code == 201
+    )
     assert "/user/j@x" in api(proxy, "GET", "/api/routes").json()
 
 

@@ -180,8 +180,10 @@ class ClientProtocol(asyncio.Protocol):
         ex.body_done = True
         if ex.discard and ex.finished:
             self.after_response(ex)
-        elif ex.upstream is not None and ex is self.current and ex.req_chunked:
-            ex.upstream.write(b"0\r\n\r\n")
+        elif ex.upstream is not None and ex is self.current:
+            ex.sent_at = time.monotonic()  # the upstream timeout counts from the end of the request
+            if ex.req_chunked:
+                ex.upstream.write(b"0\r\n\r\n")
 
     # -- request handling -----------------------------------------------------------------------------------
     def begin(self, ex: Exchange) -> None:
@@ -412,6 +414,7 @@ class ClientProtocol(asyncio.Protocol):
         conn = ex.upstream
         if (
             conn is not None
+            and ex.body_done
             and not ex.response_started
             and s.proxy_timeout
             and ex.sent_at
