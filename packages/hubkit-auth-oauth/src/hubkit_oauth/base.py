@@ -29,11 +29,11 @@ from hubkit.interfaces import (
 from hubkit.plugins.registry import HubInfo
 
 from .config import OAuthConfig
-from .http import ProviderHTTP, ProviderUnreachable
 from .identity import Identity
 from .login_state import LoginState
 from .policy import AccessPolicy
 from .tokens import TokenEndpoint, TokenRejected
+from .transport import ProviderHTTP, ProviderUnreachable
 
 log = logging.getLogger("hubkit.oauth")
 

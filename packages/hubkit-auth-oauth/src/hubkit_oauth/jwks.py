@@ -13,7 +13,7 @@ from typing import Any
 from joserfc import jwk
 from joserfc.errors import JoseError
 
-from .http import ProviderHTTP
+from .transport import ProviderHTTP
 
 log = logging.getLogger("hubkit.oauth")
 

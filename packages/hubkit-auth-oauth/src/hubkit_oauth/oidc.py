@@ -13,11 +13,11 @@ from hubkit.plugins.registry import HubInfo
 
 from .base import Endpoints, OAuthAuthenticator
 from .config import OIDCConfig
-from .http import ProviderUnreachable, host_of
 from .id_token import verify_id_token
 from .identity import Identity, claim, group_names, username_from, verified
 from .jwks import JWKSCache
 from .login_state import LoginState
+from .transport import ProviderUnreachable, host_of
 
 log = logging.getLogger("hubkit.oauth")
 

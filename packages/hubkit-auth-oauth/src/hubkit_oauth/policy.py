@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hubkit.errors import AuthFailed
 
 from .config import OAuthConfig
 from .identity import Identity
+
+_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\\?#%&\"'<>`]")
 
 
 class AccessDenied(AuthFailed):
@@ -78,10 +81,18 @@ class AccessPolicy:
                 if self.config.only_mapped_groups:
                     continue
                 mapped = f"{self.config.group_prefix}{raw}"
-            mapped = mapped.strip()[:255]
+            mapped = hub_group_name(mapped)
             if mapped and mapped not in out:
                 out.append(mapped)
         return tuple(sorted(out))
+
+
+def hub_group_name(name: str) -> str:
+    """A provider group name made valid for hubkit (no slashes, spaces, URL metacharacters, leading dot):
+    GitLab's ``team/sub`` becomes ``team:sub``, matching GitHub's ``org:team``."""
+    name = name.strip().replace("/", ":")
+    name = _UNSAFE.sub("_", name).lstrip(".")
+    return name[:255]
 
 
 def _domain(email: str | None) -> str:

@@ -14,7 +14,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from hubkit.errors import AuthFailed
 
-from .http import ProviderHTTP, ProviderUnreachable, host_of, parse_json
+from .transport import ProviderHTTP, ProviderUnreachable, host_of, parse_json
 
 TOKEN_FIELDS = ("access_token", "token_type", "refresh_token", "id_token", "scope")
 

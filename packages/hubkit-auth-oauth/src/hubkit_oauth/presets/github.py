@@ -11,9 +11,9 @@ from pydantic import Field, field_validator
 
 from ..base import Endpoints, OAuthAuthenticator
 from ..config import OAuthConfig, check_provider_url
-from ..http import ProviderRefused
 from ..identity import Identity, username_from
 from ..policy import AccessPolicy
+from ..transport import ProviderRefused
 
 _MAX_PAGES = 10  # 1000 orgs/teams is plenty; bounds the calls made per login
 
@@ -123,4 +123,6 @@ class GitHubAuthenticator(OAuthAuthenticator):
                 return entry["email"], True
             if entry.get("verified") is True and not best[1]:
                 best = (entry["email"], True)
+            elif best[0] is None or (entry.get("primary") is True and not best[1]):
+                best = (entry["email"], False)  # kept to say "not verified" rather than "no address"
         return best
