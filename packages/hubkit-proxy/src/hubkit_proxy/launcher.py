@@ -1,0 +1,92 @@
+"""Start, find and stop an embedded proxy process that outlives the hub.
+
+The child runs in its own session (no terminal signals from the hub's process group) and its pid is kept in a
+file, so a restarted hub finds the running proxy and reuses it instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def read_pid(pid_file: str) -> int | None:
+    try:
+        with open(pid_file) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def launch(cmd: list[str], env: dict[str, str], pid_file: str, log_file: str) -> subprocess.Popen[bytes]:
+    os.makedirs(os.path.dirname(os.path.abspath(pid_file)), exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    with open(pid_file, "w") as fh:
+        fh.write(str(proc.pid))
+    return proc
+
+
+def stop(pid_file: str, grace: float = 5.0) -> bool:
+    """Stop the process named by ``pid_file`` (SIGTERM, then SIGKILL). True when one was running."""
+    pid = read_pid(pid_file)
+    if pid is None or not pid_alive(pid):
+        with contextlib.suppress(OSError):
+            os.unlink(pid_file)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and pid_alive(pid):
+        _reap(pid)
+        time.sleep(0.05)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    _reap(pid)
+    with contextlib.suppress(OSError):
+        os.unlink(pid_file)
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hubkit_proxy.launcher stop <pid-file>``: stop an embedded proxy explicitly."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "stop":
+        raise SystemExit("usage: python -m hubkit_proxy.launcher stop <pid-file>")
+    print("stopped" if stop(args[1]) else "not running")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""hubkit's routing plugin: ``ProxyBackend`` for hubkit-proxy (``"hubkit-proxy"``) and for CHP (``"chp"``).
+
+This is the only module of the package that imports the hubkit core. Both backends talk the same CHP route API;
+they differ in the command they launch and in what survives a proxy restart: hubkit-proxy reloads its journal
+(and copies from a replica), CHP starts empty. Either way the backend also heals the table itself: a watchdog
+restarts a dead embedded proxy and re-adds the routes this hub put there (the core's reconcile does the rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+from hubkit.interfaces import Route
+from hubkit.plugins import hookimpl
+from hubkit.plugins.registry import BackendRegistry, HubInfo
+from pydantic import BaseModel, Field
+
+from . import launcher
+from .chpclient import ChpClient, ProxyApiError, path_to_routespec, routespec_to_path
+
+log = logging.getLogger("hubkit_proxy.plugin")
+TOKEN_FILE = "proxy-auth-token"
+
+
+class ChpConfig(BaseModel):
+    """Options shared by both backends (``[proxy.chp]`` / ``[proxy.hubkit-proxy]``)."""
+
+    model_config = {"extra": "forbid"}
+
+    should_start: bool = Field(
+        True,
+        description="Launch the proxy as a child process that outlives the hub; false = it is run externally.",
+    )
+    api_url: str = Field("http://127.0.0.1:8001", description="The proxy's REST API URL.")
+    auth_token: str | None = Field(
+        None,
+        repr=False,
+        description="API secret; else env CONFIGPROXY_AUTH_TOKEN, else generated and kept 0600 in the data dir.",
+    )
+    command: list[str] | None = Field(None, description="Command to launch (default: the backend's proxy).")
+    extra_args: list[str] = Field(default_factory=list, description="Extra command-line flags for the proxy.")
+    pid_file: str | None = Field(
+        None, description="Pid file of the embedded proxy (default: in the data dir)."
+    )
+    log_file: str | None = Field(
+        None, description="stdout/stderr of the embedded proxy (default: in the data dir)."
+    )
+    host_routing: bool = Field(False, description="Routespecs start with a host (per-user subdomains).")
+    start_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a launched proxy's API.")
+    request_timeout: float = Field(10.0, gt=0, description="Seconds per API request.")
+    retry_seconds: float = Field(30.0, ge=0, description="Total seconds to retry connection errors and 5xx.")
+    check_interval: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between watchdog checks (dead embedded proxy, lost routes); 0 disables.",
+    )
+    proxy_timeout_ms: int | None = Field(None, description="--proxy-timeout passed to the proxy (ms).")
+
+
+class HubkitProxyConfig(ChpConfig):
+    """Options of the ``hubkit-proxy`` backend."""
+
+    replicas: list[str] = Field(
+        default_factory=list,
+        description="API URLs of further replicas serving the same table; every change is pushed to all of them.",
+    )
+    state_file: str | None = Field(
+        None,
+        description="Route journal of the embedded proxy (default: in the data dir); restores routes at start.",
+    )
+
+
+class ChpBackend:
+    """Drives one proxy (plus replicas) through the CHP API."""
+
+    name = "chp"
+
+    def __init__(self, config: ChpConfig, hub: HubInfo) -> None:
+        self.config = config
+        self.hub = hub
+        self.token = self._token()
+        self.pid_file = config.pid_file or os.path.join(hub.data_dir, f"{self.name}.pid")
+        self.log_file = config.log_file or os.path.join(hub.data_dir, f"{self.name}.log")
+        self.clients = [
+            ChpClient(
+                u, self.token, request_timeout=config.request_timeout, retry_seconds=config.retry_seconds
+            )
+            for u in self.api_urls()
+        ]
+        self.known: dict[str, Route] = {}  # what this hub has put in the table (re-added after a restart)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.watchdog: asyncio.Task[None] | None = None
+        self.restarts = 0
+
+    def api_urls(self) -> list[str]:
+        return [self.config.api_url]
+
+    @property
+    def primary(self) -> ChpClient:
+        return self.clients[0]
+
+    # -- token and command ----------------------------------------------------------------------------------
+    def _token(self) -> str:
+        if self.config.auth_token:
+            return self.config.auth_token
+        env = os.environ.get("CONFIGPROXY_AUTH_TOKEN")
+        if env:
+            return env
+        path = os.path.join(self.hub.data_dir, TOKEN_FILE)
+        try:
+            with open(path) as fh:
+                token = fh.read().strip()
+            if token:
+                return token
+        except FileNotFoundError:
+            pass
+        os.makedirs(self.hub.data_dir, exist_ok=True)
+        token = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token)
+        return token
+
+    def default_command(self) -> list[str]:
+        found = os.environ.get("HUBKIT_CHP_BIN") or shutil.which("configurable-http-proxy")
+        if not found:
+            raise ProxyApiError(
+                "configurable-http-proxy not found (set [proxy.chp] command or HUBKIT_CHP_BIN)"
+            )
+        return [found]
+
+    def command(self) -> list[str]:
+        api = urlsplit(self.config.api_url)
+        cmd = list(self.config.command or self.default_command())
+        cmd += ["--ip", self.hub.public_ip, "--port", str(self.hub.public_port)]
+        cmd += ["--api-ip", api.hostname or "127.0.0.1", "--api-port", str(api.port or 8001)]
+        cmd += [
+            "--default-target",
+            self.hub.hub_url,
+            "--error-target",
+            self.hub.hub_url.rstrip("/") + "/hub/error",
+        ]
+        if self.hub.ssl_key and self.hub.ssl_cert:
+            cmd += ["--ssl-key", self.hub.ssl_key, "--ssl-cert", self.hub.ssl_cert]
+        if self.config.host_routing:
+            cmd.append("--host-routing")
+        if self.config.proxy_timeout_ms:
+            cmd += ["--proxy-timeout", str(self.config.proxy_timeout_ms)]
+        return cmd + self.config.extra_args
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        if self.config.should_start:
+            await self.ensure_running()
+        elif not await self.primary.ping():
+            log.warning("proxy API %s is not reachable yet", self.config.api_url)
+        if self.config.check_interval > 0:
+            self.watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def shutdown(self) -> None:
+        """Disconnect only: the proxy keeps serving users while the hub is down."""
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watchdog
+        for client in self.clients:
+            await client.aclose()
+
+    async def ensure_running(self) -> bool:
+        """Reuse a live embedded proxy (pid file + API ping) or launch one. True when it launched one."""
+        pid = launcher.read_pid(self.pid_file)
+        if pid is not None and launcher.pid_alive(pid) and await self.primary.ping():
+            log.info("reusing running %s (pid %d)", self.name, pid)
+            return False
+        env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
+        cmd = self.command()
+        log.info("starting %s: %s", self.name, " ".join(cmd))
+        self.proc = launcher.launch(cmd, env, self.pid_file, self.log_file)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.start_timeout
+        while loop.time() < deadline:
+            if self.proc.poll() is not None:
+                raise ProxyApiError(f"{self.name} exited with {self.proc.returncode}; see {self.log_file}")
+            if await self.primary.ping():
+                return True
+            await asyncio.sleep(0.05)
+        raise ProxyApiError(
+            f"{self.name} API did not answer within {self.config.start_timeout}s; see {self.log_file}"
+        )
+
+    def stop_proxy(self) -> bool:
+        """Stop the embedded proxy explicitly (tests, ``hubkit proxy stop``); the hub never does this itself."""
+        stopped = launcher.stop(self.pid_file)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(1)
+            self.proc = None
+        return stopped
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.check_interval)
+            try:
+                await self.heal()
+            except ProxyApiError as exc:
+                log.warning("proxy check failed: %s", exc)
+
+    async def heal(self) -> int:
+        """Restart a dead embedded proxy and re-add routes this hub added that are missing. Returns re-adds."""
+        if self.config.should_start:
+            pid = launcher.read_pid(self.pid_file)
+            if pid is None or not launcher.pid_alive(pid):
+                log.warning("%s is not running; restarting it", self.name)
+                if self.proc is not None:
+                    self.proc.poll()
+                await self.ensure_running()
+                self.restarts += 1
+        readded = 0
+        for client in self.clients:
+            try:
+                present = await client.all()
+            except ProxyApiError as exc:
+                log.warning("proxy %s unavailable: %s", client.api_url, exc)
+                continue
+            for route in list(self.known.values()):
+                path = routespec_to_path(route.routespec, self.config.host_routing)
+                have = present.get(path)
+                if have is None or have.get("target") != route.target:
+                    await client.add(path, self._body(route))
+                    readded += 1
+        if readded:
+            log.info("re-added %d routes to the proxy", readded)
+        return readded
+
+    # -- ProxyBackend ---------------------------------------------------------------------------------------
+    def _body(self, route: Route) -> dict[str, Any]:
+        body = {k: v for k, v in route.data.items() if k != "last_activity"}
+        body["target"] = route.target
+        body["jupyterhub"] = True
+        return body
+
+    async def _fan_out(self, op: str, path: str, body: dict[str, Any] | None = None) -> None:
+        """Primary first (its failure is the caller's error), then every replica (failures logged: a replica
+        that missed a change copies the table from a peer when it restarts, and the watchdog re-adds)."""
+        for i, client in enumerate(self.clients):
+            try:
+                if op == "add":
+                    assert body is not None
+                    await client.add(path, body)
+                else:
+                    await client.delete(path)
+            except ProxyApiError:
+                if i == 0:
+                    raise
+                log.warning("replica %s missed %s %s", client.api_url, op, path)
+
+    async def add_route(self, route: Route) -> None:
+        path = routespec_to_path(route.routespec, self.config.host_routing)
+        await self._fan_out("add", path, self._body(route))
+        self.known[route.routespec] = route
+
+    async def delete_route(self, routespec: str) -> None:
+        self.known.pop(routespec, None)
+        await self._fan_out("delete", routespec_to_path(routespec, self.config.host_routing))
+
+    async def get_routes(self) -> dict[str, Route]:
+        out: dict[str, Route] = {}
+        for path, data in (await self.primary.all()).items():
+            if not isinstance(data, dict) or not data.get("jupyterhub"):
+                continue
+            routespec = path_to_routespec(path, self.config.host_routing)
+            rest = {k: v for k, v in data.items() if k not in ("target", "jupyterhub")}
+            out[routespec] = Route(routespec, str(data.get("target", "")), rest)
+        return out
+
+
+class HubkitProxyBackend(ChpBackend):
+    name = "hubkit-proxy"
+
+    def __init__(self, config: HubkitProxyConfig, hub: HubInfo) -> None:
+        self.hconfig = config
+        super().__init__(config, hub)
+
+    def api_urls(self) -> list[str]:
+        return [self.config.api_url, *self.hconfig.replicas]
+
+    def default_command(self) -> list[str]:
+        return [sys.executable, "-m", "hubkit_proxy"]
+
+    def command(self) -> list[str]:
+        state = self.hconfig.state_file or os.path.join(self.hub.data_dir, "hubkit-proxy-routes.jsonl")
+        cmd = [*super().command(), "--state-file", state]
+        for peer in self.hconfig.replicas:
+            cmd += ["--peer", peer]
+        return cmd
+
+
+def _chp(config: ChpConfig, hub: HubInfo) -> ChpBackend:
+    return ChpBackend(config, hub)
+
+
+def _hubkit(config: HubkitProxyConfig, hub: HubInfo) -> HubkitProxyBackend:
+    return HubkitProxyBackend(config, hub)
+
+
+@hookimpl
+def hubkit_register_proxies(registry: BackendRegistry[object]) -> None:
+    registry.add(
+        "hubkit-proxy",
+        _hubkit,
+        config=HubkitProxyConfig,
+        description="hubkit-proxy: fast CHP-compatible proxy whose routes survive restarts (journal + replicas)",
+    )
+    registry.add("chp", _chp, config=ChpConfig, description="configurable-http-proxy from npm")

@@ -1,0 +1,248 @@
+"""The routing plugin against real hubkit-proxy and real CHP processes: add/delete/list, restarts, reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import os
+import signal
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Backend, ProxyProc, chp_bin, free_port, make_proxy, require
+from hubkit.interfaces import ProxyBackend, Route
+from hubkit.plugins.registry import BackendRegistry, HubInfo
+from hubkit_proxy import launcher
+from hubkit_proxy.plugin import ChpBackend, ChpConfig, HubkitProxyConfig, hubkit_register_proxies
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+ALICE = Route("/user/alice/", "", {"user": "alice", "server_name": ""})
+
+
+def build(kind: str, tmp: Path, backend: Backend, **options: object) -> ChpBackend:
+    registry: BackendRegistry[object] = BackendRegistry("proxy")
+    hubkit_register_proxies(registry)
+    entry = registry.get(kind)
+    if kind == "chp":
+        binary = chp_bin()
+        require(binary is not None, "configurable-http-proxy not installed")
+        options.setdefault("command", [binary])
+    options.setdefault("api_url", f"http://127.0.0.1:{free_port()}")
+    options.setdefault("check_interval", 0)
+    config = entry.config_model(**options)
+    hub = HubInfo(
+        hub_id="t",
+        data_dir=str(tmp),
+        hub_api_url=backend.url + "/hub/api",
+        hub_url=backend.url,
+        public_url="",
+        public_ip="127.0.0.1",
+        public_port=free_port(),
+    )
+    made = entry.factory(config=config, hub=hub)
+    assert isinstance(made, ChpBackend)
+    assert isinstance(made, ProxyBackend)
+    return made
+
+
+def alice(backend: Backend) -> Route:
+    return Route(ALICE.routespec, backend.url, ALICE.data)
+
+
+@pytest.fixture(params=["hubkit-proxy", "chp"])
+async def embedded(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: Backend
+) -> AsyncIterator[ChpBackend]:
+    b = build(str(request.param), tmp_path, backend)
+    await b.startup()
+    yield b
+    await b.shutdown()
+    b.stop_proxy()
+
+
+async def reconcile(backend: ChpBackend, desired: dict[str, Route]) -> None:
+    """The core's reconcile in miniature: make the proxy table equal the desired one."""
+    actual = await backend.get_routes()
+    for spec, route in desired.items():
+        if spec not in actual or actual[spec].target != route.target:
+            await backend.add_route(route)
+    for spec in actual:
+        if spec not in desired:
+            await backend.delete_route(spec)
+
+
+async def get_public(b: ChpBackend, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as c:
+        return await c.get(f"http://127.0.0.1:{b.hub.public_port}{path}")
+
+
+def test_entry_point_registers_both_backends() -> None:
+    eps = [ep for ep in importlib.metadata.entry_points(group="hubkit") if ep.value == "hubkit_proxy.plugin"]
+    assert eps, "hubkit entry point missing"
+    registry: BackendRegistry[object] = BackendRegistry("proxy")
+    hubkit_register_proxies(registry)
+    assert registry.names() == ["chp", "hubkit-proxy"]
+    with pytest.raises(Exception, match="extra"):
+        HubkitProxyConfig(nonsense=1)  # type: ignore[call-arg]
+    for model in (ChpConfig, HubkitProxyConfig):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} is undocumented"
+
+
+async def test_add_get_delete(embedded: ChpBackend, backend: Backend) -> None:
+    await embedded.add_route(alice(backend))
+    routes = await embedded.get_routes()
+    assert set(routes) == {"/user/alice/"}  # the untagged default route "/" is not the hub's
+    got = routes["/user/alice/"]
+    assert got.target == backend.url
+    assert got.data["user"] == "alice" and got.data["server_name"] == ""
+    assert "jupyterhub" not in got.data and "target" not in got.data
+    assert "last_activity" in got.data
+    r = await get_public(embedded, "/user/alice/api")
+    assert r.status_code == 200 and r.json()["path"] == "/user/alice/api"
+    await embedded.delete_route("/user/alice/")
+    await embedded.delete_route("/user/alice/")  # idempotent
+    assert await embedded.get_routes() == {}
+    # unknown paths fall to the default target (the hub)
+    r = await get_public(embedded, "/user/alice/api")
+    assert r.json()["path"] == "/user/alice/api"
+    assert backend.hits[-1] == "/user/alice/api"
+
+
+async def test_token_generated_private(embedded: ChpBackend) -> None:
+    if os.environ.get("CONFIGPROXY_AUTH_TOKEN"):
+        pytest.skip("token comes from the environment here")
+    path = Path(embedded.hub.data_dir) / "proxy-auth-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == embedded.token
+
+
+async def test_hub_restart_reuses_running_proxy(
+    embedded: ChpBackend, backend: Backend, tmp_path: Path
+) -> None:
+    await embedded.add_route(alice(backend))
+    pid = launcher.read_pid(embedded.pid_file)
+    await embedded.shutdown()
+    assert pid is not None and launcher.pid_alive(pid)  # shutdown never kills it
+    again = build(embedded.name, tmp_path, backend, api_url=embedded.config.api_url)
+    again.hub = embedded.hub
+    await again.startup()
+    try:
+        assert launcher.read_pid(again.pid_file) == pid
+        assert "/user/alice/" in await again.get_routes()
+    finally:
+        await again.shutdown()
+
+
+async def test_killed_proxy_restarted_and_routes_reconciled(embedded: ChpBackend, backend: Backend) -> None:
+    desired = {
+        "/user/alice/": alice(backend),
+        "/services/x/": Route("/services/x/", backend.url, {"service": "x"}),
+    }
+    await reconcile(embedded, desired)
+    pid = launcher.read_pid(embedded.pid_file)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    # the next check notices the dead process and starts a new one
+    assert await embedded.ensure_running() is True
+    restored = await embedded.get_routes()
+    if embedded.name == "hubkit-proxy":
+        assert set(restored) == set(desired)  # journal: back at once, before any reconcile
+    else:
+        assert restored == {}  # CHP keeps routes in memory only
+    await reconcile(embedded, desired)
+    assert set(await embedded.get_routes()) == set(desired)
+    assert (await get_public(embedded, "/user/alice/x")).status_code == 200
+
+
+async def test_watchdog_heals_without_the_core(embedded: ChpBackend, backend: Backend) -> None:
+    await embedded.add_route(alice(backend))
+    pid = launcher.read_pid(embedded.pid_file)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    await embedded.heal()
+    assert embedded.restarts == 1
+    assert "/user/alice/" in await embedded.get_routes()
+    # a route deleted behind the hub's back is re-added too
+    async with httpx.AsyncClient() as c:
+        await c.delete(
+            embedded.config.api_url + "/api/routes/user/alice",
+            headers={"Authorization": f"token {embedded.token}"},
+        )
+    assert await embedded.heal() == 1
+    assert "/user/alice/" in await embedded.get_routes()
+
+
+async def test_replicas_share_the_table(
+    tmp_path: Path, backend: Backend, proxy_factory: list[ProxyProc]
+) -> None:
+    a = make_proxy("hubkit", "--state-file", str(tmp_path / "a.jsonl"))
+    a.start()
+    proxy_factory.append(a)
+    b = make_proxy("hubkit", "--state-file", str(tmp_path / "b.jsonl"), "--peer", a.api_url, token=a.token)
+    b.start()
+    proxy_factory.append(b)
+    plugin = build(
+        "hubkit-proxy",
+        tmp_path,
+        backend,
+        should_start=False,
+        api_url=a.api_url,
+        replicas=[b.api_url],
+        auth_token=a.token,
+        retry_seconds=0,
+    )
+    await plugin.startup()
+    try:
+        await plugin.add_route(alice(backend))
+        for p in (a, b):
+            async with httpx.AsyncClient() as c:
+                assert (await c.get(p.url + "/user/alice/x")).status_code == 200
+        b.kill()
+        bob = Route("/user/bob/", backend.url, {"user": "bob", "server_name": ""})
+        await plugin.add_route(bob)  # replica down: logged, not fatal
+        t0 = asyncio.get_running_loop().time()
+        b.start()  # comes back with its stale journal, then copies the table from its peer
+        async with httpx.AsyncClient() as c:
+            routes = (await c.get(b.api_url + "/api/routes", headers=b.auth)).json()
+        assert asyncio.get_running_loop().time() - t0 < 5
+        assert "/user/bob" in routes and "/user/alice" in routes
+        # a replica restarted with peers down still has its journal
+        a.kill()
+        a.start(timeout=5)
+        async with httpx.AsyncClient() as c:
+            assert "/user/alice" in (await c.get(a.api_url + "/api/routes", headers=a.auth)).json()
+    finally:
+        await plugin.shutdown()
+
+
+async def test_restarted_hubkit_proxy_has_routes_within_a_second(tmp_path: Path, backend: Backend) -> None:
+    b = build("hubkit-proxy", tmp_path, backend)
+    await b.startup()
+    try:
+        for i in range(200):
+            await b.add_route(Route(f"/user/u{i}/", backend.url, {"user": f"u{i}", "server_name": ""}))
+        pid = launcher.read_pid(b.pid_file)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.1)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await b.ensure_running()
+        routes = await b.get_routes()
+        elapsed = loop.time() - t0
+        assert len(routes) == 200
+        assert elapsed < 1.0, f"routes back after {elapsed:.2f}s"
+    finally:
+        await b.shutdown()
+        b.stop_proxy()
+
+
+def test_chp_binary_present_in_ci() -> None:
+    require(chp_bin() is not None, "configurable-http-proxy not installed")
