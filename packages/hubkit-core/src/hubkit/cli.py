@@ -128,6 +128,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.hub.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per setup step: noise
     if args.command == "db":
         return asyncio.run(commands.db_upgrade(settings))
     if args.command == "token":

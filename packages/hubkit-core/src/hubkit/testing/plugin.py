@@ -28,7 +28,9 @@ def anyio_backend() -> str:
 
 
 def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Any:
-    """Settings for a test hub in ``data_dir``; ``sections`` update the defaults, e.g. ``spawner={...}``."""
+    """Settings for a test hub in ``data_dir``; ``sections`` update the defaults, e.g.
+    ``spawner={"concurrent_spawn_limit": 5, "test": {"mode": "process"}}`` (backend tables nest as in TOML)."""
+    from hubkit.config.loader import split_backend_sections
     from hubkit.config.models import Settings
 
     raw: dict[str, Any] = {
@@ -38,7 +40,7 @@ def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Any:
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    return Settings.model_validate(raw)
+    return Settings.model_validate(split_backend_sections(raw))
 
 
 @pytest.fixture
@@ -116,3 +118,24 @@ def register_plugin(hub: Any) -> Any:
     yield register
     for plugin in added:
         hub.pm.unregister(plugin)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Any:
+    """A throwaway PostgreSQL server for the whole test session (skips locally, fails in CI, if missing)."""
+    from hubkit.testing import require
+    from hubkit.testing.postgres import start_cluster
+
+    try:
+        cluster = start_cluster()
+    except RuntimeError as exc:
+        require(False, str(exc))
+        return
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """The async SQLAlchemy URL of a fresh, empty database in ``postgres_cluster``."""
+    return str(postgres_cluster.url(postgres_cluster.create_database()))

@@ -1,0 +1,96 @@
+"""Spawners that raise, crash, hang in start, or never answer HTTP: a clear failure, nothing left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hubkit.errors import LimitReached
+from hubkit.interfaces import Phase
+from hubkit.storage.orm import APIToken, OAuthClient, Server, ServerStatus, Spawn
+from hubkit.testing.plugin import make_settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+
+def tiny_servers_of(user: str) -> list[int]:
+    """pids of live tiny_server processes started for ``user`` (read from /proc)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if b"hubkit.builtin.tiny_server" not in cmd:
+                continue
+            env = (proc / "environ").read_bytes().split(b"\0")
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if f"JUPYTERHUB_USER={user}".encode() in env and stat[0] != "Z":
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture
+def hub_settings(tmp_path):
+    return make_settings(
+        tmp_path / "hub",
+        spawner={"start_timeout": 1.5, "http_timeout": 1.5, "stop_timeout": 5, "test": {"mode": "process"}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason_code"),
+    [("raise", "test-failure"), ("crash", "exited"), ("hang", "timeout-start"), ("hang-http", "timeout-http")],
+)
+async def test_failure_is_clear_and_clean(hub, make_user, behaviour, reason_code):
+    user = await make_user(f"f-{behaviour}")
+    spawn_id = await hub.spawns.request_start(user, "", {"behaviour": behaviour})
+    assert await hub.spawns.wait(spawn_id, 20) == "failed"
+    events = [ev async for _seq, ev in hub.spawns.events(spawn_id)]
+    last = events[-1]
+    assert last.phase is Phase.FAILED and last.reason_code == reason_code
+    assert last.message.startswith("Spawn failed: ")
+    assert tiny_servers_of(user) == []
+    assert f"/user/{user}/" not in await hub.proxy.get_routes()
+    async with hub.db() as s:
+        srv = (await s.execute(select(Server))).scalar_one()
+        assert srv.status == ServerStatus.STOPPED and srv.state == {} and srv.url is None
+        assert (await s.execute(select(APIToken))).scalars().all() == []
+        assert (await s.execute(select(OAuthClient))).scalars().all() == []
+        spawn = await s.get(Spawn, spawn_id)
+        assert spawn.outcome == "failed" and spawn.reason_code == reason_code
+    # the failure is readable later, from the database alone
+    stored = await hub.spawns.progress.stored(spawn_id)
+    assert stored[-1][1].reason_code == reason_code
+    # and the server can be started again
+    again = await hub.spawns.request_start(user)
+    assert await hub.spawns.wait(again, 20) == "ready"
+    assert len(tiny_servers_of(user)) == 1
+    assert await hub.spawns.stop(user)
+    assert tiny_servers_of(user) == []
+
+
+async def test_crash_failure_carries_log_tail(hub, make_user):
+    user = await make_user("logtail")
+    spawn_id = await hub.spawns.request_start(user, "", {"behaviour": "crash"})
+    assert await hub.spawns.wait(spawn_id, 20) == "failed"
+    events = [ev async for _seq, ev in hub.spawns.events(spawn_id)]
+    assert any("crashing on purpose" in line for line in events[-1].detail.get("log_tail", []))
+
+
+async def test_consecutive_failure_guard(hub_factory, tmp_path, make_user=None):
+    hub = await hub_factory(make_settings(tmp_path / "g", spawner={"consecutive_failure_limit": 2}))
+    from hubkit.storage.orm import User
+
+    async with hub.db() as s:
+        s.add_all([User(name=n, cookie_id="c") for n in ("g1", "g2", "g3")])
+        await s.commit()
+    for name in ("g1", "g2"):
+        sid = await hub.spawns.request_start(name, "", {"behaviour": "raise"})
+        assert await hub.spawns.wait(sid, 10) == "failed"
+    with pytest.raises(LimitReached, match="2 failed spawns in a row"):
+        await hub.spawns.request_start("g3")
