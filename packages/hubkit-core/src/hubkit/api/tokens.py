@@ -1,0 +1,172 @@
+"""``/users/{name}/tokens``: list, issue, read and revoke API tokens (JupyterHub C7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..auth import scopes as sc
+from ..auth.tokens import issue_token
+from ..services import users as svc
+from ..storage.orm import APIToken
+from .base import APIError, authed, check, endpoint, hub_of, read_json
+from .models import token_model
+
+ROLE_SCOPES: dict[str, list[str]] = {
+    "user": ["self"],
+    "admin": list(sc.ROLES["admin"]),
+    "token": ["inherit"],
+    "server": list(sc.ROLES["server"]),
+}
+
+
+def _token_id(raw: str) -> int:
+    if not raw.startswith("a") or not raw[1:].isdigit() or len(raw) > 20:
+        raise APIError(404, f"No such token: {raw[:24]}")
+    return int(raw[1:])
+
+
+def requested_scopes(body: dict[str, Any]) -> list[str]:
+    scopes = body.get("scopes")
+    roles = body.get("roles")
+    out: list[str] = []
+    if scopes is not None:
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise APIError(400, "scopes must be a list of strings")
+        out += sc.validate(scopes)
+    if roles is not None:
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise APIError(400, "roles must be a list of role names")
+        for r in roles:
+            if r not in ROLE_SCOPES:
+                raise APIError(400, f"Unknown role {r[:40]!r}; known roles: {sorted(ROLE_SCOPES)}")
+            out += ROLE_SCOPES[r]
+    return out or ["inherit"]
+
+
+def check_grantable(wanted: list[str], *, owner: str, admin: bool) -> None:
+    """Refuse (400) scopes the owner does not hold, instead of silently issuing a weaker token."""
+    owner_all = sc.owner_scopes(owner, admin=admin)
+    if "inherit" in wanted:
+        return
+    expanded = sc.expand(wanted, owner=owner)
+    granted = sc.intersect(expanded, owner_all)
+    missing = [
+        n
+        for n, fs in expanded.items()
+        if not fs <= granted.get(n, set()) and sc.ALL not in granted.get(n, set())
+    ]
+    if missing:
+        raise APIError(400, f"Not assigning requested scopes {sorted(missing)[:10]} not held by {owner}")
+
+
+def parse_expiry(hub: Any, body: dict[str, Any]) -> int | None:
+    expires_in = body.get("expires_in")
+    if expires_in is not None and (
+        isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0
+    ):
+        raise APIError(400, "expires_in must be a positive integer number of seconds, or null")
+    cap = hub.settings.hub.token_expires_in_max_seconds
+    if cap:
+        if expires_in is None:
+            expires_in = cap
+        elif expires_in > cap:
+            raise APIError(400, f"expires_in must not exceed {cap} seconds on this hub")
+    return expires_in
+
+
+async def _owner(request: Request, session: Any, scope: str) -> tuple[Any, Any]:
+    """The caller and the token owner named in the path, after the scope check (404 when hidden)."""
+    ident = await authed(request)
+    check(ident, (scope,))
+    user = await svc.get_user(session, request.path_params["name"])
+    if user is None:
+        raise APIError(404, "No access to resources or resources not found")
+    check(ident, (scope,), user=user.name, user_groups=[g.name for g in user.groups])
+    return ident, user
+
+
+async def _token_row(request: Request, session: Any, scope: str) -> tuple[Any, APIToken]:
+    tid = _token_id(request.path_params["token_id"])
+    _, user = await _owner(request, session, scope)
+    row = await session.get(APIToken, tid)
+    if row is None or row.user_id != user.id:
+        raise APIError(404, "No such token")
+    return user, row
+
+
+@endpoint
+async def list_tokens(request: Request) -> Response:
+    async with hub_of(request).db() as session:
+        _, user = await _owner(request, session, "read:tokens")
+        rows = (
+            await session.execute(select(APIToken).where(APIToken.user_id == user.id).order_by(APIToken.id))
+        ).scalars()
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        live = [t for t in rows if t.expires_at is None or t.expires_at > now]
+        return JSONResponse({"api_tokens": [token_model(t, user.name) for t in live]})
+
+
+@endpoint
+async def create_token(request: Request) -> Response:
+    hub = hub_of(request)
+    await authed(request)
+    body = await read_json(request, allowed={"note", "expires_in", "scopes", "roles"}, default={})
+    note = body.get("note", "")
+    if not isinstance(note, str) or len(note) > 1000:
+        raise APIError(400, "note must be a string of at most 1000 characters")
+    wanted = requested_scopes(body)
+    expires_in = parse_expiry(hub, body)
+    async with hub.db() as session:
+        ident, user = await _owner(request, session, "tokens")
+        check_grantable(wanted, owner=user.name, admin=user.admin)
+        if ident.token_kind is not None and "inherit" not in wanted:
+            # a token may only create tokens that are no more powerful than itself
+            mine = sc.expand(wanted, owner=user.name)
+            if sc.intersect(mine, ident.scopes) != mine and not ident.admin:
+                raise APIError(403, "Cannot create a token with more permissions than the calling token")
+        note = note or f"Requested via api by {ident.kind} {ident.name}"
+        secret, row = await issue_token(
+            session, user_id=user.id, scopes=wanted, note=note, expires_in=expires_in
+        )
+        await session.commit()
+        model = token_model(row, user.name)
+    model["token"] = secret
+    return JSONResponse(model, status_code=201)
+
+
+@endpoint
+async def get_token(request: Request) -> Response:
+    async with hub_of(request).db() as session:
+        user, row = await _token_row(request, session, "read:tokens")
+        return JSONResponse(token_model(row, user.name))
+
+
+@endpoint
+async def delete_token(request: Request) -> Response:
+    async with hub_of(request).db() as session:
+        user, row = await _token_row(request, session, "tokens")
+        if row.kind == "oauth" and row.oauth_client:
+            await session.execute(
+                delete(APIToken).where(APIToken.user_id == user.id, APIToken.oauth_client == row.oauth_client)
+            )
+        else:
+            await session.delete(row)
+        await session.commit()
+    return Response(status_code=204)
+
+
+def routes(api: str) -> list[Route]:
+    base = f"{api}/users/{{name}}/tokens"
+    return [
+        Route(base, list_tokens, methods=["GET"]),
+        Route(base, create_token, methods=["POST"]),
+        Route(f"{base}/{{token_id}}", get_token, methods=["GET"]),
+        Route(f"{base}/{{token_id}}", delete_token, methods=["DELETE"]),
+    ]

@@ -1,0 +1,147 @@
+"""``/hub/api/oauth2/authorize``: log in if needed, check access, then 302 back with a code (JupyterHub B3).
+
+A server's owner is never asked for consent; anyone else with access (an admin) confirms once with a form.
+Problems with the client itself (unknown client, wrong redirect URI) are shown at the hub and never
+redirected, so the hub cannot be used as an open redirector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..api.base import hub_of
+from ..auth import scopes as sc
+from ..auth.identity import Identity, resolve
+from ..auth.sessions import hub_prefix
+from ..storage.orm import OAuthClient, Server
+from ..web import xsrf
+from ..web.render import error_page, redirect, render
+from .codes import issue_code
+
+
+@dataclass(frozen=True)
+class Grant:
+    client: OAuthClient
+    redirect_uri: str
+    state: str | None
+    scopes: list[str]
+    challenge: str | None
+    method: str | None
+
+
+class Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _back(uri: str, **params: str | None) -> Response:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return redirect(uri + ("&" if "?" in uri else "?") + query)
+
+
+async def _validate(request: Request, ident: Identity) -> Grant:
+    hub = hub_of(request)
+    q = request.query_params
+    client_id = q.get("client_id", "")
+    async with hub.db() as session:
+        client = None
+        if client_id and len(client_id) <= 255:
+            client = (
+                await session.execute(select(OAuthClient).where(OAuthClient.identifier == client_id))
+            ).scalar_one_or_none()
+    if client is None or not client.secret_hash:
+        raise Refused(error_page(request, 400, "Invalid client_id: this OAuth client is not registered."))
+    redirect_uri = q.get("redirect_uri", client.redirect_uri)
+    if redirect_uri != client.redirect_uri:
+        raise Refused(error_page(request, 400, "Mismatching redirect URI."))
+    state = q.get("state")
+    if q.get("response_type") != "code":
+        raise Refused(_back(redirect_uri, error="unsupported_response_type", state=state))
+    challenge = q.get("code_challenge") or None
+    method = q.get("code_challenge_method") or ("plain" if challenge else None)
+    if challenge and (method != "S256" or not (43 <= len(challenge) <= 128)):
+        raise Refused(
+            _back(
+                redirect_uri,
+                error="invalid_request",
+                error_description="Only S256 PKCE is supported",
+                state=state,
+            )
+        )
+    if not sc.access_scope_covers(ident.scopes, client.access_scopes or []):
+        raise Refused(
+            error_page(
+                request,
+                403,
+                f"You do not have permission to access {client.description or client.identifier}.",
+            )
+        )
+    identify = sc.flatten(sc.expand(sc.IDENTIFY, owner=ident.name))
+    allowed = [*identify, *(client.access_scopes or [])[:1], *(client.allowed_scopes or [])]
+    requested = q.get("scope")
+    if requested:
+        wanted = requested.split()
+        if any(s not in allowed and s not in sc.IDENTIFY for s in wanted):
+            raise Refused(_back(redirect_uri, error="invalid_scope", state=state))
+        scopes = sorted({*identify, *(s for s in wanted if s not in sc.IDENTIFY)})
+    else:
+        scopes = sorted(set(allowed))
+    return Grant(client, redirect_uri, state, scopes, challenge, "S256" if challenge else None)
+
+
+async def _is_owner(request: Request, ident: Identity, client: OAuthClient) -> bool:
+    if client.server_id is None:
+        return False
+    async with hub_of(request).db() as session:
+        owner = (
+            await session.execute(select(Server.user_id).where(Server.id == client.server_id))
+        ).scalar_one_or_none()
+    return owner == ident.id
+
+
+async def _issue(request: Request, ident: Identity, grant: Grant) -> Response:
+    async with hub_of(request).db() as session:
+        code = await issue_code(
+            session,
+            client=grant.client.identifier,
+            user_id=ident.id,
+            redirect_uri=grant.redirect_uri,
+            scopes=grant.scopes,
+            session_id=ident.session_id,
+            code_challenge=grant.challenge,
+            code_challenge_method=grant.method,
+        )
+        await session.commit()
+    return _back(grant.redirect_uri, code=code, state=grant.state)
+
+
+async def authorize(request: Request) -> Response:
+    hub = hub_of(request)
+    ident = await resolve(hub, request)
+    if ident is None or ident.kind != "user" or ident.via != "cookie":
+        here = request.url.path + ("?" + request.url.query if request.url.query else "")
+        return redirect(f"{hub_prefix(hub)}login?next={quote(here, safe='')}")
+    try:
+        grant = await _validate(request, ident)
+    except Refused as r:
+        return r.response
+    if request.method == "POST":
+        form = await request.form(max_files=0, max_fields=20)
+        try:
+            xsrf.check(hub, request, str(form.get("_xsrf", "")))
+        except xsrf.XSRFError as exc:
+            return error_page(request, 403, exc.reason)
+        return await _issue(request, ident, grant)
+    if await _is_owner(request, ident, grant.client):
+        return await _issue(request, ident, grant)
+    return render(request, "consent.html", {"description": grant.client.description, "scopes": grant.scopes})
+
+
+def routes(api: str) -> list[Route]:
+    return [Route(f"{api}/oauth2/authorize", authorize, methods=["GET", "POST"])]

@@ -1,0 +1,174 @@
+"""Create, rename and delete users and groups; the one place that knows the naming rules.
+
+Deleting a user stops their servers through the spawn engine first, so no process or route is orphaned.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..errors import Conflict, HubkitError, NotFound
+from ..interfaces import UserInfo
+from ..storage.orm import APIToken, Group, Server, ServerStatus, User
+
+if TYPE_CHECKING:
+    from ..runtime.hub import Hub
+
+MAX_NAME = 255
+# no slashes, backslashes, URL metacharacters, whitespace or control characters
+_NAME_RE = re.compile(r"^[^\x00-\x20\x7f-\x9f/\\?#%&\"'<>`]+$")
+
+
+class InvalidName(HubkitError):
+    """A user, group or server name that could not appear safely in a URL path."""
+
+
+def check_name(name: object, *, what: str = "user name") -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidName(f"{what} must be a non-empty string")
+    if len(name) > MAX_NAME:
+        raise InvalidName(f"{what} is longer than {MAX_NAME} characters")
+    if name in (".", "..") or name.startswith(".") or not _NAME_RE.match(name):
+        raise InvalidName(
+            f"invalid {what} {name[:64]!r}: no slashes, spaces, control characters, URL metacharacters "
+            "or leading dot"
+        )
+    return name
+
+
+def info(user: User) -> UserInfo:
+    return UserInfo(name=user.name, admin=user.admin, groups=tuple(g.name for g in user.groups), id=user.id)
+
+
+async def get_user(session: AsyncSession, name: str) -> User | None:
+    return (await session.execute(select(User).where(User.name == name))).scalar_one_or_none()
+
+
+async def require_user(session: AsyncSession, name: str) -> User:
+    user = await get_user(session, name)
+    if user is None:
+        raise NotFound(f"No such user: {name}")
+    return user
+
+
+def new_user(name: str, *, admin: bool = False) -> User:
+    return User(name=check_name(name), admin=admin, cookie_id=secrets.token_hex(16), servers=[], groups=[])
+
+
+async def create_users(
+    hub: Hub, session: AsyncSession, names: Iterable[str], *, admin: bool = False
+) -> list[User]:
+    """Create the given users (existing ones skipped); fires ``hubkit_user_created`` after commit."""
+    wanted = []
+    for n in names:
+        n = check_name(await hub.hooks.normalize_username(check_name(n)))
+        if n not in wanted:
+            wanted.append(n)
+    existing = set((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
+    created = [new_user(n, admin=admin) for n in wanted if n not in existing]
+    session.add_all(created)
+    await session.commit()
+    for u in created:
+        await hub.hooks.user_created(UserInfo(name=u.name, admin=u.admin, id=u.id))
+    return created
+
+
+async def rename_user(session: AsyncSession, user: User, new_name: str) -> None:
+    check_name(new_name)
+    if new_name == user.name:
+        return
+    if await get_user(session, new_name) is not None:
+        raise Conflict(f"User {new_name} already exists")
+    if any(s.status != ServerStatus.STOPPED for s in user.servers):
+        raise Conflict(f"Stop {user.name}'s servers before renaming")
+    user.name = new_name
+
+
+async def stop_all_servers(hub: Hub, name: str, *, remove: bool, reason: str) -> bool:
+    """Stop every server of ``name``; ``True`` when all are stopped."""
+    async with hub.db() as session:
+        user = await require_user(session, name)
+        servers = [(s.name, s.status) for s in user.servers]
+    done = True
+    for server_name, status in servers:
+        if status == ServerStatus.STOPPED and not (remove and server_name):
+            continue
+        done = (
+            await hub.spawns.stop(name, server_name, remove=remove and bool(server_name), reason=reason)
+            and done
+        )
+    return done
+
+
+async def delete_user(hub: Hub, name: str, *, reason: str = "user deleted") -> None:
+    if not await stop_all_servers(hub, name, remove=True, reason=reason):
+        raise Conflict(f"{name}'s servers are still stopping; try again shortly")
+    async with hub.db() as session:
+        user = await require_user(session, name)
+        uinfo = info(user)
+        await session.execute(delete(APIToken).where(APIToken.user_id == user.id))
+        await session.execute(delete(Server).where(Server.user_id == user.id))
+        await session.delete(user)
+        await session.commit()
+    await hub.hooks.user_deleted(uinfo)
+
+
+async def revoke_all_tokens(session: AsyncSession, user: User) -> int:
+    """Delete every API and OAuth token of a user and end their browser sessions (server tokens survive)."""
+    res = await session.execute(
+        delete(APIToken).where(APIToken.user_id == user.id, APIToken.kind != "server")
+    )
+    user.cookie_id = secrets.token_hex(16)
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+# ---- groups -----------------------------------------------------------------------------------------------
+
+
+async def get_group(session: AsyncSession, name: str) -> Group | None:
+    return (await session.execute(select(Group).where(Group.name == name))).scalar_one_or_none()
+
+
+async def require_group(session: AsyncSession, name: str) -> Group:
+    group = await get_group(session, name)
+    if group is None:
+        raise NotFound(f"No such group: {name}")
+    return group
+
+
+async def users_by_name(session: AsyncSession, names: Iterable[Any]) -> list[User]:
+    wanted = [check_name(n) for n in names]
+    found = list((await session.execute(select(User).where(User.name.in_(wanted)))).scalars())
+    missing = set(wanted) - {u.name for u in found}
+    if missing:
+        raise NotFound(f"No such user(s): {', '.join(sorted(missing))}")
+    return found
+
+
+async def create_group(session: AsyncSession, name: str, members: Iterable[str] = ()) -> Group:
+    check_name(name, what="group name")
+    if await get_group(session, name) is not None:
+        raise Conflict(f"Group {name} already exists")
+    users = await users_by_name(session, members)
+    group = Group(name=name, properties={}, users=users)
+    session.add(group)
+    return group
+
+
+def add_members(group: Group, users: Iterable[User]) -> None:
+    have = {u.id for u in group.users}
+    for u in users:
+        if u.id not in have:
+            group.users.append(u)
+            have.add(u.id)
+
+
+def remove_members(group: Group, users: Iterable[User]) -> None:
+    drop = {u.id for u in users}
+    group.users = [u for u in group.users if u.id not in drop]

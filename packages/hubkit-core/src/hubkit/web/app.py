@@ -1,0 +1,147 @@
+"""The app factory: ``create_app(hub)`` assembles the routes of the API, OAuth provider, pages and plugins.
+
+The hub is started by whoever runs the app (the CLI starts it before uvicorn); the app's lifespan only runs
+the web layer's own background work (the idle culler).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..api import activity, groups, progress, root, servers, services, tokens, users
+from ..api.base import BodyTooLarge, error_response
+from ..auth.ratelimit import LoginRateLimiter
+from ..auth.sessions import hub_prefix
+from ..metrics import Metrics
+from ..oauth import authorize, token
+from .middleware import HubMiddleware
+from .pages import admin, login, misc
+from .pages import servers as server_pages
+from .pages import tokens as token_pages
+from .render import error_page
+
+if TYPE_CHECKING:
+    from ..runtime.hub import Hub
+
+log = logging.getLogger("hubkit.web")
+STATIC = Path(__file__).parent / "static"
+
+
+def _plugin_routes(hub: Hub, prefix: str) -> list[BaseRoute]:
+    out: list[BaseRoute] = []
+    for r in hub.registries.web_routes.routes:
+        path = r.path if r.path.startswith(prefix) else prefix + r.path.lstrip("/")
+        out.append(Mount(path.rstrip("/"), app=r.app, name=r.name or None))
+    return out
+
+
+async def _metrics(request: Request) -> Response:
+    from ..api.base import APIError, require
+
+    try:
+        await require(request, "read:metrics")
+    except APIError as exc:
+        return error_response(exc.status, exc.message)
+    body = await request.app.state.metrics.render(request.app.state.hub)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def build_routes(hub: Hub) -> list[BaseRoute]:
+    p = hub_prefix(hub)
+    api = p + "api"
+    base = (
+        hub.settings.hub.base_url
+        if hub.settings.hub.base_url.endswith("/")
+        else hub.settings.hub.base_url + "/"
+    )
+    routes: list[BaseRoute] = []
+    for mod in (root, users, servers, progress, activity, tokens, groups, services, authorize, token):
+        routes.extend(mod.routes(api))
+    routes.append(Route(f"{p}metrics", _metrics, methods=["GET"]))
+    routes.append(Mount(f"{p}static", app=StaticFiles(directory=str(STATIC)), name="static"))
+    routes.extend(_plugin_routes(hub, p))
+    for pages in (login, server_pages, admin, token_pages):
+        routes.extend(pages.routes(p))
+    routes.extend(misc.routes(p, base))
+    return routes
+
+
+def _is_api(hub: Hub, request: Request) -> bool:
+    return request.url.path.startswith(hub_prefix(hub) + "api")
+
+
+def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
+    """Build the ASGI app. ``run_culler`` defaults to ``[culler] enabled``."""
+    metrics = Metrics()
+    enable_culler = hub.settings.culler.enabled if run_culler is None else run_culler
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        culler_task = None
+        if enable_culler:
+            import asyncio
+
+            from ..culler.loop import run_forever
+
+            culler_task = asyncio.create_task(run_forever(hub, metrics), name="hubkit-culler")
+        try:
+            yield
+        finally:
+            if culler_task is not None:
+                culler_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await culler_task
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if _is_api(hub, request):
+            return error_response(exc.status_code, exc.detail if exc.status_code != 404 else "Not found")
+        return error_page(
+            request,
+            exc.status_code,
+            "Nothing is served at this address." if exc.status_code == 404 else str(exc.detail),
+        )
+
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return error_response(413, f"Request body larger than {hub.settings.hub.max_body_bytes} bytes")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if _is_api(hub, request):
+            return error_response(500, "Internal server error")
+        return error_page(request, 500, "Something went wrong on the hub; the error has been logged.")
+
+    app = Starlette(
+        routes=build_routes(hub),
+        middleware=[
+            Middleware(
+                HubMiddleware,  # type: ignore[arg-type]
+                api_prefix=hub_prefix(hub) + "api",
+                max_body=hub.settings.hub.max_body_bytes,
+                metrics=metrics,
+            )
+        ],
+        exception_handlers={HTTPException: http_error, BodyTooLarge: too_large, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.metrics = metrics
+    app.state.limiter = LoginRateLimiter(
+        hub.settings.hub.login_rate_limit, hub.settings.hub.login_rate_window_seconds
+    )
+    return app
+
+
+__all__: list[Any] = ["create_app"]

@@ -1,0 +1,74 @@
+"""Render server-side pages with the context every template needs (prefix, caller, XSRF token)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from .. import __version__
+from ..auth.sessions import hub_prefix
+from . import xsrf
+
+TEMPLATES = Path(__file__).parent / "templates"
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    autoescape=select_autoescape(["html"]),
+    enable_async=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'none'; default-src 'self'; img-src 'self' data:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HTMLResponse:
+    hub = request.app.state.hub
+    prefix = hub_prefix(hub)
+    ident = request.scope.get("hubkit.identity") or None
+    ctx = {
+        "prefix": prefix,
+        "base_url": hub.settings.hub.base_url,
+        "static": prefix + "static/",
+        "version": __version__,
+        "current_user": ident,
+        "xsrf": xsrf.token_for(hub, request),
+        "request": request,
+    }
+    ctx.update(context or {})
+    body = _env.get_template(template).render(ctx)
+    resp = HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+    xsrf.persist_anchor(hub, request, resp)
+    return resp
+
+
+def redirect(url: str, status: int = 302) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def error_page(
+    request: Request, status: int, message: str, *, extra: dict[str, Any] | None = None
+) -> HTMLResponse:
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return render(
+        request,
+        "error.html",
+        {"status": status, "phrase": phrase, "message": message, **(extra or {})},
+        status=status,
+    )

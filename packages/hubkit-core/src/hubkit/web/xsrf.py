@@ -1,0 +1,95 @@
+"""Cross-site request forgery defence for cookie-authenticated state changes.
+
+Three checks, all required (see docs/security.md):
+
+1. ``Sec-Fetch-Site``, when the browser sends it, must be ``same-origin`` or ``none``.
+2. ``Origin``, when present, must name this hub's host (``null`` is refused).
+3. A token must come back in the form field ``_xsrf`` or the ``X-XSRFToken`` header. It is
+   ``HMAC(cookie_secret, anchor)`` where the anchor is a random value in the HttpOnly ``hubkit-xsrf`` cookie,
+   so another site can neither read nor forge it.
+
+Token-authenticated requests (``Authorization`` header) are not subject to this: browsers never attach that
+header on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from ..auth.sessions import hub_prefix, is_secure
+
+if TYPE_CHECKING:
+    from ..runtime.hub import Hub
+
+ANCHOR_COOKIE = "hubkit-xsrf"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class XSRFError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _anchor(conn: HTTPConnection) -> str:
+    a = conn.scope.get("hubkit.xsrf_anchor")
+    if a:
+        return str(a)
+    a = conn.cookies.get(ANCHOR_COOKIE, "")
+    if not (16 <= len(a) <= 64 and a.isalnum()):
+        a = secrets.token_hex(16)
+        conn.scope["hubkit.xsrf_new_anchor"] = True
+    conn.scope["hubkit.xsrf_anchor"] = a
+    return a
+
+
+def token_for(hub: Hub, conn: HTTPConnection) -> str:
+    """The token to embed in forms (also sets up the anchor cookie via :func:`persist_anchor`)."""
+    return hmac.new(hub.cookie_secret, b"xsrf|" + _anchor(conn).encode(), hashlib.sha256).hexdigest()
+
+
+def persist_anchor(hub: Hub, conn: HTTPConnection, response: Response) -> None:
+    if conn.scope.get("hubkit.xsrf_new_anchor"):
+        response.set_cookie(
+            ANCHOR_COOKIE,
+            conn.scope["hubkit.xsrf_anchor"],
+            path=hub_prefix(hub),
+            httponly=True,
+            samesite="strict",
+            secure=is_secure(hub, conn),
+        )
+
+
+def _allowed_hosts(hub: Hub, conn: HTTPConnection) -> set[str]:
+    hosts = {conn.headers.get("host", "")}
+    fwd = conn.headers.get("x-forwarded-host")
+    if fwd:
+        hosts.add(fwd.split(",")[0].strip())
+    if hub.settings.hub.public_url:
+        hosts.add(urlsplit(hub.settings.hub.public_url).netloc)
+    hosts.discard("")
+    return hosts
+
+
+def check(hub: Hub, conn: HTTPConnection, submitted: str | None) -> None:
+    """Raise :class:`XSRFError` unless this cookie-authenticated state change is same-site and tokened."""
+    site = conn.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise XSRFError(f"cross-site request refused (Sec-Fetch-Site: {site})")
+    origin = conn.headers.get("origin")
+    if origin is not None:
+        netloc = urlsplit(origin).netloc if origin != "null" else ""
+        if netloc not in _allowed_hosts(hub, conn):
+            raise XSRFError("cross-origin request refused (Origin does not match this hub)")
+    if not conn.cookies.get(ANCHOR_COOKIE):
+        raise XSRFError("missing XSRF cookie; reload the page and try again")
+    expected = token_for(hub, conn)
+    if not submitted or not hmac.compare_digest(submitted, expected):
+        raise XSRFError("missing or wrong XSRF token; reload the page and try again")
