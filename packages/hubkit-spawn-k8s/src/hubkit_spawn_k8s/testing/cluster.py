@@ -31,6 +31,7 @@ class Timing:
     pull: float = 0.02
     backoff: float = 0.2
     retry_schedule: float = 0.5
+    probe: float = 0.1  # readiness probe period (real: periodSeconds)
 
 
 class Cluster:

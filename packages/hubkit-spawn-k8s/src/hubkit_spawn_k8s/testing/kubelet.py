@@ -155,8 +155,12 @@ class Kubelet:
                 exit_ = Exit(128, "ContainerCannotRun")
             else:
                 self.cluster.event(pod, "Started", f"Started container {cname}")
-                self._set_status(key, lambda o, n=restarts: _running(o, cname, image_name, n))
+                probe = (container.get("readinessProbe") or {}).get("httpGet")
+                self._set_status(key, lambda o, n=restarts, r=not probe: _running(o, cname, image_name, n, r))
+                prober = asyncio.ensure_future(self._probe(key, run, run.container, ip, probe)) if probe else None
                 exit_ = await run.container.wait()
+                if prober:
+                    prober.cancel()
             if run.deleting or self._current(key, run) is None:
                 return
             policy = pod["spec"].get("restartPolicy", "Always")
@@ -173,6 +177,25 @@ class Kubelet:
             if pod:
                 self.cluster.event(pod, "BackOff", f"Back-off restarting failed container {cname} in pod {key[1]}_{key[0]}", warning=True)
             await asyncio.sleep(timing.backoff)
+
+    async def _probe(self, key: tuple[str, str], run: _PodRun, current: Container, ip: str, probe: Obj) -> None:
+        """An HTTP readiness probe: the container turns ready once GET answers 200..399."""
+        port = int(probe.get("port", 80))
+        request = f"GET {probe.get('path', '/')} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n"
+        while not current.done.done():
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 1)
+                writer.write(request.encode())
+                line = await asyncio.wait_for(reader.readline(), 2)
+                writer.close()
+                code = int(line.split()[1]) if len(line.split()) > 1 else 0
+                if 200 <= code < 400:
+                    if self._current(key, run) is not None and run.container is current:
+                        self._set_status(key, _mark_ready)
+                    return
+            except (OSError, TimeoutError, ValueError):
+                pass
+            await asyncio.sleep(self.cluster.timing.probe)
 
     async def _pull_failure(self, key: tuple[str, str], run: _PodRun, image_name: str, cname: str) -> None:
         pod = self._current(key, run)
@@ -251,11 +274,18 @@ def _cstatus(o: Obj, name: str, image: str, restarts: int, **kw: Any) -> None:
     o["status"]["containerStatuses"] = [status]
 
 
-def _running(o: Obj, name: str, image: str, restarts: int) -> None:
+def _running(o: Obj, name: str, image: str, restarts: int, ready: bool) -> None:
     prev = (o["status"].get("containerStatuses") or [{}])[0].get("lastState")
-    _cstatus(o, name, image, restarts, started=True, ready=True, state={"running": {"startedAt": now_iso()}},
+    _cstatus(o, name, image, restarts, started=True, ready=ready, state={"running": {"startedAt": now_iso()}},
              **({"lastState": prev} if prev else {}))
     o["status"]["phase"] = "Running"
+    flag = "True" if ready else "False"
+    _condition(o, "ContainersReady", flag)
+    _condition(o, "Ready", flag)
+
+
+def _mark_ready(o: Obj) -> None:
+    o["status"]["containerStatuses"][0]["ready"] = True
     _condition(o, "ContainersReady", "True")
     _condition(o, "Ready", "True")
 

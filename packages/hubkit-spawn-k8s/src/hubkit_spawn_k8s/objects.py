@@ -1,0 +1,201 @@
+"""Manifests (plain dicts in API shape) for a server's pod, its user's claim and its optional Service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubkit.interfaces import ServerSpec
+from hubkit.spawn.env import env_with_url
+
+from . import names
+from .config import KubeSpawnerConfig
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """The effective choices for one server after profiles and user options were applied."""
+
+    image: str
+    cpu_request: str | None = None
+    cpu_limit: str | None = None
+    mem_request: str | None = None
+    mem_limit: str | None = None
+    extra_resource_limits: dict[str, str] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    affinity: dict[str, Any] | None = None
+    profile: str = ""
+
+
+@dataclass(frozen=True)
+class ServerNames:
+    pod: str
+    pvc: str | None
+    service: str | None
+    namespace: str
+
+    @classmethod
+    def for_spec(cls, cfg: KubeSpawnerConfig, spec: ServerSpec) -> ServerNames:
+        pod = names.render(cfg.pod_name_template, spec.user.name, spec.server_name)
+        pvc = names.render(cfg.storage.pvc_name_template, spec.user.name) if cfg.storage.enabled else None
+        return cls(pod=pod, pvc=pvc, service=pod if cfg.service else None, namespace=cfg.namespace)
+
+
+def labels(spec: ServerSpec, cfg: KubeSpawnerConfig) -> dict[str, str]:
+    return {
+        **cfg.extra_labels,
+        "app.kubernetes.io/name": "hubkit-singleuser",
+        "app.kubernetes.io/managed-by": "hubkit",
+        names.LABEL_HUB: names.label_value(spec.hub_id),
+        names.LABEL_USER: names.label_value(spec.user.name),
+        names.LABEL_SERVER: names.label_value(spec.server_name),
+        names.LABEL_COMPONENT: names.COMPONENT,
+    }
+
+
+def annotations(spec: ServerSpec, cfg: KubeSpawnerConfig, plan: PodPlan | None = None) -> dict[str, str]:
+    out = {**cfg.extra_annotations, names.ANNOTATION_USER: spec.user.name, names.ANNOTATION_SERVER: spec.server_name}
+    if plan and plan.profile:
+        out["hubkit.io/profile"] = plan.profile
+    return out
+
+
+def _resources(plan: PodPlan) -> Obj:
+    requests = {k: v for k, v in (("cpu", plan.cpu_request), ("memory", plan.mem_request)) if v}
+    limits = {k: v for k, v in (("cpu", plan.cpu_limit), ("memory", plan.mem_limit)) if v}
+    limits.update(plan.extra_resource_limits)
+    out: Obj = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _env(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan) -> list[Obj]:
+    env = env_with_url(spec, "0.0.0.0", cfg.port)  # all interfaces of the pod; the hub connects to its IP
+    env.update(cfg.extra_env)
+    for key, value in (("MEM_LIMIT", plan.mem_limit), ("MEM_GUARANTEE", plan.mem_request),
+                       ("CPU_LIMIT", plan.cpu_limit), ("CPU_GUARANTEE", plan.cpu_request)):
+        if value:
+            env[key] = value
+    env.setdefault("JUPYTER_IMAGE", plan.image)
+    env.setdefault("JUPYTER_IMAGE_SPEC", plan.image)
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def build_pod(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan, srv: ServerNames) -> Obj:
+    command = list(spec.cmd) or list(cfg.cmd)
+    container: Obj = {
+        "name": cfg.container_name,
+        "image": plan.image,
+        "imagePullPolicy": cfg.image_pull_policy,
+        "env": _env(cfg, spec, plan),
+        "ports": [{"name": "notebook-port", "containerPort": cfg.port, "protocol": "TCP"}],
+        "resources": _resources(plan),
+        "securityContext": {
+            "allowPrivilegeEscalation": cfg.allow_privilege_escalation,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": list(cfg.extra_volume_mounts),
+    }
+    if cfg.readiness_probe:
+        container["readinessProbe"] = {
+            "httpGet": {"path": f"{spec.url_prefix}api", "port": cfg.port, "scheme": "HTTP"},
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        }
+    if command:
+        container["command"] = command
+    if spec.args:
+        container["args"] = list(spec.args)
+    if cfg.working_dir:
+        container["workingDir"] = cfg.working_dir
+    volumes = list(cfg.extra_volumes)
+    if srv.pvc:
+        volumes.append({"name": "home", "persistentVolumeClaim": {"claimName": srv.pvc}})
+        container["volumeMounts"].append({"name": "home", "mountPath": cfg.storage.mount_path})
+    pod_sc: Obj = {"runAsNonRoot": cfg.run_as_non_root, "seccompProfile": {"type": "RuntimeDefault"}}
+    for key, value in (("runAsUser", cfg.run_as_uid), ("runAsGroup", cfg.run_as_gid), ("fsGroup", cfg.fs_gid)):
+        if value is not None:
+            pod_sc[key] = value
+    pod_spec: Obj = {
+        "containers": [container],
+        "restartPolicy": cfg.restart_policy,
+        "securityContext": pod_sc,
+        "automountServiceAccountToken": cfg.automount_service_account_token,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": max(cfg.delete_grace_period, 1),
+        "volumes": volumes,
+    }
+    if plan.node_selector:
+        pod_spec["nodeSelector"] = dict(plan.node_selector)
+    if plan.tolerations:
+        pod_spec["tolerations"] = list(plan.tolerations)
+    if plan.affinity:
+        pod_spec["affinity"] = plan.affinity
+    if cfg.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
+    if cfg.service_account:
+        pod_spec["serviceAccountName"] = cfg.service_account
+    if cfg.priority_class_name:
+        pod_spec["priorityClassName"] = cfg.priority_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": srv.pod,
+            "namespace": srv.namespace,
+            "labels": labels(spec, cfg),
+            "annotations": annotations(spec, cfg, plan),
+        },
+        "spec": pod_spec,
+    }
+
+
+def build_pvc(cfg: KubeSpawnerConfig, spec: ServerSpec, srv: ServerNames) -> Obj:
+    assert srv.pvc
+    meta_labels = labels(spec, cfg)
+    meta_labels.pop(names.LABEL_SERVER)  # the claim is the user's, shared by their servers
+    meta_labels[names.LABEL_COMPONENT] = "user-storage"
+    pvc_spec: Obj = {
+        "accessModes": list(cfg.storage.access_modes),
+        "resources": {"requests": {"storage": cfg.storage.capacity}},
+    }
+    if cfg.storage.storage_class is not None:
+        pvc_spec["storageClassName"] = cfg.storage.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": srv.pvc,
+            "namespace": srv.namespace,
+            "labels": meta_labels,
+            "annotations": {**cfg.extra_annotations, names.ANNOTATION_USER: spec.user.name},
+        },
+        "spec": pvc_spec,
+    }
+
+
+def build_service(cfg: KubeSpawnerConfig, spec: ServerSpec, srv: ServerNames) -> Obj:
+    assert srv.service
+    selector = {k: v for k, v in labels(spec, cfg).items() if k.startswith("hubkit.io/")}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": srv.service,
+            "namespace": srv.namespace,
+            "labels": labels(spec, cfg),
+            "annotations": annotations(spec, cfg),
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": cfg.port, "targetPort": cfg.port, "protocol": "TCP"}],
+        },
+    }

@@ -1,0 +1,300 @@
+"""The ``kubernetes`` spawner backend: a pod per server, followed through two shared watches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hubkit.errors import InvalidOptions, SpawnFailed, SpawnTimeout
+from hubkit.interfaces import (
+    Endpoint,
+    ExitStatus,
+    JSONDict,
+    KnownServer,
+    OptionsForm,
+    Phase,
+    ProgressEvent,
+    ReconcileReport,
+    ServerSpec,
+    SpawnContext,
+    StartResult,
+    UserInfo,
+)
+from hubkit.plugins.registry import HubInfo
+from kubernetes.client.exceptions import ApiException
+
+from . import names, objects, profiles
+from .config import KubeSpawnerConfig
+from .informer import Informer
+from .kubeapi import ClientRefused, KubeApi, load_configuration, status_of
+from .progress import event_progress, milestones_from_pod, pod_failure, pod_running, unschedulable
+from .reconcile import reconcile_pods
+from .tracking import PodMailbox, Tracker
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+
+class KubeSpawner:
+    def __init__(self, config: KubeSpawnerConfig, hub: HubInfo) -> None:
+        self.cfg = config
+        self.hub = hub
+        self.hub_label = names.label_value(hub.hub_id)
+        self.tracker = Tracker()
+        self.api: KubeApi | None = None
+        self.pods: Informer | None = None
+        self.events: Informer | None = None
+
+    # -- lifecycle of the backend ---------------------------------------------------------------------------
+    async def startup(self) -> None:
+        conf = await asyncio.to_thread(load_configuration, self.cfg)
+        self.api = KubeApi(conf, self.cfg.api_concurrency)
+        ns, timeout = self.cfg.namespace, self.cfg.watch_timeout
+        self.pods = Informer(
+            "pods", self.api.new_core().list_namespaced_pod, ns, self.tracker.on_pod,
+            label_selector=f"{names.LABEL_HUB}={self.hub_label},{names.LABEL_COMPONENT}={names.COMPONENT}",
+            timeout=timeout,
+        )
+        self.events = Informer(
+            "events", self.api.new_core().list_namespaced_event, ns, self.tracker.on_event,
+            field_selector="involvedObject.kind=Pod", timeout=timeout, keep_cache=False,
+        )
+        self.pods.start()
+        self.events.start()
+        try:
+            await asyncio.wait_for(asyncio.gather(self.pods.synced.wait(), self.events.synced.wait()), 60)
+        except TimeoutError:
+            await self.shutdown()
+            raise SpawnFailed(
+                f"cannot list pods/events in namespace {ns!r}: is the API server reachable and the Role bound?",
+                reason_code="k8s-unreachable",
+            ) from None
+
+    async def shutdown(self) -> None:
+        for inf in (self.pods, self.events):
+            if inf:
+                inf.stop()
+        for inf in (self.pods, self.events):
+            if inf:
+                await asyncio.to_thread(inf.join, 5)
+        if self.api:
+            self.api.close()
+
+    @property
+    def _api(self) -> KubeApi:
+        if self.api is None:
+            raise RuntimeError("the kubernetes spawner was not started")
+        return self.api
+
+    # -- options ------------------------------------------------------------------------------------------
+    def options_form(self, user: UserInfo) -> OptionsForm | None:
+        return profiles.options_form(self.cfg, user)
+
+    def parse_options(self, user: UserInfo, form: Mapping[str, Any]) -> JSONDict:
+        return profiles.parse_options(self.cfg, user, form)
+
+    # -- start --------------------------------------------------------------------------------------------
+    async def start(self, spec: ServerSpec, ctx: SpawnContext) -> StartResult:
+        try:
+            plan = profiles.plan_for(self.cfg, spec.user, spec.user_options)
+        except InvalidOptions as exc:
+            raise SpawnFailed(str(exc), reason_code="invalid-options") from None
+        srv = objects.ServerNames.for_spec(self.cfg, spec)
+        state: JSONDict = {"namespace": srv.namespace, "pod_name": srv.pod, "pvc_name": srv.pvc,
+                           "service_name": srv.service}
+        await ctx.save_state(state)  # before anything exists, so a crashed hub can still find it
+        if srv.pvc:
+            await self._ensure_pvc(spec, srv, ctx)
+        if srv.service:
+            await self._create_ignoring_conflict("create_namespaced_service", objects.build_service(self.cfg, spec, srv))
+        box = self.tracker.open(srv.pod)
+        try:
+            pod = await self._create_pod(objects.build_pod(self.cfg, spec, plan, srv), box, ctx)
+            box.uid = pod["metadata"]["uid"]
+            state["pod_uid"] = box.uid
+            await ctx.save_state(state)
+            await ctx.emit(ProgressEvent(Phase.REQUESTED, f"Pod {srv.pod} created, waiting for a node", 10,
+                                         detail={"pod": srv.pod, "image": plan.image}))
+            try:
+                ip = await asyncio.wait_for(self._follow(box, ctx), self.cfg.start_timeout)
+            except TimeoutError:
+                raise SpawnTimeout(
+                    f"The pod {srv.pod} was not running after {self.cfg.start_timeout:.0f}s "
+                    f"({self._describe(srv.pod)}).", phase="start",
+                ) from None
+        except BaseException:
+            await asyncio.shield(self._remove_pod(srv.pod, grace=0))
+            raise
+        finally:
+            self.tracker.close(box)
+        await ctx.emit(ProgressEvent(Phase.STARTING, f"Pod running at {ip}", 90, detail={"pod_ip": ip}))
+        host = f"{srv.service}.{srv.namespace}.svc" if srv.service else ip
+        state["pod_ip"] = ip
+        return StartResult(Endpoint(f"http://{host}:{self.cfg.port}"), state)
+
+    async def _ensure_pvc(self, spec: ServerSpec, srv: objects.ServerNames, ctx: SpawnContext) -> None:
+        created = await self._create_ignoring_conflict(
+            "create_namespaced_persistent_volume_claim", objects.build_pvc(self.cfg, spec, srv)
+        )
+        word = "Created" if created else "Using existing"
+        await ctx.emit(ProgressEvent(Phase.REQUESTED, f"{word} storage claim {srv.pvc}", 5, detail={"pvc": srv.pvc}))
+
+    async def _create_ignoring_conflict(self, method: str, body: Obj) -> bool:
+        try:
+            await self._api.call(method, self.cfg.namespace, body)
+            return True
+        except ClientRefused as exc:
+            raise self._api_failure(exc, body) from None
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise self._api_failure(exc, body) from None
+
+    async def _create_pod(self, body: Obj, box: PodMailbox, ctx: SpawnContext) -> Obj:
+        name = body["metadata"]["name"]
+        for attempt in range(2):
+            try:
+                return await self._api.call("create_namespaced_pod", self.cfg.namespace, body)
+            except ClientRefused as exc:
+                raise self._api_failure(exc, body) from None
+            except ApiException as exc:
+                if exc.status != 409 or attempt:
+                    raise self._api_failure(exc, body) from None
+            await ctx.emit(ProgressEvent(Phase.REQUESTED, f"Removing an earlier pod named {name}", 3))
+            await self._remove_pod(name, grace=0)
+        raise AssertionError("unreachable")
+
+    def _api_failure(self, exc: ApiException | ClientRefused, body: Obj) -> SpawnFailed:
+        what = f"{body.get('kind', 'object')} {body['metadata']['name']}"
+        if isinstance(exc, ClientRefused):
+            return SpawnFailed(f"The kubernetes client refused {what} as invalid: {exc}", reason_code="k8s-invalid")
+        status = status_of(exc)
+        if exc.status == 422:
+            return SpawnFailed(f"The cluster refused {what} as invalid: {status.get('message', exc.reason)}",
+                               reason_code="k8s-invalid")
+        if exc.status == 403:
+            return SpawnFailed(f"The hub may not create {what}: {status.get('message', exc.reason)}",
+                               reason_code="k8s-forbidden")
+        return SpawnFailed(f"Creating {what} failed ({exc.status}): {status.get('message', exc.reason)}",
+                           reason_code="k8s-api-error")
+
+    async def _follow(self, box: PodMailbox, ctx: SpawnContext) -> str:
+        """Wait on the pod's mailbox until it runs; emit progress, raise on a terminal problem."""
+        seen: set[tuple[str, int]] = set()
+        steps: set[str] = set()
+        current = self.pods.cache.get(box.name) if self.pods else None
+        if current and current["metadata"]["uid"] == box.uid:
+            box.queue.put_nowait(("pod", "MODIFIED", current))
+        unschedulable_since: float | None = None
+        while True:
+            source, etype, obj = await box.queue.get()
+            if source == "event":
+                if (obj.get("involvedObject") or {}).get("uid") != box.uid:
+                    continue
+                key = (obj["metadata"].get("uid") or obj["metadata"]["name"], int(obj.get("count") or 1))
+                if key in seen:
+                    continue
+                seen.add(key)
+                steps.add(obj.get("reason", ""))
+                progress = event_progress(obj)
+                if progress:
+                    await ctx.emit(progress)
+                if obj.get("reason") == "FailedScheduling":
+                    unschedulable_since = unschedulable_since or time.monotonic()
+                    if time.monotonic() - unschedulable_since >= self.cfg.unschedulable_grace:
+                        raise unschedulable(obj)
+                continue
+            if obj["metadata"].get("uid") != box.uid:
+                continue
+            if etype == "DELETED":
+                raise SpawnFailed(f"The pod {box.name} was deleted while it was starting.", reason_code="pod-deleted")
+            failure = pod_failure(obj)
+            if failure:
+                raise failure
+            ip = pod_running(obj)
+            if ip:
+                # The event stream is a separate watch and may lag the pod's: fill in the milestones the
+                # pod's own status already proves, so progress reads the same whichever arrives first.
+                for missing in milestones_from_pod(obj, steps):
+                    await ctx.emit(missing)
+                return ip
+
+    def _describe(self, name: str) -> str:
+        pod = self.pods.cache.get(name) if self.pods else None
+        if not pod:
+            return "no pod seen"
+        status = pod.get("status") or {}
+        waiting = ((status.get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting") or {}
+        return f"phase {status.get('phase')}" + (f", {waiting.get('reason')}" if waiting else "")
+
+    # -- poll / stop ----------------------------------------------------------------------------------------
+    async def _get_pod(self, name: str) -> Obj | None:
+        if self.pods and self.pods.synced.is_set():
+            return self.pods.cache.get(name)
+        try:
+            return await self._api.call("read_namespaced_pod", name, self.cfg.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def poll(self, spec: ServerSpec, state: JSONDict) -> ExitStatus | None:
+        name = state.get("pod_name")
+        if not name:
+            return ExitStatus(reason="no pod was recorded for this server", reason_code="no-state")
+        pod = await self._get_pod(name)
+        if pod is None:
+            return ExitStatus(reason=f"pod {name} is gone", reason_code="pod-gone")
+        if state.get("pod_uid") and pod["metadata"].get("uid") != state["pod_uid"]:
+            return ExitStatus(reason=f"pod {name} was replaced by another pod", reason_code="pod-replaced")
+        if pod["metadata"].get("deletionTimestamp"):
+            return ExitStatus(reason=f"pod {name} is being deleted", reason_code="pod-deleting")
+        failure = pod_failure(pod)
+        if failure:
+            term = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("state", {}).get("terminated")
+            return ExitStatus(code=(term or {}).get("exitCode"), reason=str(failure), reason_code=failure.reason_code)
+        return None
+
+    async def stop(self, spec: ServerSpec, state: JSONDict, *, now: bool = False) -> None:
+        name = state.get("pod_name")
+        if name:
+            await self._remove_pod(name, grace=0 if now else self.cfg.delete_grace_period)
+        if state.get("service_name"):
+            with contextlib.suppress(ApiException):
+                await self._api.call("delete_namespaced_service", state["service_name"], self.cfg.namespace)
+
+    async def _remove_pod(self, name: str, *, grace: int) -> None:
+        """Delete with a grace period and wait (on the watch) until the pod is really gone."""
+        gone = self.tracker.wait_gone(name)
+        try:
+            await self._api.call("delete_namespaced_pod", name, self.cfg.namespace, grace_period_seconds=grace)
+        except ApiException as exc:
+            if exc.status != 404:
+                gone.cancel()
+                raise
+        if self.pods and self.pods.synced.is_set() and name not in self.pods.cache:
+            gone.cancel()
+            return
+        try:
+            await asyncio.wait_for(gone, self.cfg.stop_wait)
+        except TimeoutError:
+            log.warning("pod %s still present %.0fs after deletion", name, self.cfg.stop_wait)
+
+    async def log_tail(self, spec: ServerSpec, state: JSONDict, lines: int = 40) -> list[str]:
+        name = state.get("pod_name")
+        if not name:
+            return []
+        try:
+            text = await self._api.text("read_namespaced_pod_log", name, self.cfg.namespace, tail_lines=lines)
+        except ApiException:
+            return []
+        return text.splitlines()[-lines:]
+
+    async def reconcile(self, known: Sequence[KnownServer], *, remove_orphans: bool) -> ReconcileReport:
+        selector = f"{names.LABEL_HUB}={self.hub_label},{names.LABEL_COMPONENT}={names.COMPONENT}"
+        body = await self._api.call("list_namespaced_pod", self.cfg.namespace, label_selector=selector)
+        return await reconcile_pods(body.get("items") or [], known, remove_orphans, self._remove_pod)

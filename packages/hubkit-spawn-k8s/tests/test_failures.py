@@ -1,0 +1,103 @@
+"""Each failure mode ends the spawn with a plain-language reason and leaves no pod behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CRASH, OOM, Ctx, hub_info, make_config, make_spec
+from hubkit.errors import SpawnFailed, SpawnTimeout
+from hubkit_spawn_k8s.spawner import KubeSpawner
+from hubkit_spawn_k8s.testing import FakeKubernetes
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("unschedulable-memory", {"mem_limit": "64Ti"}, "unschedulable",
+     "No node in the cluster can run this server: 0/1 nodes are available: 1 Insufficient memory"),
+    ("unschedulable-selector", {"node_selector": {"gpu": "a100"}}, "unschedulable",
+     "1 node(s) didn't match Pod's node affinity/selector"),
+    ("bad-image", {"image": "quay.io/nobody/missing:0"}, "image-pull-failed",
+     'The image "quay.io/nobody/missing:0" could not be pulled (ErrImagePull)'),
+    ("crash", {"image": CRASH}, "crash-loop", "keeps crashing right after it starts (CrashLoopBackOff, exit code 3)"),
+    ("oom", {"image": OOM, "mem_limit": "256Mi"}, "oom-killed", "ran out of memory (limit: 256Mi)"),
+]
+
+
+@pytest.mark.parametrize(("label", "overrides", "code", "text"), CASES, ids=[c[0] for c in CASES])
+async def test_failure_ends_spawn_without_leftover_pod(
+    kube: FakeKubernetes, tmp_path: Path, label: str, overrides: dict[str, Any], code: str, text: str
+) -> None:
+    sp = KubeSpawner(make_config(kube, tmp_path, **overrides), hub_info())
+    await sp.startup()
+    try:
+        ctx = Ctx()
+        with pytest.raises(SpawnFailed) as info:
+            await sp.start(make_spec("alice"), ctx)
+        assert info.value.reason_code == code
+        assert text in str(info.value)
+        assert kube.objects("pods") == []
+        assert kube.objects("persistentvolumeclaims")  # storage is the user's; a failed spawn keeps it
+        if label.startswith("unschedulable"):
+            assert any(m.startswith("Waiting for a node: 0/1 nodes are available") for m in ctx.messages())
+        if label == "bad-image":
+            assert 'Pulling image "quay.io/nobody/missing:0"' in ctx.messages()
+    finally:
+        await sp.shutdown()
+
+
+async def test_start_timeout_removes_pod(kube: FakeKubernetes, tmp_path: Path) -> None:
+    sp = KubeSpawner(make_config(kube, tmp_path, start_timeout=1.0), hub_info())
+    await sp.startup()
+    kube.call(lambda: kube.cluster.kubelet.extra_delay.__setitem__("hubkit/tiny:1", 5.0))  # a slow pull
+    try:
+        with pytest.raises(SpawnTimeout) as info:
+            await sp.start(make_spec("slow"), Ctx())
+        assert info.value.reason_code == "timeout-start"
+        assert "was not running after 1s" in str(info.value)
+        assert kube.objects("pods") == []
+    finally:
+        await sp.shutdown()
+
+
+async def test_invalid_object_is_refused_with_reason(kube: FakeKubernetes, tmp_path: Path) -> None:
+    # the API server's 422 (a label value Kubernetes does not accept)
+    sp = KubeSpawner(make_config(kube, tmp_path, extra_labels={"team": "data science!"}), hub_info())
+    await sp.startup()
+    try:
+        with pytest.raises(SpawnFailed) as info:
+            await sp.start(make_spec("alice"), Ctx())
+        assert info.value.reason_code == "k8s-invalid"
+        assert "The cluster refused PersistentVolumeClaim hubkit-home-alice as invalid" in str(info.value)
+        assert "data science!" in str(info.value)
+        assert kube.objects("pods") == []
+    finally:
+        await sp.shutdown()
+
+
+async def test_client_side_refusal_is_reported(kube: FakeKubernetes, tmp_path: Path) -> None:
+    # the client's own model validation (an unknown field in an extra volume)
+    bad_volume = [{"name": "scratch", "emptyDir": {}, "notAField": 1}]
+    sp = KubeSpawner(make_config(kube, tmp_path, extra_volumes=bad_volume), hub_info())
+    await sp.startup()
+    try:
+        with pytest.raises(SpawnFailed) as info:
+            await sp.start(make_spec("alice"), Ctx())
+        assert info.value.reason_code == "k8s-invalid"
+        assert "refused Pod hubkit-alice as invalid" in str(info.value) and "notAField" in str(info.value)
+        assert kube.objects("pods") == []
+    finally:
+        await sp.shutdown()
+
+
+async def test_unknown_storage_class_waits_then_reports(kube: FakeKubernetes, tmp_path: Path) -> None:
+    sp = KubeSpawner(make_config(kube, tmp_path, storage={"storage_class": "gold"}), hub_info())
+    await sp.startup()
+    try:
+        with pytest.raises(SpawnFailed) as info:
+            await sp.start(make_spec("alice"), Ctx())
+        assert "unbound immediate PersistentVolumeClaims" in str(info.value)
+        assert kube.objects("pods") == []
+    finally:
+        await sp.shutdown()
