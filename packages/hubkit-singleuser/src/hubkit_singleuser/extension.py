@@ -1,0 +1,55 @@
+"""The Jupyter Server extension: configures the server from the hub's environment before it binds.
+
+Linking happens before the server builds its identity provider and web app, so ip/port/base_url and the
+hub identity provider are in place by then; loading starts the activity reporter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__, runtime
+from .activity import ActivityReporter
+from .identity import HubIdentityProvider
+
+VERSION_HEADER = "6.1.1"  # PEP 440 and JupyterHub-compatible: stock clients parse this header
+
+
+def _link_jupyter_server_extension(serverapp: Any) -> None:
+    env = runtime.hub().env
+    serverapp.ip = env.bind_ip
+    serverapp.port = env.bind_port
+    serverapp.port_retries = 0
+    serverapp.base_url = env.service_prefix
+    serverapp.open_browser = False
+    serverapp.allow_remote_access = True
+    serverapp.trust_xheaders = True
+    serverapp.quit_button = False
+    serverapp.identity_provider_class = HubIdentityProvider
+    if env.default_url:
+        serverapp.default_url = env.default_url
+    if env.root_dir:
+        serverapp.root_dir = env.root_dir
+    settings = dict(serverapp.tornado_settings)
+    headers = dict(settings.get("headers", {}))
+    headers.setdefault("X-JupyterHub-Version", VERSION_HEADER)
+    headers.setdefault("X-Hubkit-Singleuser", __version__)
+    settings["headers"] = headers
+    # JupyterLab's hub menu (Control Panel / Log Out) reads these
+    settings.update(hub_prefix=env.hub_prefix, hub_host=env.host, user=env.user)
+    serverapp.tornado_settings = settings
+    serverapp.server_name = env.server_name
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    hub = runtime.hub()
+    reporter = ActivityReporter(serverapp, hub.env, hub.client)
+    serverapp.web_app.settings["hubkit_activity_reporter"] = reporter
+    reporter.start()
+    serverapp.log.info(
+        "hubkit-singleuser: serving %s for %s; activity every %gs to %s",
+        hub.env.service_prefix,
+        hub.env.user or "?",
+        hub.env.activity_interval,
+        hub.env.activity_url or "(off)",
+    )
