@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hubkit.errors import PluginError
 from hubkit.plugins import calling, hookimpl
 from hubkit.plugins.hooks import Hooks
@@ -121,7 +120,7 @@ def test_unknown_hook_fails_startup():
         def hubkit_normalise_username(self, name):  # British spelling: not a hook
             return name
 
-    with pytest.raises(PluginError, match="typo_plugin.*unknown hook"):
+    with pytest.raises(PluginError, match=r"typo_plugin.*unknown hook"):
         build_plugin_manager(load_entry_points=False, extra=[Typo()])
 
 
@@ -133,7 +132,7 @@ def test_async_registration_hook_fails_startup():
         async def hubkit_register_spawners(self, registry):
             return None
 
-    with pytest.raises(PluginError, match="async_reg.*must not be async"):
+    with pytest.raises(PluginError, match=r"async_reg.*must not be async"):
         build_plugin_manager(load_entry_points=False, extra=[AsyncReg()])
 
 

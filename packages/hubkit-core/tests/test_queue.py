@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from hubkit.interfaces import Phase
 from hubkit.spawn.queue import AdmissionQueue
 from hubkit.testing.plugin import make_settings
@@ -39,7 +38,9 @@ async def test_queue_is_fifo_and_positions_only_decrease():
     assert q.max_active_seen == 2
     for i in range(2, 8):
         assert positions[i][0] == i - 1
-        assert positions[i] == sorted(positions[i], reverse=True) and len(set(positions[i])) == len(positions[i])
+        assert positions[i] == sorted(positions[i], reverse=True) and len(set(positions[i])) == len(
+            positions[i]
+        )
 
 
 async def test_cancelled_waiter_moves_others_forward():

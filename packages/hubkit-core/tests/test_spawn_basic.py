@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
-
 from hubkit.errors import Conflict, NotFound
 from hubkit.interfaces import Phase
 from hubkit.storage.orm import APIToken, OAuthClient, Server, ServerStatus
+from sqlalchemy import select
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

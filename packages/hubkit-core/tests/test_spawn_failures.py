@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
 from hubkit.errors import LimitReached
 from hubkit.interfaces import Phase
 from hubkit.storage.orm import APIToken, OAuthClient, Server, ServerStatus, Spawn
 from hubkit.testing.plugin import make_settings
+from sqlalchemy import select
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -44,7 +43,12 @@ def hub_settings(tmp_path):
 
 @pytest.mark.parametrize(
     ("behaviour", "reason_code"),
-    [("raise", "test-failure"), ("crash", "exited"), ("hang", "timeout-start"), ("hang-http", "timeout-http")],
+    [
+        ("raise", "test-failure"),
+        ("crash", "exited"),
+        ("hang", "timeout-start"),
+        ("hang-http", "timeout-http"),
+    ],
 )
 async def test_failure_is_clear_and_clean(hub, make_user, behaviour, reason_code):
     user = await make_user(f"f-{behaviour}")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select, text
-
 from hubkit.storage import migrate
 from hubkit.storage.engine import create_engine, create_sessionmaker, normalize_url
 from hubkit.storage.orm import User
 from hubkit.storage.types import CryptKeeper
+from sqlalchemy import select, text
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 

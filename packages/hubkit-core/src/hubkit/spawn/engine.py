@@ -12,9 +12,8 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +29,9 @@ from . import lifecycle
 from .env import HubUrls
 from .progress import Item, ProgressStore
 from .queue import AdmissionQueue
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("hubkit.spawn")
 
@@ -66,7 +68,7 @@ class SpawnEngine:
         self.stop_wait = stop_wait
         self.queue = AdmissionQueue(config.concurrent_spawn_limit)
         self.progress = ProgressStore(db, self.is_live)
-        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=0))
+        self._http: httpx.AsyncClient | None = None
         self._spawn_tasks: dict[int, asyncio.Task[None]] = {}  # spawn id -> task
         self._server_spawn: dict[int, int] = {}  # server id -> spawn id in flight
         self._outcomes: dict[int, asyncio.Future[str]] = {}
@@ -74,6 +76,17 @@ class SpawnEngine:
         self._closing = False
         self.consecutive_failures = 0
         self._guard_until = 0.0
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The readiness-check client, created on first use (httpx costs ~0.25 s to import at start)."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=0)
+            )
+        return self._http
 
     # ---------------------------------------------------------------------------------------------- queries
 
@@ -273,4 +286,5 @@ class SpawnEngine:
             t.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()

@@ -7,14 +7,18 @@ The caller bounds the whole wait with ``http_timeout`` and, in parallel, watches
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 
 async def wait_http(
     client: httpx.AsyncClient, url: str, *, first_delay: float = 0.01, max_delay: float = 1.0
 ) -> int:
     """Return the first status code below 500. Runs until cancelled (the caller owns the timeout)."""
+    import httpx
+
     delay = first_delay
     while True:
         try:

@@ -11,23 +11,24 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, inspect
+from sqlalchemy import Connection, MetaData, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import ConfigError
 from ..plugins.registry import StorageRegistry
 from .orm import metadata as core_metadata
 
-for _name in ("alembic", "alembic.runtime.migration", "alembic.runtime.plugins"):  # noise at every hub start
-    logging.getLogger(_name).setLevel(logging.WARNING)
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic itself is imported lazily: it costs ~0.4 s, and a restarting hub must answer at once.
+
+logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per setup step is noise at every start
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 CORE_BRANCH = "hubkit-core"
@@ -44,14 +45,20 @@ def resolve_location(location: str) -> str:
     return os.path.abspath(location)
 
 
-def alembic_config(storage: StorageRegistry | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("path_separator", "os")
+def version_locations(storage: StorageRegistry | None = None) -> list[str]:
     locations = [str(MIGRATIONS_DIR / "versions")]
     if storage is not None:
         locations += [resolve_location(loc) for loc in storage.migration_locations.values()]
-    cfg.set_main_option("version_locations", os.pathsep.join(locations))
+    return locations
+
+
+def alembic_config(storage: StorageRegistry | None = None) -> Config:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(version_locations(storage)))
     cfg.attributes["target_metadata"] = all_metadata(storage)
     return cfg
 
@@ -69,6 +76,8 @@ def _with_connection(cfg: Config, conn: Connection, fn: Any, *args: Any) -> None
 async def upgrade(
     engine: AsyncEngine, storage: StorageRegistry | None = None, revision: str = "heads"
 ) -> None:
+    from alembic import command
+
     cfg = alembic_config(storage)
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: _with_connection(cfg, c, command.upgrade, revision))
@@ -77,17 +86,42 @@ async def upgrade(
 async def downgrade(
     engine: AsyncEngine, storage: StorageRegistry | None = None, revision: str = "base"
 ) -> None:
+    from alembic import command
+
     cfg = alembic_config(storage)
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: _with_connection(cfg, c, command.downgrade, revision))
 
 
 def _current(conn: Connection) -> set[str]:
-    return set(MigrationContext.configure(conn).get_current_heads())
+    if not inspect(conn).has_table("alembic_version"):
+        return set()
+    return {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
 
 
 def script_heads(storage: StorageRegistry | None = None) -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return set(ScriptDirectory.from_config(alembic_config(storage)).get_heads())
+
+
+_REV = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN = re.compile(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(.+)$", re.M)
+
+
+def quick_heads(storage: StorageRegistry | None = None) -> set[str] | None:
+    """Heads read straight from the version files (no Alembic import); ``None`` when unsure."""
+    revs: set[str] = set()
+    downs: set[str] = set()
+    for loc in version_locations(storage):
+        for f in Path(loc).glob("*.py"):
+            src = f.read_text(encoding="utf-8")
+            rev, down = _REV.search(src), _DOWN.search(src)
+            if rev is None or down is None:
+                return None
+            revs.add(rev.group(1))
+            downs.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+    return (revs - downs) or None
 
 
 async def current_heads(engine: AsyncEngine) -> set[str]:
@@ -104,6 +138,7 @@ async def has_tables(engine: AsyncEngine) -> bool:
 async def schema_diff(engine: AsyncEngine, storage: StorageRegistry | None = None) -> list[Any]:
     """Differences between the migrated database and the ORM models (empty when they match)."""
     from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
 
     metadatas = all_metadata(storage)
 
@@ -130,6 +165,8 @@ async def ensure_schema(engine: AsyncEngine, storage: StorageRegistry | None, *,
         await upgrade(engine, storage)
         return
     current = await current_heads(engine)
+    if current and current == quick_heads(storage):
+        return
     wanted = script_heads(storage)
     if current == wanted:
         return

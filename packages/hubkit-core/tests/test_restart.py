@@ -1,0 +1,167 @@
+"""Restart safety with the real CLI: 20 servers running, ``kill -9`` the hub, start it again.
+
+The servers are tiny processes in their own sessions (test spawner ``process`` mode). After the restart they
+must all still run, be re-adopted and re-routed (with the ``none`` proxy the table lives in the hub's memory,
+so "routed" means the reconciler re-added every route), and the hub must answer ``/hub/health`` within 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from hubkit.config.loader import load_settings
+from hubkit.runtime.hub import Hub
+from hubkit.storage.orm import Server, ServerStatus, User
+from sqlalchemy import select
+
+pytestmark = [pytest.mark.timeout(180)]
+N = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_cli(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], float]:
+    t0 = time.monotonic()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hubkit.cli", "-f", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HUBKIT_PLUGINS": ""},  # the core alone
+        )
+    return proc, t0
+
+
+def _wait_health(url: str, proc: subprocess.Popen[bytes], t0: float, limit: float = 30) -> float:
+    while time.monotonic() - t0 < limit:
+        assert proc.poll() is None, "the hub exited"
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return time.monotonic() - t0
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the hub never answered /hub/health")
+
+
+def _wait_log(log: Path, needle: str, limit: float = 30) -> str:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if needle in text:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} not in hub log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def _start_servers(settings) -> tuple[list[int], set[str]]:
+    """Start N servers with an in-process hub on the hub's database, then let that hub go."""
+    hub = await Hub.create(settings, load_entry_points=False)
+    await hub.start()
+    async with hub.db() as s:
+        s.add_all([User(name=f"r{i:02d}", cookie_id="c") for i in range(N)])
+        await s.commit()
+    ids = [await hub.spawns.request_start(f"r{i:02d}") for i in range(N)]
+    outcomes = [await hub.spawns.wait(spawn_id, 30) for spawn_id in ids]
+    await hub.stop()
+    assert outcomes == ["ready"] * N
+    return await _servers(settings)
+
+
+async def _servers(settings) -> tuple[list[int], set[str]]:
+    hub = await Hub.create(settings, load_entry_points=False)
+    try:
+        async with hub.db() as s:
+            rows = (await s.execute(select(Server))).scalars().all()
+            assert [r.status for r in rows] == [ServerStatus.RUNNING] * N
+            return [r.state["pid"] for r in rows], {str(r.url) for r in rows}
+    finally:
+        await hub.engine.dispose()
+
+
+def test_kill_9_and_restart(tmp_path):
+    port = _free_port()
+    config = tmp_path / "hubkit.toml"
+    config.write_text(
+        f"""
+[hub]
+port = {port}
+data_dir = "{tmp_path / "data"}"
+db_url = "sqlite:///hub.sqlite"
+log_level = "INFO"
+
+[spawner]
+backend = "test"
+poll_interval = 1
+adopt_concurrency = 5
+
+[spawner.test]
+mode = "process"
+
+[proxy]
+backend = "none"
+check_interval = 1
+"""
+    )
+    settings = load_settings(config, env={})
+    pids: list[int] = []
+    try:
+        pids, urls = asyncio.run(_start_servers(settings))
+        assert len(pids) == N and all(_alive(p) for p in pids)
+        health = f"http://127.0.0.1:{port}/hub/health"
+
+        # the CLI hub adopts them; then kill -9 it
+        log = tmp_path / "hub.log"
+        proc, t0 = _start_cli(config, log)
+        try:
+            _wait_health(health, proc, t0)
+            _wait_log(log, f"adopted {N} servers")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        assert all(_alive(p) for p in pids), "kill -9 of the hub took servers down"
+
+        # start again: answers within 2 s, re-adopts all 20 and re-adds their routes
+        log2 = tmp_path / "hub2.log"
+        proc, t0 = _start_cli(config, log2)
+        try:
+            answered = _wait_health(health, proc, t0)
+            print(f"hub answered /hub/health {answered:.2f} s after its start")
+            assert answered < 2.0
+            _wait_log(log2, f"adopted {N} servers, cleaned 0, 0 errors")
+            text = _wait_log(log2, f"routes reconciled: added {N}, removed 0")
+            assert "Traceback" not in text
+            assert all(_alive(p) for p in pids)
+            for url in urls:
+                assert httpx.get(f"{url}/user/", timeout=5).status_code < 500
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        assert asyncio.run(_servers(settings))[0] == pids
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
