@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from hubkit.testing import require
-from oauth_helpers import OP_MODULE, RealOP, free_port, new_key
+from oauth_helpers import CLIENT_ID, CLIENT_SECRET, OP_MODULE, RealOP, free_port, new_key
 
 
 def _need_op() -> None:
@@ -57,3 +61,46 @@ def own_op(tmp_path: Path, hub_port: int) -> Iterator[RealOP]:
         yield op
     finally:
         op.stop()
+
+
+@dataclass
+class RunningHub:
+    hub: Any
+    url: str
+    op: RealOP
+
+
+@pytest.fixture
+async def running_hub(hub_factory: Any, real_op: RealOP, hub_port: int, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    """A started hub (``hub_factory`` of hubkit's pytest plugin) with the ``oidc`` backend pointed at the real
+    OP, its web app served by uvicorn on ``hub_port`` (the OP knows that callback URL)."""
+    import hubkit_oauth.plugin as oauth_plugin
+    from cryptography.fernet import Fernet
+    from hubkit.testing.plugin import make_settings
+    from hubkit.web import create_app
+
+    url = f"http://127.0.0.1:{hub_port}"
+    oidc = {
+        "issuer": real_op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "scopes": ["openid", "profile", "email", "groups", "offline_access"],
+        "allowed_groups": ["staff", "students"], "admin_groups": ["hub-admins"], "jwks_refetch_interval": 0,
+    }
+    settings = make_settings(
+        tmp_path / "hub",
+        hub={"ip": "127.0.0.1", "port": hub_port, "public_url": url, "crypt_keys": [Fernet.generate_key().decode()]},
+        auth={"backend": "oidc", "backends": {"oidc": oidc}},
+    )
+    hub = await hub_factory(settings, [oauth_plugin])
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=hub_port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.02)
+    assert server.started, "the hub's web app did not start"
+    try:
+        yield RunningHub(hub, url, real_op)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await hub.authenticator.aclose()

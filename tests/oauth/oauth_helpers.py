@@ -108,29 +108,39 @@ class RealOP:
         self.start()
 
 
-async def sign_in_at_op(browser: httpx.AsyncClient, url: str, *, login: str, until: str,
-                        max_hops: int = 12) -> dict[str, str]:
-    """Follow redirects from ``url`` through the OP's login form until the OP redirects to ``until`` (the hub's
-    callback); return that redirect's query parameters. ``browser`` keeps the OP's cookies between calls."""
+async def browse(browser: httpx.AsyncClient, url: str, *, login: str, until: str | None = None,
+                 max_hops: int = 15) -> httpx.Response:
+    """Act like a person in a browser from ``url``: follow redirects, fill the OP's login form with ``login``,
+    confirm its logout form. Stops at the first page without an OP form, or at a redirect to ``until``."""
     response = await browser.get(url)
     for _ in range(max_hops):
         if response.is_redirect:
             location = urljoin(str(response.url), response.headers["location"])
-            if location.startswith(until):
-                return dict(parse_qsl(urlsplit(location).query))
+            if until is not None and location.startswith(until):
+                return response
             response = await browser.get(location)
             continue
         tag = re.search(r'<form[^>]*method="post"[^>]*>', response.text)
         action = re.search(r'action="([^"]+)"', tag.group(0)) if tag else None
-        if response.status_code != 200 or not action:
-            raise AssertionError(f"unexpected OP page {response.status_code}: {response.text[:300]}")
+        at_op = response.url.path.startswith(("/interaction/", "/session/end"))  # the OP's own pages
+        if not action or not at_op:
+            return response
         fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.text))
         if 'name="login"' in response.text:
             fields.update(login=login, password="any-password")
         if "op.logoutForm" in response.text:
             fields["logout"] = "yes"  # the "Yes, sign me out" button
         response = await browser.post(urljoin(str(response.url), action.group(1)), data=fields)
-    raise AssertionError("too many redirects at the OP")
+    raise AssertionError("too many redirects")
+
+
+async def sign_in_at_op(browser: httpx.AsyncClient, url: str, *, login: str, until: str) -> dict[str, str]:
+    """Sign in at the OP from ``url`` until it redirects to ``until`` (the hub's callback); return that
+    redirect's query parameters."""
+    response = await browse(browser, url, login=login, until=until)
+    if not response.is_redirect:
+        raise AssertionError(f"unexpected page {response.status_code} at {response.url}: {response.text[:300]}")
+    return dict(parse_qsl(urlsplit(response.headers["location"]).query))
 
 
 def hub_info(hub_port: int) -> HubInfo:

@@ -64,6 +64,16 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
+// Test-only: replace an account's claims (POST /__test/accounts/<login> with a JSON body), so tests can
+// change a person's groups at the provider and watch the hub follow at the next login.
+provider.use(async (ctx, next) => {
+  const m = ctx.path.match(/^\/__test\/accounts\/([\w.-]+)$/);
+  if (!m || ctx.method !== 'POST') return next();
+  let raw = '';
+  for await (const chunk of ctx.req) raw += chunk;
+  cfg.accounts[m[1]] = JSON.parse(raw);
+  ctx.status = 204;
+});
 const server = provider.listen(cfg.port, '127.0.0.1', () => {
   process.stdout.write(`READY ${issuer}\n`);
 });

@@ -1,0 +1,115 @@
+"""The whole redirect login through the hub's web app (/hub/oauth_login, /hub/oauth_callback, /hub/logout)
+against the real OpenID Connect provider, with an HTTP client following redirects as a browser would."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from conftest import RunningHub
+from hubkit.interfaces import AuthResult, UserInfo
+from hubkit.storage.orm import User
+from oauth_helpers import ACCOUNTS, browse
+from sqlalchemy import select, text
+from sqlalchemy.orm import selectinload
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
+
+
+async def stored_user(rh: RunningHub, name: str) -> User | None:
+    async with rh.hub.db() as session:
+        query = select(User).where(User.name == name).options(selectinload(User.groups))
+        return (await session.execute(query)).scalar_one_or_none()
+
+
+async def set_account(rh: RunningHub, login: str, claims: dict[str, Any]) -> None:
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(f"{rh.op.issuer}/__test/accounts/{login}", json=claims)
+    assert answer.status_code == 204
+
+
+async def test_login_groups_admin_auth_state_and_logout(running_hub: RunningHub) -> None:
+    rh = running_hub
+    async with httpx.AsyncClient() as browser:
+        page = await browser.get(f"{rh.url}/hub/login")
+        assert 'id="login-button"' in page.text and "/hub/oauth_login" in page.text
+        final = await browse(browser, f"{rh.url}/hub/oauth_login?next=/hub/token", login="alice")
+        assert final.status_code == 200 and str(final.url) == f"{rh.url}/hub/token"
+        assert not any(k in str(final.url) for k in ("code=", "token=", "state="))
+        user = await stored_user(rh, "alice")
+        assert user is not None and user.admin is True
+        assert sorted(g.name for g in user.groups) == ["hub-admins", "staff"]
+        state = user.auth_state
+        assert state["access_token"] and state["refresh_token"] and state["provider"] == "oidc"
+        async with rh.hub.db() as session:  # encrypted at rest: the token is not in the column's bytes
+            raw = (await session.execute(text("SELECT auth_state FROM users WHERE name = 'alice'"))).scalar()
+        assert state["access_token"] not in str(raw)
+
+        # logout: hub session cleared, provider session ended (RP-initiated), back on the hub's login page
+        final = await browse(browser, f"{rh.url}/hub/logout", login="alice")
+        assert str(final.url) == f"{rh.url}/hub/login" and final.status_code == 200
+        home = await browser.get(f"{rh.url}/hub/home")
+        assert home.status_code in (302, 303) and "/hub/login" in home.headers["location"]
+        # the provider now asks for credentials again instead of answering at once
+        again = await browse(browser, f"{rh.url}/hub/oauth_login", login="alice",
+                             until=f"{rh.op.issuer}/interaction/")
+        assert again.is_redirect and "/interaction/" in again.headers["location"]
+
+
+async def test_groups_and_admin_follow_the_provider_at_each_login(running_hub: RunningHub) -> None:
+    rh = running_hub
+    original = ACCOUNTS["alice"]
+    try:
+        async with httpx.AsyncClient() as browser:
+            await browse(browser, f"{rh.url}/hub/oauth_login", login="alice")
+        user = await stored_user(rh, "alice")
+        assert user is not None and user.admin is True
+        await set_account(rh, "alice", {**original, "groups": ["staff", "physics"]})
+        async with httpx.AsyncClient() as browser:
+            await browse(browser, f"{rh.url}/hub/oauth_login", login="alice")
+        user = await stored_user(rh, "alice")
+        assert user is not None and user.admin is False  # left the admin group: admin revoked
+        assert sorted(g.name for g in user.groups) == ["physics", "staff"]
+    finally:
+        await set_account(rh, "alice", original)
+
+
+async def test_refresh_of_stored_auth_state(running_hub: RunningHub) -> None:
+    """What the engine does before a spawn: refresh_user on the stored state once the token is due."""
+    rh = running_hub
+    async with httpx.AsyncClient() as browser:
+        await browse(browser, f"{rh.url}/hub/oauth_login", login="bob")
+    user = await stored_user(rh, "bob")
+    assert user is not None and user.admin is False and [g.name for g in user.groups] == ["students"]
+    state = user.auth_state
+    due = {**state, "expires_at": time.time() + 5}  # inside the default 60 s refresh margin
+    result = await rh.hub.authenticator.refresh_user(UserInfo(name="bob"), due)
+    assert isinstance(result, AuthResult)
+    assert result.auth_state["access_token"] != state["access_token"]
+    assert result.auth_state["expires_at"] > time.time()
+
+
+async def test_error_pages_a_person_can_act_on(running_hub: RunningHub) -> None:
+    rh = running_hub
+    async with httpx.AsyncClient() as browser:
+        # no login attempt in this browser
+        page = await browser.get(f"{rh.url}/hub/oauth_callback?code=abc&state=xyz")
+        assert page.status_code == 400 and "try again" in page.text
+        # an attempt exists, but the answer carries someone else's state
+        start = await browser.get(f"{rh.url}/hub/oauth_login")
+        assert start.status_code in (302, 303) and "hubkit-oauth-state" in start.headers["set-cookie"]
+        assert "httponly" in start.headers["set-cookie"].lower()
+        page = await browser.get(f"{rh.url}/hub/oauth_callback?code=abc&state=not-the-one")
+        assert page.status_code == 403 and "state mismatch" in page.text
+        # the provider reports an error
+        await browser.get(f"{rh.url}/hub/oauth_login")
+        page = await browser.get(f"{rh.url}/hub/oauth_callback?error=access_denied&error_description=nope")
+        assert page.status_code == 403 and "You declined the login" in page.text
+    async with httpx.AsyncClient() as browser:
+        # denied by the allow-list
+        page = await browse(browser, f"{rh.url}/hub/oauth_login", login="mallory")
+        assert page.status_code == 403
+        assert "not allowed on this hub" in page.text and "none of the allowed groups" in page.text
+    assert await stored_user(rh, "mallory") is None
