@@ -181,7 +181,8 @@ class LocalSpawner:
             )
         except OSError as e:
             remove_cgroups(plan.cgroup_dirs)
-            raise SpawnFailed(f"could not start {cmd[0]}: {e}", reason_code="exec-failed") from e
+            who = f" as OS user {account.name!r}" if account.switch else ""
+            raise SpawnFailed(f"could not start {cmd[0]}{who}: {e}", reason_code="exec-failed") from e
         except subprocess.SubprocessError as e:
             remove_cgroups(plan.cgroup_dirs)
             raise SpawnFailed(f"could not prepare the server process: {e}", reason_code="exec-failed") from e
