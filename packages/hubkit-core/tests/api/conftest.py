@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from hubkit.auth.tokens import issue_token
 from hubkit.storage.orm import User
 from hubkit.web.app import create_app
@@ -60,6 +59,7 @@ def xsrf_of(html: str) -> str:
 
 async def browser_login(client: httpx.AsyncClient, name: str, password: str = "") -> str:
     """Log in through the form like a browser; returns the XSRF token for later form posts."""
+    await client.get("/hub/logout")  # start from a logged-out browser
     page = await client.get("/hub/login")
     assert page.status_code == 200
     token = xsrf_of(page.text)
@@ -70,3 +70,13 @@ async def browser_login(client: httpx.AsyncClient, name: str, password: str = ""
     )
     assert r.status_code == 302, r.text
     return token
+
+
+@pytest.fixture
+def login(client: httpx.AsyncClient) -> Callable[..., Awaitable[str]]:
+    """``xsrf = await login("alice")``: a browser-style form login on ``client``."""
+
+    async def do(name: str, password: str = "") -> str:
+        return await browser_login(client, name, password)
+
+    return do

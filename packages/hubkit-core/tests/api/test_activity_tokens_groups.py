@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
-
 from hubkit.auth.tokens import issue_token
 from hubkit.storage.orm import Server, User
+from sqlalchemy import select
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -23,7 +22,9 @@ async def server_token(hub, user: str, server: str = "") -> str:
 
     async with hub.db() as s:
         u = (await s.execute(select(User).where(User.name == user))).scalar_one()
-        srv = (await s.execute(select(Server).where(Server.user_id == u.id, Server.name == server))).scalar_one()
+        srv = (
+            await s.execute(select(Server).where(Server.user_id == u.id, Server.name == server))
+        ).scalar_one()
         secret, _ = await issue_token(
             s, user_id=u.id, server_id=srv.id, scopes=server_token_scopes(user, server), kind="server"
         )
@@ -52,10 +53,16 @@ async def test_activity_rules(client, hub, admin_headers):
     assert r.status_code == 400 and "No such server" in r.json()["message"]
     future = {"last_activity": ts(now + timedelta(hours=2))}
     assert (await client.post("/hub/api/users/alice/activity", json=future, headers=tok)).status_code == 400
-    assert (await client.post("/hub/api/users/alice/activity", json={"last_activity": "yesterday"}, headers=tok)).status_code == 400
+    assert (
+        await client.post("/hub/api/users/alice/activity", json={"last_activity": "yesterday"}, headers=tok)
+    ).status_code == 400
     assert (await client.post("/hub/api/users/bob/activity", json=body, headers=tok)).status_code == 404
     # rich hubkit activity is stored per server
-    rich = {"servers": {"": {"last_activity": ts(now), "hubkit": {"kernels": 2, "kernels_busy": 1, "connections": 1}}}}
+    rich = {
+        "servers": {
+            "": {"last_activity": ts(now), "hubkit": {"kernels": 2, "kernels_busy": 1, "connections": 1}}
+        }
+    }
     assert (await client.post("/hub/api/users/alice/activity", json=rich, headers=tok)).status_code == 200
     srv = (await client.get("/hub/api/users/alice/server", headers=h)).json()
     assert srv["hubkit_activity"]["kernels_busy"] == 1
@@ -99,7 +106,9 @@ async def test_tokens_api(client, hub, make_token):
     r = await client.post("/hub/api/users/alice/tokens", json={"expires_in": "soon"}, headers=alice)
     assert r.status_code == 400
     assert (await client.post("/hub/api/users/bob/tokens", json={}, headers=alice)).status_code == 404
-    assert (await client.delete(f"/hub/api/users/alice/tokens/{model['id']}", headers=alice)).status_code == 204
+    assert (
+        await client.delete(f"/hub/api/users/alice/tokens/{model['id']}", headers=alice)
+    ).status_code == 204
     assert (await client.get("/hub/api/users/alice", headers=new)).status_code == 403
 
 
@@ -116,7 +125,13 @@ async def test_groups_api(client, admin_headers):
     h = admin_headers
     await client.post("/hub/api/users", json={"usernames": ["carol", "dan"]}, headers=h)
     r = await client.post("/hub/api/groups", json={"groups": ["g1", "g2"], "users": ["carol"]}, headers=h)
-    assert r.status_code == 201 and r.json()[0] == {"kind": "group", "name": "g1", "users": ["carol"], "roles": [], "properties": {}}
+    assert r.status_code == 201 and r.json()[0] == {
+        "kind": "group",
+        "name": "g1",
+        "users": ["carol"],
+        "roles": [],
+        "properties": {},
+    }
     assert (await client.post("/hub/api/groups/g1", headers=h)).status_code == 409
     assert (await client.post("/hub/api/groups/g3", json={"users": ["ghost"]}, headers=h)).status_code == 404
     r = await client.post("/hub/api/groups/g1/users", json={"users": ["dan"]}, headers=h)
@@ -126,7 +141,9 @@ async def test_groups_api(client, admin_headers):
     r = await client.put("/hub/api/groups/g1/properties", json={"course": "x"}, headers=h)
     assert r.json()["properties"] == {"course": "x"}
     assert (await client.get("/hub/api/users/dan", headers=h)).json()["groups"] == ["g1"]
-    listing = await client.get("/hub/api/groups", headers={**h, "Accept": "application/jupyterhub-pagination+json"})
+    listing = await client.get(
+        "/hub/api/groups", headers={**h, "Accept": "application/jupyterhub-pagination+json"}
+    )
     assert listing.json()["_pagination"]["total"] == 2
     assert (await client.delete("/hub/api/groups/g2", headers=h)).status_code == 204
     assert (await client.get("/hub/api/groups/g2", headers=h)).status_code == 404

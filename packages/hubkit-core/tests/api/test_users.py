@@ -9,7 +9,9 @@ PAGED = {"Accept": "application/jupyterhub-pagination+json"}
 
 
 async def test_pagination_envelope_follows_next(client, admin_headers):
-    r = await client.post("/hub/api/users", json={"usernames": ["u1", "u2", "u3", "u4"]}, headers=admin_headers)
+    r = await client.post(
+        "/hub/api/users", json={"usernames": ["u1", "u2", "u3", "u4"]}, headers=admin_headers
+    )
     assert r.status_code == 201, r.text
     assert sorted(u["name"] for u in r.json()) == ["u1", "u2", "u3", "u4"]
     seen = []
@@ -89,26 +91,41 @@ async def test_hostile_user_names_refused(client, admin_headers, name):
 
 async def test_malformed_bodies(client, admin_headers):
     h = {**admin_headers, "Content-Type": "application/json"}
-    for body in (b"{", b"[1,2]", b'"x"', b"\xff\xfe", b'{"usernames": "alice"}', b'{"usernames": ["a"], "extra": 1}'):
+    for body in (
+        b"{",
+        b"[1,2]",
+        b'"x"',
+        b"\xff\xfe",
+        b'{"usernames": "alice"}',
+        b'{"usernames": ["a"], "extra": 1}',
+    ):
         r = await client.post("/hub/api/users", content=body, headers=h)
         assert r.status_code == 400, (body, r.text)
         assert isinstance(r.json()["message"], str)
-    assert [u["name"] for u in (await client.get("/hub/api/users", headers=admin_headers)).json()] == ["admin"]
+    assert [u["name"] for u in (await client.get("/hub/api/users", headers=admin_headers)).json()] == [
+        "admin"
+    ]
 
 
 async def test_oversized_body_413(client, hub, admin_headers):
     limit = hub.settings.hub.max_body_bytes
     big = b'{"usernames": ["' + b"a" * (limit + 10) + b'"]}'
-    r = await client.post("/hub/api/users", content=big, headers={**admin_headers, "Content-Type": "application/json"})
+    r = await client.post(
+        "/hub/api/users", content=big, headers={**admin_headers, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413
 
     async def chunks():  # no Content-Length: the streaming bound applies
         for _ in range(limit // 65536 + 2):
             yield b"a" * 65536
 
-    r = await client.post("/hub/api/users", content=chunks(), headers={**admin_headers, "Content-Type": "application/json"})
+    r = await client.post(
+        "/hub/api/users", content=chunks(), headers={**admin_headers, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413
-    assert [u["name"] for u in (await client.get("/hub/api/users", headers=admin_headers)).json()] == ["admin"]
+    assert [u["name"] for u in (await client.get("/hub/api/users", headers=admin_headers)).json()] == [
+        "admin"
+    ]
 
 
 async def test_auth_headers_and_scopes(client, make_token):
@@ -140,4 +157,6 @@ async def test_filtered_list_users(client, make_token):
     r = await client.get("/hub/api/users", headers={"Authorization": f"token {t}"})
     assert r.status_code == 200
     assert [u["name"] for u in r.json()] == ["bob"]
-    assert (await client.get("/hub/api/users/alice", headers={"Authorization": f"token {t}"})).status_code == 404
+    assert (
+        await client.get("/hub/api/users/alice", headers={"Authorization": f"token {t}"})
+    ).status_code == 404

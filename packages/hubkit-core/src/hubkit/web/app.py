@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..api import activity, groups, progress, root, servers, services, tokens, users
+from ..api import activity, groups, openapi, progress, root, servers, services, tokens, users
 from ..api.base import BodyTooLarge, error_response
 from ..auth.ratelimit import LoginRateLimiter
 from ..auth.sessions import hub_prefix
@@ -67,7 +67,19 @@ def build_routes(hub: Hub) -> list[BaseRoute]:
         else hub.settings.hub.base_url + "/"
     )
     routes: list[BaseRoute] = []
-    for mod in (root, users, servers, progress, activity, tokens, groups, services, authorize, token):
+    for mod in (
+        root,
+        openapi,
+        users,
+        servers,
+        progress,
+        activity,
+        tokens,
+        groups,
+        services,
+        authorize,
+        token,
+    ):
         routes.extend(mod.routes(api))
     routes.append(Route(f"{p}metrics", _metrics, methods=["GET"]))
     routes.append(Mount(f"{p}static", app=StaticFiles(directory=str(STATIC)), name="static"))
