@@ -47,6 +47,7 @@ BEHAVIOURS = ("ok", "raise", "crash", "hang", "hang-http")
 
 
 class TestSpawnerConfig(BaseModel):
+    __test__ = False  # not a pytest test class
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["inprocess", "process"] = Field(
@@ -107,6 +108,8 @@ def _proc_start_time(pid: int) -> str | None:
 
 
 class TestSpawner:
+    __test__ = False  # not a pytest test class
+
     def __init__(self, config: TestSpawnerConfig, hub: HubInfo) -> None:
         self.config = config
         self.hub = hub

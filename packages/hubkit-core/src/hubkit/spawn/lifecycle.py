@@ -197,8 +197,8 @@ async def run_spawn(engine: SpawnEngine, spawn_id: int, server_id: int) -> None:
             )
             await _mark_running(engine, spawn_id, server_id, spec)
         engine.record_outcome(True)
-        engine.finish(spawn_id, "ready")
         await engine.hooks.server_ready(spec, result.endpoint)
+        engine.finish(spawn_id, "ready")
     except asyncio.CancelledError:
         if not engine._closing:
             await asyncio.shield(

@@ -144,12 +144,7 @@ async def schema_diff(engine: AsyncEngine, storage: StorageRegistry | None = Non
 
     def compare(conn: Connection) -> list[Any]:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        diffs: list[Any] = []
-        for md in metadatas:
-            diffs += compare_metadata(ctx, md)
-        known = {t for md in metadatas for t in md.tables} | {"alembic_version"}
-        # compare_metadata per-metadata reports other metadatas' tables as removed: drop those
-        return [d for d in diffs if not (d[0] == "remove_table" and d[1].name in known)]
+        return list(compare_metadata(ctx, metadatas))  # type: ignore[arg-type]  # a list is accepted
 
     async with engine.connect() as conn:
         return await conn.run_sync(compare)
