@@ -104,6 +104,8 @@ class FakeProvider:
         if form.get("grant_type") == "refresh_token":
             if form.get("refresh_token") not in self.refresh_tokens:
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            self.refresh_tokens.discard(form["refresh_token"])  # rotating refresh tokens: each works once
+            await asyncio.sleep(0.05)
             return JSONResponse(self._tokens(nonce=None))
         auth = self.codes.pop(form.get("code", ""), None)
         if auth is None or auth.get("redirect_uri") != form.get("redirect_uri"):

@@ -3,13 +3,14 @@ documented claim shapes; plus ID-token checks that need a misbehaving provider."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hubkit.errors import AuthFailed
-from hubkit.interfaces import UserInfo
+from hubkit.interfaces import AuthResult, UserInfo
 from hubkit.plugins.registry import HubInfo
 from hubkit_oauth import OIDCAuthenticator, OIDCConfig
 from hubkit_oauth.presets.auth0 import Auth0Authenticator, Auth0Config
@@ -150,16 +151,60 @@ async def test_discovery_issuer_must_match(provider: FakeProvider, hub: HubInfo)
 
 
 async def test_refresh_keeps_identity_and_drops_revoked_access(provider: FakeProvider, hub: HubInfo) -> None:
-    provider.id_claims = {"sub": "u1", "preferred_username": "kim", "groups": ["lab"]}
     auth = OIDCAuthenticator(OIDCConfig(**CLIENT, issuer=provider.issuer, allowed_groups=["lab"]), hub)
-    state = dict((await login(auth)).result.auth_state or {})
     user = UserInfo(name="kim")
-    soon = {**state, "expires_at": time.time() + 10}
+
+    async def due_state() -> dict[str, Any]:
+        provider.id_claims = {"sub": "u1", "preferred_username": "kim", "groups": ["lab"]}
+        state = dict((await login(auth)).result.auth_state or {})
+        return {**state, "expires_at": time.time() + 10}
+
+    soon = await due_state()
     provider.id_claims = {"sub": "u1", "preferred_username": "kim", "groups": []}  # removed from the group
     assert await auth.refresh_user(user, soon) is False
+    soon = await due_state()
     provider.id_claims = {"sub": "u2", "preferred_username": "kim", "groups": ["lab"]}  # another account
     assert await auth.refresh_user(user, soon) is False
+    soon = await due_state()
     provider.id_claims = {"sub": "u1", "preferred_username": "kim", "groups": ["lab", "new"]}
     refreshed = await auth.refresh_user(user, soon)
     assert not isinstance(refreshed, bool) and refreshed.groups == ("lab", "new")
+    await auth.aclose()
+
+
+async def test_concurrent_refreshes_share_one_rotation(provider: FakeProvider, hub: HubInfo) -> None:
+    provider.id_claims = {"sub": "u1", "preferred_username": "kim"}
+    auth = _generic(provider, hub)
+    state = dict((await login(auth)).result.auth_state or {})
+    soon = {**state, "expires_at": time.time() + 10}
+    first, second = await asyncio.gather(auth.refresh_user(UserInfo(name="kim"), soon),
+                                         auth.refresh_user(UserInfo(name="kim"), soon))
+    assert isinstance(first, AuthResult) and first == second
+    assert sum(1 for kind, p in provider.requests if kind == "token" and p["grant_type"] == "refresh_token") == 1
+    # the old refresh token is spent at the provider: without the shared result this would be "log in again"
+    auth2 = _generic(provider, hub)
+    assert await auth2.refresh_user(UserInfo(name="kim"), soon) is False
+    await auth.aclose()
+    await auth2.aclose()
+
+
+async def test_callback_from_another_issuer_is_refused(provider: FakeProvider, hub: HubInfo) -> None:
+    auth = _generic(provider, hub)
+    start = await auth.start_login("/", REDIRECT_URI)
+    state = parse_qs(urlsplit(start.url).query)["state"][0]
+    params = {"code": "c", "state": state, "iss": "https://attacker.example"}
+    with pytest.raises(AuthFailed, match="different provider"):
+        await auth.complete_login(params, start.state, REDIRECT_URI)
+    await auth.aclose()
+
+
+async def test_unexpected_provider_answers_are_not_a_crash(provider: FakeProvider, hub: HubInfo) -> None:
+    class Fragile(OIDCAuthenticator):
+        def identity_from_claims(self, claims: dict[str, Any]) -> Any:
+            raise TypeError("surprising shape")
+
+    provider.id_claims = {"sub": "u1", "preferred_username": "kim"}
+    auth = Fragile(OIDCConfig(**CLIENT, issuer=provider.issuer, allow_all=True), hub)
+    with pytest.raises(AuthFailed, match="answered in an unexpected way"):
+        await login(auth)
     await auth.aclose()

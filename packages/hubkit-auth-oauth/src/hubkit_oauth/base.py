@@ -6,6 +6,8 @@ A provider backend only says where its endpoints are (:meth:`endpoints`) and who
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import logging
 import time
@@ -76,6 +78,8 @@ class OAuthAuthenticator:
             auth_method=config.token_endpoint_auth_method,
         )
         self.policy = self.make_policy()
+        self._refresh_locks: dict[str, asyncio.Lock] = {}
+        self._recent: dict[str, tuple[float, AuthResult]] = {}
         if config.display_name:
             self.display_name = config.display_name  # type: ignore[misc]
 
@@ -144,6 +148,21 @@ class OAuthAuthenticator:
         return LoginRedirect(url=url, state=login.encode())
 
     async def complete_login(self, params: Mapping[str, str], state: str, redirect_uri: str) -> LoginCompletion:
+        try:
+            return await self._complete_login(params, state, redirect_uri)
+        except AuthFailed:
+            raise
+        except Exception as exc:  # a provider answering in an unexpected shape must not become a 500
+            log.error("%s login failed unexpectedly: %s", self.provider, type(exc).__name__, exc_info=True)
+            raise AuthFailed(
+                "The login could not be completed because the provider answered in an unexpected way. "
+                "Start again; if it keeps happening, tell the hub's administrator."
+            ) from None
+
+    def check_callback(self, params: Mapping[str, str]) -> None:
+        """Provider-specific checks of the callback parameters (OIDC: the ``iss`` parameter)."""
+
+    async def _complete_login(self, params: Mapping[str, str], state: str, redirect_uri: str) -> LoginCompletion:
         login = LoginState.decode(state)
         login.check_age(self.config.login_timeout)
         if params.get("error"):  # shown even without a matching state: an error page grants nothing
@@ -154,6 +173,7 @@ class OAuthAuthenticator:
                 "The login answer does not match the login this browser started (state mismatch). "
                 "Start the login again, in one browser tab."
             )
+        self.check_callback(params)
         code = params.get("code")
         if not code:
             raise AuthFailed("The login provider sent no authorization code. Start the login again.")
@@ -168,7 +188,8 @@ class OAuthAuthenticator:
 
     def result_for(self, identity: Identity, tokens: Mapping[str, Any]) -> AuthResult:
         decision = self.policy.decide(identity)
-        auth_state: JSONDict = {**tokens, "provider": self.provider, "user": identity.claims,
+        auth_state: JSONDict = {**tokens, "provider": self.provider, "username": identity.username,
+                                "user": identity.claims,
                                 "provider_groups": list(identity.groups)}
         return AuthResult(
             name=identity.username,
@@ -192,6 +213,27 @@ class OAuthAuthenticator:
         refresh_token = auth_state.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
             return now < expires_at
+        # A spawn and the auth-state API may refresh the same user at once; with rotating refresh tokens the
+        # second use of the old token would fail, so one refresh per token is shared for a minute.
+        key = hashlib.sha256(refresh_token.encode()).hexdigest()
+        async with self._refresh_locks.setdefault(user.name, asyncio.Lock()):
+            cutoff = time.monotonic() - 60
+            self._recent = {k: v for k, v in self._recent.items() if v[0] > cutoff}
+            if key in self._recent:
+                return self._recent[key][1]
+            try:
+                outcome = await self._refresh(user, auth_state, refresh_token, expires_at)
+            except Exception as exc:
+                log.error("%s refresh for %s failed unexpectedly: %s", self.provider, user.name,
+                          type(exc).__name__, exc_info=True)
+                return time.time() < expires_at
+            if isinstance(outcome, AuthResult):
+                self._recent[key] = (time.monotonic(), outcome)
+            return outcome
+
+    async def _refresh(self, user: UserInfo, auth_state: JSONDict, refresh_token: str,
+                       expires_at: float) -> AuthResult | bool:
+        now = time.time()
         try:
             endpoints = await self.endpoints()
             tokens = await self.tokens.refresh(endpoints.token, refresh_token=refresh_token)
@@ -205,7 +247,7 @@ class OAuthAuthenticator:
             tokens["id_token"] = auth_state["id_token"]
         try:
             identity = await self.identify(tokens, nonce=None, previous=auth_state)
-            if identity.username != user.name:
+            if identity.username != auth_state.get("username", identity.username):
                 log.warning("%s refresh for %s returned another identity", self.provider, user.name)
                 return False
             return self.result_for(identity, tokens)

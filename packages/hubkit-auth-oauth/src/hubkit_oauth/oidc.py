@@ -107,6 +107,16 @@ class OIDCAuthenticator(OAuthAuthenticator):
     def cached_end_session_endpoint(self) -> str | None:
         return self._metadata.end_session_endpoint if self._metadata else None
 
+    def check_callback(self, params: Mapping[str, str]) -> None:
+        """RFC 9207: a callback naming another issuer is a mix-up attack or a misconfiguration."""
+        iss = params.get("iss")
+        meta = self._metadata
+        if iss is not None and meta is not None and TENANT_PLACEHOLDER not in meta.issuer and iss != meta.issuer:
+            raise AuthFailed(
+                "The login answer came from a different provider than the one this login started with. "
+                "Start the login again."
+            )
+
     def authorize_params(self, login: LoginState) -> dict[str, str]:
         return {"nonce": login.nonce}
 
