@@ -167,11 +167,11 @@ class Informer:
                     self.cache.pop(name)
                     self._dispatch("DELETED", old)
         for name, obj in fresh.items():
-            old = self.cache.get(name)
-            if old is None or old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+            prev = self.cache.get(name)
+            if prev is None or prev["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
                 if self._keep_cache:
                     self.cache[name] = obj
-                self._dispatch("ADDED" if old is None else "MODIFIED", obj)
+                self._dispatch("ADDED" if prev is None else "MODIFIED", obj)
         self.synced.set()
 
     def _dispatch(self, etype: str, obj: Obj) -> None:

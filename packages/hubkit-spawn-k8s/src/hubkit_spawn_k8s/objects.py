@@ -56,7 +56,7 @@ def labels(spec: ServerSpec, cfg: KubeSpawnerConfig) -> dict[str, str]:
     }
 
 
-def annotations(spec: ServerSpec, cfg: KubeSpawnerConfig, plan: PodPlan | None = None) -> dict[str, str]:
+def object_annotations(spec: ServerSpec, cfg: KubeSpawnerConfig, plan: PodPlan | None = None) -> dict[str, str]:
     out = {**cfg.extra_annotations, names.ANNOTATION_USER: spec.user.name, names.ANNOTATION_SERVER: spec.server_name}
     if plan and plan.profile:
         out["hubkit.io/profile"] = plan.profile
@@ -151,7 +151,7 @@ def build_pod(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan, srv: Serv
             "name": srv.pod,
             "namespace": srv.namespace,
             "labels": labels(spec, cfg),
-            "annotations": annotations(spec, cfg, plan),
+            "annotations": object_annotations(spec, cfg, plan),
         },
         "spec": pod_spec,
     }
@@ -191,7 +191,7 @@ def build_service(cfg: KubeSpawnerConfig, spec: ServerSpec, srv: ServerNames) ->
             "name": srv.service,
             "namespace": srv.namespace,
             "labels": labels(spec, cfg),
-            "annotations": annotations(spec, cfg),
+            "annotations": object_annotations(spec, cfg),
         },
         "spec": {
             "type": "ClusterIP",

@@ -28,7 +28,7 @@ async def reconcile_pods(
         meta = pod["metadata"]
         name = meta["name"]
         ann = meta.get("annotations") or {}
-        match = by_pod.get(name) or by_key.get((ann.get(names.ANNOTATION_USER), ann.get(names.ANNOTATION_SERVER, "")))
+        match = by_pod.get(name) or by_key.get((str(ann.get(names.ANNOTATION_USER)), str(ann.get(names.ANNOTATION_SERVER, ""))))
         if match is not None and not meta.get("deletionTimestamp"):
             found.add(match.spec.full_name)
             adopted.append(match.spec.full_name)

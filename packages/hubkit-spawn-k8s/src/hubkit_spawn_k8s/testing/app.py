@@ -31,7 +31,7 @@ def create_app(cluster: Cluster) -> Starlette:
     store = cluster.store
 
     def resource_of(request: Request) -> str:
-        resource = request.path_params["resource"]
+        resource = str(request.path_params["resource"])
         if resource not in RESOURCES:
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({resource})")
         return resource

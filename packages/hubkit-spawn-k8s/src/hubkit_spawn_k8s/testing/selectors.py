@@ -56,9 +56,7 @@ def _parse_term(term: str, *, set_ops: bool) -> Predicate:
             key, value = key.strip(), value.strip()
             if not key:
                 raise SelectorError(f"invalid selector term {term!r}")
-            if op == "!=":
-                return lambda m, k=key, v=value: m.get(k) != v
-            return lambda m, k=key, v=value: m.get(k) == v
+            return _compare(key, value, negate=op == "!=")
     if not set_ops:
         raise SelectorError(f"invalid field selector term {term!r}: only =, == and != are supported")
     match = _SET_RE.match(term)
@@ -75,6 +73,13 @@ def _parse_term(term: str, *, set_ops: bool) -> Predicate:
     if neg:
         return lambda m: key not in m
     return lambda m: key in m
+
+
+def _compare(key: str, value: str, *, negate: bool) -> Predicate:
+    def check(m: Mapping[str, str]) -> bool:
+        return (m.get(key) == value) != negate
+
+    return check
 
 
 def pod_fields(obj: Mapping[str, Any]) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..quantity import parse_quantity
 from .status import ApiError, invalid, kind_of
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -56,6 +57,12 @@ def validate_object(resource: str, obj: dict[str, Any], *, schema: bool) -> None
                 causes.append((f"spec.containers[{i}].image", "Required value"))
             if not _DNS_LABEL.match(c.get("name") or ""):
                 causes.append((f"spec.containers[{i}].name", f'Invalid value: "{c.get("name")}"'))
+            for part in ("limits", "requests"):
+                for res, value in ((c.get("resources") or {}).get(part) or {}).items():
+                    try:
+                        parse_quantity(value)
+                    except (ValueError, TypeError, ArithmeticError) as exc:
+                        causes.append((f"spec.containers[{i}].resources.{part}[{res}]", f'Invalid value: "{value}": {exc}'))
     if causes:
         raise invalid(resource, name, causes)
     if schema:
