@@ -145,5 +145,7 @@ def effective_config(settings: Any) -> dict[str, Any]:
 
 def config_show(settings: Any) -> str:
     from .config.toml_out import dump
+    from .runtime.backends import validate_sections
 
+    validate_sections(settings, _registries()[1])  # show only a configuration the hub would accept
     return dump(effective_config(settings))
