@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 from hubkit.testing import require
-from oauth_helpers import CLIENT_ID, CLIENT_SECRET, OP_MODULE, RealOP, free_port, new_key
+from oauth_helpers import CLIENT_ID, CLIENT_SECRET, OP_MODULE, RealOP, RunningHub, free_port, new_key
 
 
 def _need_op() -> None:
@@ -63,13 +62,6 @@ def own_op(tmp_path: Path, hub_port: int) -> Iterator[RealOP]:
         op.stop()
 
 
-@dataclass
-class RunningHub:
-    hub: Any
-    url: str
-    op: RealOP
-
-
 @pytest.fixture
 async def running_hub(hub_factory: Any, real_op: RealOP, hub_port: int, tmp_path: Path) -> AsyncIterator[RunningHub]:
     """A started hub (``hub_factory`` of hubkit's pytest plugin) with the ``oidc`` backend pointed at the real
@@ -103,4 +95,3 @@ async def running_hub(hub_factory: Any, real_op: RealOP, hub_port: int, tmp_path
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
-        await hub.authenticator.aclose()

@@ -143,6 +143,15 @@ async def sign_in_at_op(browser: httpx.AsyncClient, url: str, *, login: str, unt
     return dict(parse_qsl(urlsplit(response.headers["location"]).query))
 
 
+@dataclass
+class RunningHub:
+    """A started hub serving its web app on ``url``, logging in through the real OP ``op``."""
+
+    hub: Any
+    url: str
+    op: RealOP
+
+
 def hub_info(hub_port: int) -> HubInfo:
     url = f"http://127.0.0.1:{hub_port}"
     return HubInfo(hub_id="oauth-test", data_dir="/tmp", hub_api_url=f"{url}/hub/api", hub_url=url,

@@ -7,8 +7,8 @@ import os
 from typing import Any
 
 import pytest
-from conftest import RunningHub
 from hubkit.testing import require
+from oauth_helpers import RunningHub
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningHub
 from hubkit.interfaces import AuthResult, UserInfo
 from hubkit.storage.orm import User
-from oauth_helpers import ACCOUNTS, browse
+from oauth_helpers import ACCOUNTS, RunningHub, browse
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 

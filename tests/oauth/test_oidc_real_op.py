@@ -14,6 +14,7 @@ import httpx
 import pytest
 from hubkit.errors import AuthFailed, ConfigError
 from hubkit.interfaces import AuthResult, UserInfo
+from hubkit_oauth import OIDCAuthenticator, OIDCConfig
 from hubkit_oauth.id_token import verify_id_token
 from hubkit_oauth.login_state import LoginState
 from joserfc import jwt
@@ -22,7 +23,9 @@ from oauth_helpers import (
     CLIENT_SECRET,
     OTHER_CLIENT_ID,
     RealOP,
+    free_port,
     full_login,
+    hub_info,
     make_oidc,
     new_key,
     sign_in_at_op,
@@ -251,8 +254,6 @@ async def test_provider_error_in_callback_and_expired_attempt(real_op: RealOP, h
 
 
 async def test_unreachable_provider_and_config_guard(hub_port: int, redirect_uri: str) -> None:
-    from hubkit_oauth import OIDCAuthenticator, OIDCConfig
-    from oauth_helpers import free_port, hub_info
 
     dead = f"http://127.0.0.1:{free_port()}"
     auth = OIDCAuthenticator(OIDCConfig(issuer=dead, client_id="c", allow_all=True, http_timeout=2),

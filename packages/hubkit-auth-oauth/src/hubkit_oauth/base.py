@@ -120,8 +120,11 @@ class OAuthAuthenticator:
                 key=f"auth.{self.provider}",
             )
 
-    async def aclose(self) -> None:
+    async def shutdown(self) -> None:
+        """Called by the hub on stop: close the HTTP connection pool to the provider."""
         await self.http.aclose()
+
+    aclose = shutdown
 
     async def authenticate(self, credentials: Credentials) -> AuthResult | None:
         raise AuthFailed(f"This hub signs in through {self.display_name}; use the login button.")
