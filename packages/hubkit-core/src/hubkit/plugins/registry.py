@@ -117,6 +117,10 @@ class ConfigSectionRegistry:
     """Config sections of plugins that are not backends (e.g. ``[oauth_provider]``), validated by a model."""
 
     sections: dict[str, type[BaseModel]] = field(default_factory=dict)
+    # called once with the validated section when a hub is built (how a plugin receives its options)
+    callbacks: dict[str, Callable[[Any], None]] = field(default_factory=dict)
 
-    def add(self, section: str, model: type[BaseModel]) -> None:
+    def add(self, section: str, model: type[BaseModel], *, on_config: Callable[[Any], None] | None = None) -> None:
         self.sections[section] = model
+        if on_config is not None:
+            self.callbacks[section] = on_config

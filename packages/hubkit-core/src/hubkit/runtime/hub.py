@@ -32,7 +32,7 @@ from ..storage import migrate
 from ..storage.engine import create_engine, create_sessionmaker, is_sqlite, normalize_url
 from ..storage.orm import User
 from ..storage.types import CryptKeeper
-from .backends import build_backend, validate_sections
+from .backends import build_backend, plugin_config, validate_sections
 from .secrets import load_cookie_secret
 
 log = logging.getLogger("hubkit")
@@ -99,6 +99,8 @@ class Hub:
         pm = build_plugin_manager(load_entry_points=load_entry_points, extra=[allow, *extra_plugins])
         registries = collect_registries(pm)
         validate_sections(settings, registries)
+        for section, callback in registries.config_sections.callbacks.items():
+            callback(plugin_config(settings, registries, section))
         CryptKeeper.configure(settings.hub.crypt_keys or None)
         urls, info = hub_urls(settings)
         Path(info.data_dir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240

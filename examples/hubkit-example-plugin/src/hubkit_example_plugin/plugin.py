@@ -1,0 +1,76 @@
+"""The plugin object. hubkit loads ``plugin`` through the entry point and calls its hook methods.
+
+A class instance (rather than module functions) gives the hooks somewhere to keep the validated config,
+which hubkit hands over through the ``on_config`` callback of ``hubkit_register_config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hubkit import hookimpl
+from hubkit.interfaces import AuthResult, RouteChange, ServerSpec
+from hubkit.plugins.registry import ConfigSectionRegistry
+from pydantic import BaseModel, ConfigDict, Field
+
+SECTION = "example_audit"
+
+
+class AuditConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    log_file: str | None = Field(None, description="Append one JSON line per route change here (unset: off).")
+    refused_prefixes: list[str] = Field(
+        default_factory=list, description="Refuse logins of usernames starting with any of these."
+    )
+    server_env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment for every server."
+    )
+
+
+class AuditPlugin:
+    __name__ = "example-audit"
+
+    def __init__(self) -> None:
+        self.config = AuditConfig()
+
+    def configure(self, config: AuditConfig) -> None:
+        self.config = config
+
+    @hookimpl
+    def hubkit_register_config(self, config: ConfigSectionRegistry) -> None:
+        config.add(SECTION, AuditConfig, on_config=self.configure)
+
+    @hookimpl
+    def hubkit_route_changed(self, change: RouteChange) -> None:
+        if not self.config.log_file:
+            return
+        record = {
+            "time": datetime.now(UTC).isoformat(),
+            "kind": change.kind.value,
+            "routespec": change.route.routespec,
+            "target": change.route.target,
+            "user": change.route.data.get("user"),
+        }
+        path = Path(self.config.log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    @hookimpl
+    async def hubkit_check_allowed(self, result: AuthResult) -> bool | None:
+        if any(result.name.startswith(p) for p in self.config.refused_prefixes):
+            return False
+        return None  # no opinion: other rules decide
+
+    @hookimpl
+    def hubkit_pre_spawn(self, spec: ServerSpec) -> ServerSpec | None:
+        if not self.config.server_env:
+            return None
+        return dataclasses.replace(spec, env={**spec.env, **self.config.server_env})
+
+
+plugin = AuditPlugin()
