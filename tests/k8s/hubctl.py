@@ -1,0 +1,168 @@
+"""A real ``hubkit`` process (dummy auth, ``kubernetes`` spawner, embedded hubkit-proxy) pointed at the fake
+Kubernetes API server running in the test process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import tomli_w
+from hubkit_spawn_k8s.testing import FakeImage, FakeKubernetes
+
+VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", os.path.dirname(sys.executable)))
+# What a Docker Stacks image does when the hub starts it: run the single-user server (here, the real
+# hubkit-singleuser on this machine; the fake kubelet runs it as a process on the pod's own loopback IP).
+NOTEBOOK_IMAGE = "quay.io/jupyter/base-notebook:2026-11"
+TINY_IMAGE = "hubkit/tiny:1"
+IMAGES = [
+    FakeImage(NOTEBOOK_IMAGE, runtime="process", entrypoint=(str(VENV_BIN / "hubkit-singleuser"), "--allow-root")),
+    FakeImage(TINY_IMAGE, runtime="http"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class KubeHub:
+    workdir: Path
+    kube: FakeKubernetes
+    spawner: dict[str, Any] = field(default_factory=dict)
+    k8s: dict[str, Any] = field(default_factory=dict)
+    proxy: str = "hubkit-proxy"
+    hub_id: str = field(default_factory=lambda: f"k8stest{uuid.uuid4().hex[:6]}")
+    port: int = field(default_factory=free_port)
+    hub_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    pod_port: int = field(default_factory=free_port)  # the same inside every pod: each pod has its own IP
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> dict[str, Any]:
+        data = self.workdir / "data"
+        proxy: dict[str, Any] = {"backend": self.proxy, "check_interval": 2}
+        if self.proxy == "hubkit-proxy":
+            proxy["hubkit-proxy"] = {"api_url": f"http://127.0.0.1:{self.api_port}",
+                                     "pid_file": str(data / "hubkit-proxy.pid")}
+        return {
+            "hub": {"ip": "127.0.0.1", "port": self.port, "hub_ip": "127.0.0.1", "hub_port": self.hub_port,
+                    "data_dir": str(data), "db_url": f"sqlite+aiosqlite:///{self.workdir / 'hub.sqlite'}",
+                    "hub_id": self.hub_id, "admin_users": ["admin"]},
+            "auth": {"backend": "dummy"},
+            "spawner": {
+                "backend": "kubernetes", "poll_interval": 2, "http_timeout": 90, "start_timeout": 90,
+                **self.spawner,
+                "kubernetes": {
+                    "kubeconfig": self.kube.write_kubeconfig(self.workdir / "kubeconfig"),
+                    "image": NOTEBOOK_IMAGE, "watch_timeout": 30, "port": self.pod_port, **self.k8s,
+                },
+            },
+            "proxy": proxy,
+        }
+
+    def write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.workdir / "hubkit.toml"
+        path.write_text(tomli_w.dumps(self.config()))
+        return path
+
+    def log(self) -> str:
+        path = self.workdir / "hub.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, timeout: float = 60) -> None:
+        cfg = self.write_config()
+        self.starts += 1
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
+        env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+        with open(self.workdir / "hub.log", "ab") as out:
+            self.proc = subprocess.Popen([str(VENV_BIN / "hubkit"), "-f", str(cfg)], cwd=self.workdir, env=env,
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/hub/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"hub not up after {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop_proxy(self) -> None:
+        """The embedded proxy outlives the hub by design; end it by its pid file."""
+        try:
+            pid = int((self.workdir / "data" / "hubkit-proxy.pid").read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            return
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def token(self, user: str) -> str:
+        out = subprocess.run([str(VENV_BIN / "hubkit"), "-f", str(self.write_config()), "token", user, "--create"],
+                             cwd=self.workdir, capture_output=True, text=True, timeout=60, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def running(hub: KubeHub) -> Iterator[KubeHub]:
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        hub.stop_proxy()
+
+
+def progress(c: httpx.Client, user: str, server: str = "", limit: float = 120) -> list[dict[str, Any]]:
+    """Read a server's progress stream (SSE) to its end."""
+    path = f"/hub/api/users/{user}/servers/{server}/progress" if server else f"/hub/api/users/{user}/server/progress"
+    events: list[dict[str, Any]] = []
+    with c.stream("GET", path, timeout=limit) as r:
+        assert r.status_code == 200, r.read()[:500]
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                ev = json.loads(line[5:])
+                events.append(ev)
+                if ev.get("ready") or ev.get("failed"):
+                    break
+    return events
