@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import Conflict, HubkitError, NotFound
 from ..interfaces import UserInfo
-from ..storage.orm import APIToken, Group, Server, ServerStatus, User
+from ..storage.orm import APIToken, Group, ServerStatus, User
 
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
@@ -113,7 +113,6 @@ async def delete_user(hub: Hub, name: str, *, reason: str = "user deleted") -> N
         user = await require_user(session, name)
         uinfo = info(user)
         await session.execute(delete(APIToken).where(APIToken.user_id == user.id))
-        await session.execute(delete(Server).where(Server.user_id == user.id))
         await session.delete(user)
         await session.commit()
     await hub.hooks.user_deleted(uinfo)
