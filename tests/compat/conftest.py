@@ -73,7 +73,7 @@ class LocalCmdSpawner:
             LANG="C.UTF-8",
             COMPAT_DUMP=str(home / f"env-{spec.server_name or 'default'}.txt"),
         )
-        log = open(home / f"server-{spec.server_name or 'default'}.log", "ab")  # noqa: SIM115
+        log = open(home / f"server-{spec.server_name or 'default'}.log", "ab")  # noqa: SIM115, ASYNC230
         proc = await asyncio.create_subprocess_exec(
             *spec.cmd,
             env=env,

@@ -40,8 +40,8 @@ async def run_culler(api: str, token: str, *extra: str) -> str:
     return out.decode(errors="replace")
 
 
-async def wait_for(cond, timeout: float = 20.0, log: str = "") -> None:
-    for _ in range(int(timeout / 0.2)):
+async def wait_for(cond, log: str = "") -> None:
+    for _ in range(100):
         if await cond():
             return
         await asyncio.sleep(0.2)
