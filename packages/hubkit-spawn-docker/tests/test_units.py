@@ -105,15 +105,14 @@ def test_plan_env_mounts_and_network_modes() -> None:
     )
     c = cfg(
         network_mode="published",
-        hub_connect_url="http://host.docker.internal:8081",
         mounts=[{"source": "shared-{user}", "target": "/data"}],
         mem_limit="1g",
     )
     plan = plan_container(spec, c, "img:1", None)
     env = plan.create_kwargs["environment"]
     assert env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8888/user/ann/lab/"
-    assert env["JUPYTERHUB_API_URL"] == "http://host.docker.internal:9/hub/api".replace(":9", ":8081")
-    assert env["JUPYTERHUB_ACTIVITY_URL"] == "http://host.docker.internal:8081/hub/api/users/ann/activity"
+    assert env["JUPYTERHUB_API_URL"] == "http://127.0.0.1:9/hub/api"  # the core's hub_connect_url decides it
+    assert env["JUPYTERHUB_ACTIVITY_URL"] == "http://127.0.0.1:8081/hub/api/users/ann/activity"
     assert env["MEM_LIMIT"] == str(1024**3)
     assert plan.create_kwargs["ports"] == {"8888/tcp": ("127.0.0.1", None)}
     assert plan.create_kwargs["memswap_limit"] == "1g"

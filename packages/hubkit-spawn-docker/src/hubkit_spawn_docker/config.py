@@ -39,43 +39,64 @@ class DockerSpawnerConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
     docker_url: str | None = Field(
-        None, description="Docker API address; default: DOCKER_HOST or the local socket"
+        None, description="Docker API address; unset: DOCKER_HOST or the local socket."
     )
-    image: str = Field("hubkit-singleuser:latest", min_length=1, description="image used when none is chosen")
+    image: str = Field(
+        "hubkit-singleuser:latest", min_length=1, description="Image used when the user picks none."
+    )
     allowed_images: dict[str, str] = Field(
         default_factory=dict,
-        description="label -> image reference; when set, users pick one on the spawn page",
+        description="Label -> image reference; when set, users pick one on the spawn page (checked server-side).",
     )
-    pull_policy: Literal["if-missing", "always", "never"] = "if-missing"
+    pull_policy: Literal["if-missing", "always", "never"] = Field(
+        "if-missing", description="When to pull the image: if-missing, always, or never (must be present)."
+    )
     command: Literal["image", "hubkit-singleuser", "jupyterhub-singleuser"] = Field(
-        "image", description="'image': the image's own command (Jupyter Docker Stacks work unchanged)"
+        "image",
+        description="image: the image's own command (Jupyter Docker Stacks work unchanged); or the named "
+        "entry point. [spawner] cmd, when set, wins.",
     )
-    container_name_template: str = "hubkit-{hub_id}-{user}{server_suffix}"
-    home_dir: str = Field("/home/jovyan", pattern=r"^/")
+    container_name_template: str = Field(
+        "hubkit-{hub_id}-{user}{server_suffix}",
+        description="Container name; placeholders {hub_id} {user} {server} {server_suffix} (escaped).",
+    )
+    home_dir: str = Field("/home/jovyan", pattern=r"^/", description="Where the home volume is mounted.")
     volume_name_template: str = Field(
-        "hubkit-{hub_id}-home-{user}", description="named volume mounted at home_dir; empty: no home volume"
+        "hubkit-{hub_id}-home-{user}",
+        description="Named volume mounted at home_dir (same placeholders); empty: no home volume.",
     )
-    mounts: list[MountConfig] = Field(default_factory=list)
-    mem_limit: str | None = Field(None, description="e.g. '2g', '512m'")
-    cpu_limit: float | None = Field(None, gt=0, description="CPUs, e.g. 1.5")
-    user: str | None = Field(None, description="'uid', 'uid:gid' or a name; default: the image's user")
-    group_add: list[str] = Field(default_factory=list)
-    network_mode: Literal["host", "published", "network"] = "host"
-    network_name: str = Field("", description="user-defined network for network_mode = 'network'")
+    mounts: list[MountConfig] = Field(
+        default_factory=list,
+        description="Extra mounts: {source, target, type = volume|bind, read_only}, e.g. shared data read-only.",
+    )
+    mem_limit: str | None = Field(None, description="Memory limit (no swap on top), e.g. '2g', '512m'.")
+    cpu_limit: float | None = Field(None, gt=0, description="CPU limit in CPUs, e.g. 1.5.")
+    user: str | None = Field(None, description="'uid', 'uid:gid' or a name; unset: the image's user.")
+    group_add: list[str] = Field(default_factory=list, description="Extra groups for the server process.")
+    network_mode: Literal["host", "published", "network"] = Field(
+        "host",
+        description="host: the host's network; published: a port published on host_ip; network: a "
+        "user-defined network where the hub reaches containers by name (hub in Docker).",
+    )
+    network_name: str = Field("", description="User-defined network for network_mode = 'network'.")
     container_port: int = Field(
-        8888, ge=1, le=65535, description="port the server listens on in published/network modes"
+        8888, ge=1, le=65535, description="Port the server listens on in published and network modes."
     )
-    host_ip: str = Field("127.0.0.1", description="host address ports are published on (published mode)")
-    connect_host: str = Field("127.0.0.1", description="host the hub uses to reach host/published servers")
-    hub_connect_url: str | None = Field(
-        None, description="replaces scheme://host:port of the hub API URL handed to containers"
+    host_ip: str = Field("127.0.0.1", description="Host address ports are published on (published mode).")
+    connect_host: str = Field("127.0.0.1", description="Host the hub uses to reach host/published servers.")
+    extra_env: dict[str, str] = Field(default_factory=dict, description="Extra environment for containers.")
+    remove_on_stop: bool = Field(
+        True, description="Remove the container on stop; false keeps it (exited) for inspection."
     )
-    extra_env: dict[str, str] = Field(default_factory=dict)
-    remove_on_stop: bool = True
-    stop_timeout: int = Field(10, ge=0, le=600, description="seconds between SIGTERM and SIGKILL")
-    delete_volume_on_user_delete: bool = False
+    stop_timeout: int = Field(10, ge=0, le=600, description="Seconds between SIGTERM and SIGKILL on stop.")
+    delete_volume_on_user_delete: bool = Field(
+        False, description="Delete a user's home volume when the user is deleted."
+    )
     start_check_seconds: float = Field(
-        0.0, ge=0, le=30, description="how long start() watches for a container that exits at once"
+        0.0,
+        ge=0,
+        le=30,
+        description="Watch this long after start for a command that exits at once (the core also polls).",
     )
 
     @field_validator("mem_limit")

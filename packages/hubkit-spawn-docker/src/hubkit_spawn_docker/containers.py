@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from docker.types import Mount
 from hubkit.interfaces import ServerSpec
@@ -16,8 +15,6 @@ from hubkit.spawn.env import env_with_url
 
 from .config import DockerSpawnerConfig
 from .naming import render, server_labels, volume_labels
-
-_HUB_URL_VARS = ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL")
 
 
 @dataclass(frozen=True)
@@ -49,12 +46,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _rewrite_origin(url: str, origin: str) -> str:
-    target = urlsplit(origin)
-    parts = urlsplit(url)
-    return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
-
-
 def build_env(spec: ServerSpec, config: DockerSpawnerConfig, ip: str, port: int) -> dict[str, str]:
     env = env_with_url(spec, ip, port)
     if spec.api_token:
@@ -64,10 +55,6 @@ def build_env(spec: ServerSpec, config: DockerSpawnerConfig, ip: str, port: int)
     env.setdefault("JUPYTERHUB_SERVICE_PREFIX", spec.url_prefix)
     env.setdefault("JUPYTERHUB_USER", spec.user.name)
     env.setdefault("JUPYTERHUB_SERVER_NAME", spec.server_name)
-    if config.hub_connect_url:
-        for var in _HUB_URL_VARS:
-            if env.get(var):
-                env[var] = _rewrite_origin(env[var], config.hub_connect_url)
     mem = config.mem_limit_bytes()
     if mem is not None:
         env["MEM_LIMIT"] = str(mem)

@@ -1,0 +1,306 @@
+"""Drive a real ``hubkit`` process (dummy auth, docker spawner, embedded hubkit-proxy) from tests and benchmarks.
+
+Each hub gets its own hub id, so its containers, volumes and routes are told apart from anything else on the
+machine and :func:`cleanup_docker` removes exactly them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", "/work/venv/bin"))
+LABEL_HUB = "org.hubkit.hub"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def docker_client() -> docker.DockerClient | None:
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+        return client
+    except docker.errors.DockerException:
+        return None
+
+
+def find_test_image(client: docker.DockerClient) -> str | None:
+    """The image built by .ci/setup/docker.sh, if present and it has hubkit-singleuser."""
+    tag = os.environ.get("HUBKIT_TEST_IMAGE", "")
+    tag_file = REPO / ".cache" / "docker" / "image-tag"
+    if not tag and tag_file.exists():
+        tag = tag_file.read_text().strip()
+    tag = tag or "hubkit-test-singleuser:latest"
+    try:
+        image = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+    return tag if (image.attrs.get("Config") or {}).get("Cmd") == ["hubkit-singleuser"] else None
+
+
+def _toml(v: Any) -> str:
+    return json.dumps(v) if not isinstance(v, bool) else ("true" if v else "false")
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """Enough TOML for these configs: [section] and [section."sub"] tables of scalars, lists and flat dicts."""
+    out: list[str] = []
+
+    def table(name: str, tbl: dict[str, Any]) -> None:
+        out.append(f"\n[{name}]")
+        for k, v in tbl.items():
+            if isinstance(v, dict) and not all(isinstance(x, str) for x in v.values()):
+                continue
+            if isinstance(v, dict):
+                out.append(f'"{k}" = {{ ' + ", ".join(f'"{a}" = {_toml(b)}' for a, b in v.items()) + " }")
+            else:
+                out.append(f'"{k}" = {_toml(v)}')
+        for k, v in tbl.items():
+            if isinstance(v, dict) and not all(isinstance(x, str) for x in v.values()):
+                table(f'{name}."{k}"', v)
+
+    for section, tbl in data.items():
+        table(section, tbl)
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class HubProc:
+    """One ``hubkit -f`` process behind an embedded hubkit-proxy."""
+
+    workdir: Path
+    image: str
+    docker_overrides: dict[str, Any] = field(default_factory=dict)
+    spawner_overrides: dict[str, Any] = field(default_factory=dict)
+    hub_id: str = field(default_factory=lambda: f"hubtest{uuid.uuid4().hex[:8]}")
+    port: int = field(default_factory=free_port)
+    hub_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def proxy_pid_file(self) -> Path:
+        return self.data_dir / "hubkit-proxy.pid"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "hub": {
+                "ip": "127.0.0.1",
+                "port": self.port,
+                "hub_ip": "127.0.0.1",
+                "hub_port": self.hub_port,
+                "data_dir": str(self.data_dir),
+                "db_url": f"sqlite+aiosqlite:///{self.workdir / 'hub.sqlite'}",
+                "hub_id": self.hub_id,
+                "admin_users": ["admin"],
+                "log_level": "INFO",
+            },
+            "auth": {"backend": "dummy"},
+            "spawner": {
+                "backend": "docker",
+                "poll_interval": 2,
+                "http_timeout": 120,
+                "start_timeout": 120,
+                "concurrent_spawn_limit": 5,
+                **self.spawner_overrides,
+                "docker": {
+                    "image": self.image,
+                    "pull_policy": "never",
+                    "network_mode": "host",
+                    "stop_timeout": 3,
+                    **self.docker_overrides,
+                },
+            },
+            "proxy": {
+                "backend": "hubkit-proxy",
+                "check_interval": 2,
+                "hubkit-proxy": {
+                    "api_url": f"http://127.0.0.1:{self.api_port}",
+                    "pid_file": str(self.proxy_pid_file),
+                },
+            },
+        }
+
+    def write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.workdir / "hubkit.toml"
+        path.write_text(dump_toml(self.config()))
+        return path
+
+    def log_path(self, n: int | None = None) -> Path:
+        return self.workdir / f"hub{self.starts if n is None else n}.log"
+
+    def log(self) -> str:
+        p = self.log_path()
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def start(self, timeout: float = 60) -> float:
+        cfg = self.write_config()
+        self.starts += 1
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
+        env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+        t0 = time.monotonic()
+        with open(self.log_path(), "ab") as out:
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "hubkit"), "-f", str(cfg)],
+                cwd=self.workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = t0 + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/hub/health", timeout=2).status_code == 200:
+                    return time.monotonic() - t0
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"hub not up after {timeout}s:\n{self.log()[-4000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop_proxy(self) -> None:
+        """The embedded proxy outlives the hub by design; tests end it by its pid."""
+        try:
+            pid = int(self.proxy_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def token(self, user: str = "admin") -> str:
+        out = subprocess.run(
+            [str(VENV_BIN / "hubkit"), "-f", str(self.write_config()), "token", user, "--create"],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+    def routes(self) -> dict[str, Any]:
+        secret_file = self.data_dir / "proxy-auth-token"  # written 0600 by the hubkit-proxy plugin
+        secret = secret_file.read_text().strip() if secret_file.exists() else ""
+        r = httpx.get(
+            f"http://127.0.0.1:{self.api_port}/api/routes",
+            headers={"Authorization": f"token {secret}"},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return dict(r.json())
+
+
+def cleanup_docker(client: docker.DockerClient, hub_id: str) -> None:
+    flt = {"label": f"{LABEL_HUB}={hub_id}"}
+    for c in client.containers.list(all=True, filters=flt):
+        c.remove(force=True)
+    for v in client.volumes.list(filters=flt):
+        try:
+            v.remove(force=True)
+        except docker.errors.APIError:
+            pass
+
+
+def containers(client: docker.DockerClient, hub_id: str, user: str | None = None) -> list[Any]:
+    labels = [f"{LABEL_HUB}={hub_id}"] + ([f"org.hubkit.user={user}"] if user else [])
+    return list(client.containers.list(all=True, filters={"label": labels}))
+
+
+@contextmanager
+def running(hub: HubProc, client: docker.DockerClient) -> Iterator[HubProc]:
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        hub.stop_proxy()
+        cleanup_docker(client, hub.hub_id)
+
+
+def login(c: httpx.Client, hub: HubProc, user: str) -> None:
+    page = c.get("/hub/login")
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    assert xsrf, page.text[:500]
+    same = {"Origin": hub.url, "Sec-Fetch-Site": "same-origin"}
+    r = c.post(
+        "/hub/login",
+        data={"username": user, "password": "", "_xsrf": xsrf.group(1)},
+        headers=same,
+        follow_redirects=False,
+    )
+    assert r.status_code in (302, 303), r.text[:500]
+
+
+def progress_events(
+    c: httpx.Client, path: str, headers: dict[str, str] | None = None, limit: float = 180
+) -> list[dict[str, Any]]:
+    """Read the SSE progress stream to its end (ready or failed)."""
+    events: list[dict[str, Any]] = []
+    with c.stream("GET", path, headers=headers or {}, timeout=limit) as r:
+        assert r.status_code == 200, r.read()[:500]
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                ev = json.loads(line[5:])
+                events.append(ev)
+                if ev.get("ready") or ev.get("failed"):
+                    break
+    return events
