@@ -115,6 +115,10 @@ def make_backend_app(state: Backend) -> web.Application:
         await asyncio.sleep(10)
         return web.Response(text="late")
 
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(int(request.query.get("ms", "300")) / 1000)
+        return web.Response(text="slow")
+
     async def error_page(request: web.Request) -> web.Response:
         state.error_hits.append(request.path_qs)
         code = request.match_info["code"]
@@ -141,6 +145,7 @@ def make_backend_app(state: Backend) -> web.Application:
     app.router.add_route("*", "/upload", upload)
     app.router.add_get("/download", download)
     app.router.add_get("/hang", hang)
+    app.router.add_get("/slow", slow)
     app.router.add_get("/hub/error/{code}", error_page)
     app.router.add_get("/ws", ws)
     app.router.add_get("/user/{name}/ws", ws)

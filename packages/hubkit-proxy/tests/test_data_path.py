@@ -157,6 +157,8 @@ async def test_malformed_request_is_400(hproxy: ProxyProc) -> None:
     assert data.startswith(b"HTTP/1.1 400")
     data = await raw(hproxy, b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 400")
+    assert await wait_metric(hproxy, "hubkit_proxy_open_client_connections", 0) == 0
+    assert hproxy.metric("hubkit_proxy_bad_requests_total") == 2
 
 
 async def test_oversized_headers_is_431(backend: Backend, hproxy: ProxyProc) -> None:
@@ -165,6 +167,8 @@ async def test_oversized_headers_is_431(backend: Backend, hproxy: ProxyProc) -> 
     data = await raw(hproxy, b"GET / HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
     assert data.startswith(b"HTTP/1.1 431")
     assert backend.hits == []
+    assert await wait_metric(hproxy, "hubkit_proxy_open_client_connections", 0) == 0
+    assert hproxy.metric("hubkit_proxy_open_upstream_connections") == 0
 
 
 async def test_client_disconnect_mid_body_leaks_nothing(backend: Backend, hproxy: ProxyProc) -> None:

@@ -196,7 +196,6 @@ async def test_replicas_share_the_table(
         api_url=a.api_url,
         replicas=[b.api_url],
         auth_token=a.token,
-        retry_seconds=0,
     )
     await plugin.startup()
     try:

@@ -198,12 +198,12 @@ class ClientProtocol(asyncio.Protocol):
             return
         ex.route = route
         route.last_activity = time.time()
-        self.proxy.pool.acquire(route, lambda conn: self.attach(ex, conn), fresh=ex.upgrade)
+        self.proxy.pool.acquire(route, lambda conn: self.attach(ex, conn), tunnel=ex.upgrade)
 
     def attach(self, ex: Exchange, conn: UpstreamProtocol | None) -> None:
         if self.closed or ex is not self.current:
             if conn is not None:
-                self.proxy.pool.release(conn, reusable=not ex.upgrade and not conn.reused)
+                self.proxy.pool.release(conn, reusable=conn.pooled)
             return
         if conn is None:
             self.fail(ex, 503)

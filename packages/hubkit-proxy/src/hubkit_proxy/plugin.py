@@ -90,11 +90,16 @@ class ChpBackend:
         self.token = self._token()
         self.pid_file = config.pid_file or os.path.join(hub.data_dir, f"{self.name}.pid")
         self.log_file = config.log_file or os.path.join(hub.data_dir, f"{self.name}.log")
+        # The primary retries (JupyterHub-like backoff); replicas get one attempt so a dead replica cannot stall
+        # every route change: it catches up from a peer when it restarts, and the watchdog re-adds.
         self.clients = [
             ChpClient(
-                u, self.token, request_timeout=config.request_timeout, retry_seconds=config.retry_seconds
+                url,
+                self.token,
+                request_timeout=config.request_timeout,
+                retry_seconds=config.retry_seconds if i == 0 else 0.0,
             )
-            for u in self.api_urls()
+            for i, url in enumerate(self.api_urls())
         ]
         self.known: dict[str, Route] = {}  # what this hub has put in the table (re-added after a restart)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -249,19 +254,20 @@ class ChpBackend:
         return body
 
     async def _fan_out(self, op: str, path: str, body: dict[str, Any] | None = None) -> None:
-        """Primary first (its failure is the caller's error), then every replica (failures logged: a replica
-        that missed a change copies the table from a peer when it restarts, and the watchdog re-adds)."""
-        for i, client in enumerate(self.clients):
-            try:
-                if op == "add":
-                    assert body is not None
-                    await client.add(path, body)
-                else:
-                    await client.delete(path)
-            except ProxyApiError:
-                if i == 0:
-                    raise
-                log.warning("replica %s missed %s %s", client.api_url, op, path)
+        """Primary first (its failure is the caller's error), then all replicas at once (failures logged)."""
+
+        async def one(client: ChpClient) -> None:
+            if op == "add":
+                assert body is not None
+                await client.add(path, body)
+            else:
+                await client.delete(path)
+
+        await one(self.primary)
+        results = await asyncio.gather(*(one(c) for c in self.clients[1:]), return_exceptions=True)
+        for client, result in zip(self.clients[1:], results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("replica %s missed %s %s: %s", client.api_url, op, path, result)
 
     async def add_route(self, route: Route) -> None:
         path = routespec_to_path(route.routespec, self.config.host_routing)

@@ -28,8 +28,9 @@ def normalize_path(path: str) -> str:
 
 def iso_ms(ts: float) -> str:
     """``last_activity`` the way CHP prints a JS Date: ISO 8601 with milliseconds and ``Z``."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    t = time.gmtime(ts)
+    ms = int((ts % 1) * 1000)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}Z"
 
 
 def parse_iso(value: str) -> float:
@@ -73,7 +74,7 @@ class Target:
 class Route:
     """One route plus its live upstream state: idle pooled connections, every open one, and waiters."""
 
-    __slots__ = ("active", "conns", "data", "idle", "last_activity", "path", "target", "waiting")
+    __slots__ = ("_iso", "conns", "data", "idle", "last_activity", "path", "pooled", "target", "waiting")
 
     def __init__(self, path: str, data: dict[str, Any], last_activity: float | None = None) -> None:
         target = data.get("target")
@@ -85,12 +86,18 @@ class Route:
         self.last_activity = last_activity if last_activity is not None else time.time()
         self.idle: list[Any] = []  # idle keep-alive upstream connections (UpstreamProtocol)
         self.conns: set[Any] = set()  # every open upstream connection of this route (pooled or tunnel)
-        self.active = 0  # pooled connections currently busy
+        self.pooled = 0  # pool connections open or opening (websocket tunnels are not counted: not reusable)
         self.waiting: deque[Callable[[Any], None]] = deque()  # requests waiting for a pool slot
+        self._iso = (0.0, "")  # last_activity formatted, cached: most routes are idle between API reads
 
     def as_json(self) -> dict[str, Any]:
         out = dict(self.data)
-        out["last_activity"] = iso_ms(self.last_activity)
+        ts, text = self._iso
+        if ts != self.last_activity:
+            ts = self.last_activity
+            text = iso_ms(ts)
+            self._iso = (ts, text)
+        out["last_activity"] = text
         return out
 
     def close_connections(self) -> None:

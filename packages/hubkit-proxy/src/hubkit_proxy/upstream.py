@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 class UpstreamProtocol(asyncio.Protocol):
     """One connection to a target. While busy it feeds response events to its ``client``."""
 
-    def __init__(self, proxy: Proxy, route: Route) -> None:
+    def __init__(self, proxy: Proxy, route: Route, pooled: bool) -> None:
         self.proxy = proxy
         self.route = route
+        self.pooled = pooled
         self.parser = HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.client: ClientProtocol | None = None
@@ -51,6 +52,8 @@ class UpstreamProtocol(asyncio.Protocol):
         if self in self.route.idle:
             self.route.idle.remove(self)
         self.proxy.idle_conns.discard(self)
+        if self.pooled:
+            self.proxy.pool.lost(self.route)
         client = self.client
         self.client = None
         if self.tunnel is not None:
@@ -141,9 +144,20 @@ class Pool:
         self.proxy = proxy
 
     def acquire(
-        self, route: Route, cb: Callable[[UpstreamProtocol | None], None], *, fresh: bool = False
+        self,
+        route: Route,
+        cb: Callable[[UpstreamProtocol | None], None],
+        *,
+        fresh: bool = False,
+        tunnel: bool = False,
     ) -> None:
-        """Call ``cb(conn)`` now or later; ``cb(None)`` when connecting failed or the route went away."""
+        """Call ``cb(conn)`` now or later; ``cb(None)`` when connecting failed or the route went away.
+
+        ``fresh`` skips idle connections (a retry); ``tunnel`` opens a websocket connection outside the pool bound.
+        """
+        if tunnel:
+            self.connect(route, cb, pooled=False)
+            return
         if not fresh:
             idle = route.idle
             while idle:
@@ -153,33 +167,45 @@ class Pool:
                     conn.reused = True
                     cb(conn)
                     return
-        if len(route.conns) >= self.proxy.settings.max_upstream_per_route and not fresh:
+        if route.pooled >= self.proxy.settings.max_upstream_per_route:
             route.waiting.append(cb)
             return
-        self.connect(route, cb)
+        route.pooled += 1
+        self.connect(route, cb, pooled=True)
 
-    def connect(self, route: Route, cb: Callable[[UpstreamProtocol | None], None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._connect(route, cb))
+    def lost(self, route: Route) -> None:
+        """A pool connection closed: its slot goes to the next waiting request, if any."""
+        route.pooled -= 1
+        if route.waiting and self.proxy.routes.routes.get(route.path) is route:
+            route.pooled += 1
+            self.connect(route, route.waiting.popleft(), pooled=True)
+
+    def connect(self, route: Route, cb: Callable[[UpstreamProtocol | None], None], *, pooled: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect(route, cb, pooled))
         self.proxy.tasks.add(task)
         task.add_done_callback(self.proxy.tasks.discard)
 
-    async def _connect(self, route: Route, cb: Callable[[UpstreamProtocol | None], None]) -> None:
+    async def _connect(
+        self, route: Route, cb: Callable[[UpstreamProtocol | None], None], pooled: bool
+    ) -> None:
         loop = asyncio.get_running_loop()
         t = route.target
         conn: UpstreamProtocol | None = None
         try:
             if t.unix_path is not None:
                 coro: Any = loop.create_unix_connection(
-                    lambda: UpstreamProtocol(self.proxy, route), t.unix_path
+                    lambda: UpstreamProtocol(self.proxy, route, pooled), t.unix_path
                 )
             else:
                 sslctx = client_ssl_context() if t.ssl else None
                 coro = loop.create_connection(
-                    lambda: UpstreamProtocol(self.proxy, route), t.host, t.port, ssl=sslctx
+                    lambda: UpstreamProtocol(self.proxy, route, pooled), t.host, t.port, ssl=sslctx
                 )
             _transport, conn = await asyncio.wait_for(coro, self.proxy.settings.connect_timeout)
         except (TimeoutError, OSError, ssl.SSLError):
             self.proxy.metrics.upstream_errors += 1
+            if pooled:
+                self.lost(route)
             cb(None)
             return
         if self.proxy.routes.routes.get(route.path) is not route:  # deleted or retargeted while connecting
@@ -192,9 +218,7 @@ class Pool:
         route = conn.route
         conn.client = None
         if not reusable or conn.closed or conn not in route.conns:
-            conn.abort()
-            if route.waiting and self.proxy.routes.routes.get(route.path) is route:
-                self.connect(route, route.waiting.popleft())
+            conn.abort()  # connection_lost hands its pool slot to a waiter
             return
         if route.waiting:
             route.waiting.popleft()(conn)
