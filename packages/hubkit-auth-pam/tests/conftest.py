@@ -1,74 +1,23 @@
-"""Real OS accounts for PAM tests: created with useradd/chpasswd/groupadd, removed afterwards.
-
-Every name starts with a per-run random prefix (``hk`` + 6 hex digits) so parallel runs never collide.
-"""
+"""Fixtures: real OS accounts (removed afterwards), a HubInfo, throw-away PAM service files."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 from hubkit.plugins.registry import HubInfo
 from hubkit.testing import require
-
-
-def os_cmd(*cmd: str, stdin: str | None = None) -> None:
-    """Run an account tool (useradd, chage...); fail loudly with its output."""
-    subprocess.run(cmd, input=stdin, text=True, check=True, capture_output=True, timeout=60)
-
-
-@dataclass
-class OSAccounts:
-    prefix: str
-    users: list[str]
-    groups: list[str]
-
-    def name(self, suffix: str) -> str:
-        return f"{self.prefix}{suffix}"
-
-    def group(self, suffix: str) -> str:
-        name = self.name(suffix)
-        os_cmd("groupadd", "--", name)
-        self.groups.append(name)
-        return name
-
-    def user(
-        self,
-        suffix: str,
-        password: str | None = "Corr3ct-horse",
-        *,
-        groups: tuple[str, ...] = (),
-        system: bool = False,
-    ) -> str:
-        name = self.name(suffix)
-        cmd = ["useradd", "--create-home", "--shell", "/bin/bash"]
-        if system:
-            cmd.append("--system")
-        if groups:
-            cmd += ["--groups", ",".join(groups)]
-        self.users.append(name)
-        os_cmd(*cmd, "--", name)
-        if password is not None:
-            os_cmd("chpasswd", stdin=f"{name}:{password}\n")
-        return name
-
-    def cleanup(self) -> None:
-        for name in reversed(self.users):
-            subprocess.run(["userdel", "--remove", "--", name], capture_output=True, timeout=60, check=False)
-        for name in reversed(self.groups):
-            subprocess.run(["groupdel", "--", name], capture_output=True, timeout=60, check=False)
+from hubkit_auth_pam.testing import OSAccounts, new_accounts
 
 
 @pytest.fixture
 def os_accounts() -> Iterator[OSAccounts]:
     require(os.geteuid() == 0, "PAM account tests create OS accounts and need root")
     require(shutil.which("useradd") is not None, "useradd (passwd package) is not installed")
-    accts = OSAccounts(prefix=f"hk{secrets.token_hex(3)}", users=[], groups=[])
+    accts = new_accounts()
     try:
         yield accts
     finally:

@@ -18,8 +18,7 @@ from hubkit.plugins.hooks import Hooks
 from hubkit.plugins.manager import build_plugin_manager
 from hubkit.plugins.registry import HubInfo
 from hubkit_auth_pam import PAMAuthenticator, PAMConfig, accounts
-
-from .conftest import OSAccounts
+from hubkit_auth_pam.testing import OSAccounts
 
 pytestmark = [pytest.mark.anyio, pytest.mark.root, pytest.mark.timeout(120)]
 

@@ -10,8 +10,7 @@ from hubkit.interfaces import AuthResult, Credentials, UserInfo
 from hubkit.plugins.registry import HubInfo
 from hubkit_auth_pam import PAMAuthenticator, PAMConfig
 from hubkit_auth_pam import policy as msg
-
-from .conftest import OSAccounts, os_cmd
+from hubkit_auth_pam.testing import OSAccounts, os_cmd
 
 pytestmark = [pytest.mark.anyio, pytest.mark.root, pytest.mark.timeout(120)]
 

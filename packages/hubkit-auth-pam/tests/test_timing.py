@@ -11,8 +11,7 @@ from hubkit.errors import AuthFailed
 from hubkit.interfaces import Credentials
 from hubkit.plugins.registry import HubInfo
 from hubkit_auth_pam import PAMAuthenticator, PAMConfig
-
-from .conftest import OSAccounts
+from hubkit_auth_pam.testing import OSAccounts
 
 pytestmark = [pytest.mark.anyio, pytest.mark.root, pytest.mark.timeout(120)]
 
