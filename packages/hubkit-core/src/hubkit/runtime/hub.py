@@ -127,6 +127,7 @@ class Hub:
             hub_id=info.hub_id,
             allow_named_servers=settings.hub.allow_named_servers,
             named_server_limit=settings.hub.named_server_limit_per_user,
+            serialize_writes=is_sqlite(engine.url),
         )
         return cls(
             settings=settings,

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from ..interfaces import Phase, ProgressEvent
+from ..interfaces import Phase, ProgressEvent, ServerSpec
 from ..routing.reconcile import server_route
 from ..storage.orm import Server, ServerStatus, Spawn
 from . import lifecycle
@@ -39,20 +39,24 @@ class AdoptReport:
     seconds: float = 0.0
 
 
-async def live_servers(engine: SpawnEngine) -> list[tuple[int, ServerStatus, str | None, int | None]]:
+LiveRow = tuple[ServerSpec, Server]
+
+
+async def live_servers(engine: SpawnEngine, statuses: tuple[ServerStatus, ...] = LIVE) -> list[LiveRow]:
+    """Every server in ``statuses`` with its spec, in two queries however many there are."""
     async with engine.db() as s:
-        rows = await s.execute(
-            select(Server.id, Server.status, Server.url, Server.current_spawn_id).where(
-                Server.status.in_(LIVE)
-            )
-        )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        rows = (await s.execute(lifecycle.servers_with_owners().where(Server.status.in_(statuses)))).all()
+        groups = await lifecycle.group_names(s, [r[1] for r in rows])
+    return [
+        (lifecycle.spec_for(engine, srv, lifecycle.Owner(uid, name, admin, groups.get(uid, ()))), srv)
+        for srv, uid, name, admin in rows
+    ]
 
 
 async def _abandon_spawn(engine: SpawnEngine, spawn_id: int | None, message: str) -> None:
     if spawn_id is None:
         return
-    async with engine.db() as s:
+    async with engine.tx() as s:
         res = await s.execute(
             update(Spawn)
             .where(Spawn.id == spawn_id, Spawn.outcome.is_(None))
@@ -69,14 +73,9 @@ async def _abandon_spawn(engine: SpawnEngine, spawn_id: int | None, message: str
         await s.commit()
 
 
-async def adopt_one(
-    engine: SpawnEngine, row: tuple[int, ServerStatus, str | None, int | None], report: AdoptReport
-) -> None:
-    server_id, status, url, spawn_id = row
-    try:
-        spec, srv = await lifecycle.load_spec(engine, server_id)
-    except LookupError:
-        return
+async def adopt_one(engine: SpawnEngine, row: LiveRow, report: AdoptReport) -> None:
+    spec, srv = row
+    server_id, status, url, spawn_id = srv.id, srv.status, srv.url, srv.current_spawn_id
     state = dict(srv.state or {})
     name = spec.full_name
     try:
@@ -104,7 +103,7 @@ async def adopt_one(
             server_route(spec.url_prefix, url, spec.user.name, spec.server_name, engine.hub_id)
         )
         if status == ServerStatus.STARTING:
-            async with engine.db() as s:
+            async with engine.tx() as s:
                 now = datetime.now(UTC)
                 await s.execute(
                     update(Server)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -54,6 +55,7 @@ class SpawnEngine:
         allow_named_servers: bool = True,
         named_server_limit: int = 0,
         stop_wait: float = 5.0,
+        serialize_writes: bool = False,
     ) -> None:
         self.config = config
         self.db = db
@@ -67,7 +69,8 @@ class SpawnEngine:
         self.named_server_limit = named_server_limit
         self.stop_wait = stop_wait
         self.queue = AdmissionQueue(config.concurrent_spawn_limit)
-        self.progress = ProgressStore(db, self.is_live)
+        self._write_lock = asyncio.Lock() if serialize_writes else None
+        self.progress = ProgressStore(db, self.is_live, self.tx)
         self._http: httpx.AsyncClient | None = None
         self._spawn_tasks: dict[int, asyncio.Task[None]] = {}  # spawn id -> task
         self._server_spawn: dict[int, int] = {}  # server id -> spawn id in flight
@@ -76,6 +79,18 @@ class SpawnEngine:
         self._closing = False
         self.consecutive_failures = 0
         self._guard_until = 0.0
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncSession]:
+        """A session for one write transaction. On SQLite the engine's writers take turns in-process: SQLite
+        has a single writer and its busy handler sleeps in growing steps, so hundreds of spawns contending
+        inside the database crawl, while an asyncio lock hands over in microseconds."""
+        if self._write_lock is None:
+            async with self.db() as s:
+                yield s
+            return
+        async with self._write_lock, self.db() as s:
+            yield s
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -156,7 +171,7 @@ class SpawnEngine:
         self._check_guard()
         if server_name and not self.allow_named_servers:
             raise LimitReached("named servers are not enabled on this hub")
-        async with self.db() as s:
+        async with self.tx() as s:
             u = (
                 await s.execute(
                     select(User).where(User.name == user).options(noload(User.servers), noload(User.groups))
@@ -286,5 +301,6 @@ class SpawnEngine:
             t.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        await self.progress.close()
         if self._http is not None:
             await self._http.aclose()

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import noload
 
 from ..errors import PluginError, SpawnFailed, SpawnTimeout
 from ..interfaces import (
@@ -56,7 +60,7 @@ class Ctx:
 
     async def save_state(self, state: JSONDict) -> None:
         self.state = dict(state)
-        async with self.engine.db() as s:
+        async with self.engine.tx() as s:
             await s.execute(
                 update(Server)
                 .where(Server.id == self.server_id)
@@ -66,51 +70,78 @@ class Ctx:
             await s.commit()
 
 
-async def load_spec(
-    engine: SpawnEngine, server_id: int, *, token: str = "", env: dict[str, str] | None = None
-) -> tuple[ServerSpec, Server]:
+@dataclass(frozen=True)
+class Owner:
+    id: int
+    name: str
+    admin: bool
+    groups: tuple[str, ...] = ()
+
+
+def spec_for(
+    engine: SpawnEngine, srv: Server, owner: Owner, *, token: str = "", env: dict[str, str] | None = None
+) -> ServerSpec:
+    return ServerSpec(
+        user=UserInfo(name=owner.name, admin=owner.admin, groups=owner.groups, id=owner.id),
+        server_name=srv.name,
+        server_id=srv.id,
+        url_prefix=server_prefix(engine.urls.base_url, owner.name, srv.name),
+        hub_api_url=engine.urls.hub_api_url,
+        env=env or {},
+        cmd=tuple(engine.config.cmd),
+        args=tuple(engine.config.args),
+        user_options=dict(srv.user_options or {}),
+        api_token=token,
+        hub_id=engine.hub_id,
+    )
+
+
+async def group_names(s: AsyncSession, user_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    ids = list(set(user_ids))
+    out: dict[int, list[str]] = {}
+    for i in range(0, len(ids), 500):
+        rows = await s.execute(
+            select(user_group.c.user_id, Group.name)
+            .join(Group, user_group.c.group_id == Group.id)
+            .where(user_group.c.user_id.in_(ids[i : i + 500]))
+        )
+        for uid, name in rows:
+            out.setdefault(uid, []).append(name)
+    return {uid: tuple(sorted(names)) for uid, names in out.items()}
+
+
+def servers_with_owners() -> Select[tuple[Server, int, str, bool]]:
+    """Server rows with their owner's id/name/admin in one query (no relationship loading)."""
+    return (
+        select(Server, User.id, User.name, User.admin)
+        .join(User, User.id == Server.user_id)
+        .options(noload(Server.user))
+    )
+
+
+async def _load(s: AsyncSession, server_id: int) -> tuple[Server, Owner]:
+    row = (await s.execute(servers_with_owners().where(Server.id == server_id))).one_or_none()
+    if row is None:
+        raise LookupError(server_id)
+    srv, uid, name, admin = row
+    groups = (await group_names(s, [uid])).get(uid, ())
+    return srv, Owner(uid, name, admin, groups)
+
+
+async def load_spec(engine: SpawnEngine, server_id: int) -> tuple[ServerSpec, Server]:
     """The spec of a stored server (for poll/stop: no fresh credentials) and its row."""
     async with engine.db() as s:
-        srv = await s.get(Server, server_id)
-        if srv is None:
-            raise LookupError(server_id)
-        u = srv.user
-        groups = (
-            (
-                await s.execute(
-                    select(Group.name)
-                    .join(user_group, user_group.c.group_id == Group.id)
-                    .where(user_group.c.user_id == u.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        spec = ServerSpec(
-            user=UserInfo(name=u.name, admin=u.admin, groups=tuple(groups), id=u.id),
-            server_name=srv.name,
-            server_id=srv.id,
-            url_prefix=server_prefix(engine.urls.base_url, u.name, srv.name),
-            hub_api_url=engine.urls.hub_api_url,
-            env=env or {},
-            cmd=tuple(engine.config.cmd),
-            args=tuple(engine.config.args),
-            user_options=dict(srv.user_options or {}),
-            api_token=token,
-            hub_id=engine.hub_id,
-        )
-        return spec, srv
+        srv, owner = await _load(s, server_id)
+        return spec_for(engine, srv, owner), srv
 
 
 async def _begin(engine: SpawnEngine, spawn_id: int, server_id: int) -> ServerSpec:
     """Write ``starting`` + fresh credentials in one transaction, then build the spec."""
-    async with engine.db() as s:
-        srv = await s.get(Server, server_id)
-        assert srv is not None
-        u = srv.user
-        prefix = server_prefix(engine.urls.base_url, u.name, srv.name)
+    async with engine.tx() as s:
+        srv, owner = await _load(s, server_id)
+        prefix = server_prefix(engine.urls.base_url, owner.name, srv.name)
         token = await issue_server_credentials(
-            s, user_id=u.id, server_id=srv.id, user=u.name, server_name=srv.name, prefix=prefix
+            s, user_id=owner.id, server_id=srv.id, user=owner.name, server_name=srv.name, prefix=prefix
         )
         srv.status = ServerStatus.STARTING
         srv.state = {}
@@ -118,11 +149,9 @@ async def _begin(engine: SpawnEngine, spawn_id: int, server_id: int) -> ServerSp
         event = ProgressEvent(Phase.STARTING, "Starting server", progress=10)
         row = engine.progress.add(s, spawn_id, event)
         await s.commit()
-        user_name, server_name = u.name, srv.name
     engine.progress.publish(spawn_id, row.id, event)
-    env = merged_env(build_env(engine.urls, user_name, server_name, token), engine.config.environment)
-    spec, _ = await load_spec(engine, server_id, token=token, env=env)
-    return spec
+    env = merged_env(build_env(engine.urls, owner.name, srv.name, token), engine.config.environment)
+    return spec_for(engine, srv, owner, token=token, env=env)
 
 
 async def _watch_exit(engine: SpawnEngine, spec: ServerSpec, state: JSONDict) -> ExitStatus:
@@ -222,7 +251,7 @@ def _reason(exc: Exception) -> tuple[str, str]:
 async def _save_endpoint(
     engine: SpawnEngine, spawn_id: int, server_id: int, state: JSONDict, endpoint: Endpoint
 ) -> None:
-    async with engine.db() as s:
+    async with engine.tx() as s:
         await s.execute(
             update(Server)
             .where(Server.id == server_id)
@@ -237,7 +266,7 @@ async def _save_endpoint(
 
 async def _mark_running(engine: SpawnEngine, spawn_id: int, server_id: int, spec: ServerSpec) -> None:
     now = _now()
-    async with engine.db() as s:
+    async with engine.tx() as s:
         await s.execute(
             update(Server)
             .where(Server.id == server_id)
@@ -279,7 +308,7 @@ async def _fail(
     else:
         await teardown(engine, server_id, spec, {}, stop_backend=False)
     engine.record_outcome(False)
-    async with engine.db() as s:
+    async with engine.tx() as s:
         await s.execute(
             update(Spawn)
             .where(Spawn.id == spawn_id)
@@ -331,7 +360,7 @@ async def teardown(
             log.exception("removing route %s", spec.url_prefix)
         if stop_backend:
             await _stop_backend(engine, spec, state)
-    async with engine.db() as s:
+    async with engine.tx() as s:
         await revoke_server_credentials(s, server_id)
         if remove:
             await s.execute(delete(Server).where(Server.id == server_id))
@@ -370,7 +399,7 @@ async def stop_server(engine: SpawnEngine, server_id: int, *, remove: bool, reas
         if remove:
             await teardown(engine, server_id, None, {}, stop_backend=False, remove=True)
         return
-    async with engine.db() as s:
+    async with engine.tx() as s:
         await s.execute(
             update(Server)
             .where(Server.id == server_id)

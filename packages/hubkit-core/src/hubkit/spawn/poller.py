@@ -6,9 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from ..storage.orm import Server, ServerStatus
+from ..storage.orm import ServerStatus
 from . import lifecycle
 from .pool import bounded_each
 
@@ -20,30 +18,27 @@ log = logging.getLogger("hubkit.poll")
 
 async def poll_once(engine: SpawnEngine) -> int:
     """Poll every running server once; returns how many were found dead."""
-    async with engine.db() as s:
-        ids = (
-            (await s.execute(select(Server.id).where(Server.status == ServerStatus.RUNNING))).scalars().all()
-        )
+    from .adopt import LiveRow, live_servers
+
+    rows = await live_servers(engine, (ServerStatus.RUNNING,))
     dead = 0
 
-    async def check(server_id: int) -> None:
+    async def check(row: LiveRow) -> None:
         nonlocal dead
-        if engine.busy(server_id):
+        spec, srv = row
+        if engine.busy(srv.id):
             return
         try:
-            spec, srv = await lifecycle.load_spec(engine, server_id)
-            if srv.status != ServerStatus.RUNNING:
-                return
             async with asyncio.timeout(engine.config.http_timeout):
                 status = await engine.backend.poll(spec, dict(srv.state or {}))
         except Exception as exc:
-            log.warning("polling server %s: %r", server_id, exc)
+            log.warning("polling %s: %r", spec.full_name, exc)
             return
-        if status is not None and not engine.busy(server_id):
+        if status is not None and not engine.busy(srv.id):
             dead += 1
-            await lifecycle.handle_dead(engine, server_id, status)
+            await lifecycle.handle_dead(engine, srv.id, status)
 
-    await bounded_each(ids, check, engine.config.adopt_concurrency)
+    await bounded_each(rows, check, engine.config.adopt_concurrency)
     return dead
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,10 +43,18 @@ def from_row(row: SpawnEvent) -> ProgressEvent:
 
 
 class ProgressStore:
-    def __init__(self, db: async_sessionmaker[AsyncSession], is_live: Callable[[int], bool]) -> None:
+    def __init__(
+        self,
+        db: async_sessionmaker[AsyncSession],
+        is_live: Callable[[int], bool],
+        tx: Callable[[], AbstractAsyncContextManager[AsyncSession]] | None = None,
+    ) -> None:
         self.db = db
+        self.tx = tx or db  # a session for writing (the engine's turn-taking one on SQLite)
         self.is_live = is_live  # is this spawn still being driven by this hub process?
         self._subs: dict[int, list[asyncio.Queue[Item]]] = defaultdict(list)
+        self._pending: list[tuple[int, ProgressEvent, asyncio.Future[int]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def add(self, session: AsyncSession, spawn_id: int, event: ProgressEvent) -> SpawnEvent:
         """Stage an event in the caller's transaction; call :meth:`publish` after the commit."""
@@ -58,11 +67,36 @@ class ProgressStore:
             q.put_nowait((seq, event))
 
     async def emit(self, spawn_id: int, event: ProgressEvent) -> int:
-        async with self.db() as session:
-            row = self.add(session, spawn_id, event)
-            await session.commit()
-        self.publish(spawn_id, row.id, event)
-        return row.id
+        """Store and publish one event. Concurrent emits share one transaction (group commit): with hundreds
+        of queued spawns reporting positions, one commit per event would make the database the bottleneck."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((spawn_id, event, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending(), name="hubkit-progress-writer")
+        return await asyncio.shield(fut)
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self.tx() as session:
+                    rows = [self.add(session, spawn_id, event) for spawn_id, event, _f in batch]
+                    await session.commit()
+            except BaseException as exc:
+                for _s, _e, f in batch:
+                    if not f.done():
+                        f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for row, (spawn_id, event, f) in zip(rows, batch, strict=True):
+                self.publish(spawn_id, row.id, event)
+                if not f.done():
+                    f.set_result(row.id)
+
+    async def close(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer}, timeout=5)
 
     async def stored(self, spawn_id: int, after: int = 0) -> list[Item]:
         async with self.db() as session:
