@@ -140,7 +140,8 @@ def effective_config(settings: Any) -> dict[str, Any]:
     for role in ("auth", "spawner", "proxy"):
         for name, section in getattr(settings, role).backends.items():
             data[role][name] = section
-    return mask(data)
+    masked: dict[str, Any] = mask(data)
+    return masked
 
 
 def config_show(settings: Any) -> str:

@@ -110,7 +110,7 @@ async def group_names(s: AsyncSession, user_ids: Iterable[int]) -> dict[int, tup
     return {uid: tuple(sorted(names)) for uid, names in out.items()}
 
 
-def servers_with_owners() -> Select[tuple[Server, int, str, bool]]:
+def servers_with_owners() -> Select[Server, int, str, bool]:  # type: ignore[type-arg,unused-ignore]
     """Server rows with their owner's id/name/admin in one query (no relationship loading)."""
     return (
         select(Server, User.id, User.name, User.admin)

@@ -85,7 +85,7 @@ class AdmissionQueue:
                 changed = self._changed
                 waiter = asyncio.ensure_future(changed.wait())
                 try:
-                    await asyncio.wait({w.admitted, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait([w.admitted, waiter], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
                 finally:
                     waiter.cancel()
                 if not w.admitted.done() and self.update_interval > 0:
