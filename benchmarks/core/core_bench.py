@@ -23,14 +23,13 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
-
 from hubkit.builtin import test_spawner
 from hubkit.interfaces import Phase
 from hubkit.runtime.hub import Hub
 from hubkit.runtime.serve import build_app
 from hubkit.storage.orm import User
 from hubkit.testing.plugin import make_settings
+from sqlalchemy import insert
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,8 +41,10 @@ def free_port() -> int:
 
 
 async def add_users(hub: Hub, n: int) -> None:
-    rows = [{"name": f"user{i:06d}", "admin": False, "cookie_id": secrets.token_hex(8), "spawn_failures": 0}
-            for i in range(n)]
+    rows = [
+        {"name": f"user{i:06d}", "admin": False, "cookie_id": secrets.token_hex(8), "spawn_failures": 0}
+        for i in range(n)
+    ]
     async with hub.db() as s:
         for i in range(0, n, 5000):
             await s.execute(insert(User), rows[i : i + 5000])
@@ -61,7 +62,11 @@ async def spawn_burst(hub: Hub, servers: int) -> dict[str, float | int | bool]:
     monotonic = True
     max_pos = 0
     for spawn_id in ids:
-        pos = [ev.queue_position for _s, ev in await hub.spawns.progress.stored(spawn_id) if ev.phase is Phase.QUEUED]
+        pos = [
+            ev.queue_position
+            for _s, ev in await hub.spawns.progress.stored(spawn_id)
+            if ev.phase is Phase.QUEUED
+        ]
         max_pos = max([max_pos, *[p or 0 for p in pos]])
         if pos != sorted(pos, reverse=True) or len(set(pos)) != len(pos):
             monotonic = False
