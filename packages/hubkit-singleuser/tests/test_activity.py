@@ -9,7 +9,8 @@ import httpx
 import pytest
 from conftest import Server
 from fakehub import FakeHub
-from kernelws import connect, execute, send_execute
+
+from hubkit_singleuser.testing import connect, execute, send_execute
 
 pytestmark = pytest.mark.timeout(120)
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

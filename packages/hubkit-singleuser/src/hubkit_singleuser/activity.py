@@ -48,13 +48,15 @@ def kernel_facts(serverapp: Any) -> dict[str, Any]:
     connections = sum(int(v) for v in getattr(km, "_kernel_connections", {}).values())
     tm = serverapp.web_app.settings.get("terminal_manager")
     terminals = len(getattr(tm, "terminals", {}) or {}) if tm is not None else 0
-    return {
+    facts: dict[str, Any] = {
         "kernels": kernels,
         "kernels_busy": busy,
         "connections": connections,
         "terminals": terminals,
-        "last_busy": isoformat(last_busy) if last_busy else None,
     }
+    if last_busy is not None:  # omitted (not null) until a kernel has been busy: the hub wants a timestamp
+        facts["last_busy"] = isoformat(last_busy)
+    return facts
 
 
 def activity_body(serverapp: Any, server_name: str) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Run code in a kernel over the real kernel websocket (the Jupyter messaging protocol, v5)."""
+"""Test and benchmark helper: run code in a kernel over the real kernel websocket (Jupyter messaging v5).
+
+Needs ``websocket-client`` (the ``test`` extra). Used by the package tests, tests/e2e and benchmarks/spawn.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-import websocket
+import websocket  # type: ignore[import-untyped]
 
 
 def connect(http_base: str, kernel_id: str, headers: dict[str, str]) -> websocket.WebSocket:
