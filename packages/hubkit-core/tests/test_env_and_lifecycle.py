@@ -179,3 +179,22 @@ async def test_readopt_in_process(hub_factory, tmp_path):
     assert await hub2.spawns.wait(queued_spawn, 1) == "failed"
     events = [ev async for _s, ev in hub2.spawns.events(queued_spawn)]
     assert events[-1].reason_code == "hub-restarted"
+
+
+async def test_servers_of_another_backend_are_left_alone(hub_factory, tmp_path):
+    from hubkit.storage.orm import User
+
+    settings = make_settings(tmp_path / "h")
+    hub1 = await hub_factory(settings)
+    async with hub1.db() as s:
+        u = User(name="other", cookie_id="c")
+        s.add(u)
+        await s.flush()
+        s.add(Server(user_id=u.id, name="", status=ServerStatus.RUNNING, backend="docker", url="http://x:1", state={}))
+        await s.commit()
+    await hub1.stop()
+    hub2 = await hub_factory(settings)
+    await hub2.adoption.done.wait()
+    assert hub2.adoption.errors == ["other/"] and hub2.adoption.cleaned == []
+    async with hub2.db() as s:
+        assert (await s.execute(select(Server.status))).scalar_one() == ServerStatus.RUNNING

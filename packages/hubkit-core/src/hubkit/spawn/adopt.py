@@ -78,6 +78,16 @@ async def adopt_one(engine: SpawnEngine, row: LiveRow, report: AdoptReport) -> N
     server_id, status, url, spawn_id = srv.id, srv.status, srv.url, srv.current_spawn_id
     state = dict(srv.state or {})
     name = spec.full_name
+    if srv.backend and srv.backend != engine.backend_name:
+        # polled by the wrong backend it would look dead and be "cleaned": leave it for an operator
+        log.error(
+            "%s was started by spawner %r but %r is configured: left alone",
+            name,
+            srv.backend,
+            engine.backend_name,
+        )
+        report.errors.append(name)
+        return
     try:
         if status == ServerStatus.QUEUED:
             await lifecycle.teardown(engine, server_id, None, {}, stop_backend=False)

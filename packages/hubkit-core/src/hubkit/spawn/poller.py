@@ -26,7 +26,7 @@ async def poll_once(engine: SpawnEngine) -> int:
     async def check(row: LiveRow) -> None:
         nonlocal dead
         spec, srv = row
-        if engine.busy(srv.id):
+        if engine.busy(srv.id) or (srv.backend and srv.backend != engine.backend_name):
             return
         try:
             async with asyncio.timeout(engine.config.http_timeout):
