@@ -195,6 +195,7 @@ async def live_hub_factory(
         spawner: str = "test",
         cmd: list[str] | None = None,
         culler: dict[str, Any] | None = None,
+        spawner_config: dict[str, Any] | None = None,
     ) -> LiveHub:
         data = tmp_path / f"hub{len(started)}"
         hub_port, public_port, api_port = free_port(), free_port(), free_port()
@@ -213,6 +214,8 @@ async def live_hub_factory(
             "culler": culler or {},
         }
         settings = Settings.model_validate(raw)
+        if spawner_config:
+            settings.spawner.backends[spawner] = spawner_config
         plugins: list[object] = [CompatPlugin()]
         if proxy:
             import hubkit_proxy.plugin as proxy_plugin

@@ -6,7 +6,8 @@ Three checks, all required (see docs/security.md):
 2. ``Origin``, when present, must name this hub's host (``null`` is refused).
 3. A token must come back in the form field ``_xsrf`` or the ``X-XSRFToken`` header. It is
    ``HMAC(cookie_secret, anchor)`` where the anchor is a random value in the HttpOnly ``hubkit-xsrf`` cookie,
-   so another site can neither read nor forge it.
+   so another site can neither read nor forge it. The anchor is not a credential: knowing it does not
+help without the hub's secret.
 
 Token-authenticated requests (``Authorization`` header) are not subject to this: browsers never attach that
 header on their own.
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from ..auth.sessions import hub_prefix, is_secure
+from ..auth.sessions import is_secure
 
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
@@ -60,11 +61,18 @@ def persist_anchor(hub: Hub, conn: HTTPConnection, response: Response) -> None:
         response.set_cookie(
             ANCHOR_COOKIE,
             conn.scope["hubkit.xsrf_anchor"],
-            path=hub_prefix(hub),
+            # the whole site, not just /hub/: a page outside /hub/ (e.g. a 404 for /favicon.ico) must see
+            # the anchor too, or it would mint a new one and invalidate the token in an open form
+            path=base_path(hub),
             httponly=True,
             samesite="strict",
             secure=is_secure(hub, conn),
         )
+
+
+def base_path(hub: Hub) -> str:
+    base = hub.settings.hub.base_url or "/"
+    return base if base.endswith("/") else base + "/"
 
 
 def _allowed_hosts(hub: Hub, conn: HTTPConnection) -> set[str]:
