@@ -84,12 +84,14 @@ class HubProcess:
     config: dict[str, Any]
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # extra CLI flags, e.g. --ssl-key/--ssl-cert
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         h = self.config["hub"]
-        return f"http://{h['ip']}:{h['port']}"
+        tls = "--ssl-cert" in self.args or bool(h.get("ssl_cert"))
+        return f"{'https' if tls else 'http'}://{h['ip']}:{h['port']}"
 
     @property
     def log_path(self) -> Path:
@@ -101,7 +103,7 @@ class HubProcess:
         return path
 
     def command(self) -> list[str]:
-        return [str(VENV_BIN / "hubkit"), "-f", str(self.write_config())]
+        return [str(VENV_BIN / "hubkit"), "-f", str(self.write_config()), *self.args]
 
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
@@ -116,7 +118,7 @@ class HubProcess:
             self.command(), cwd=self.workdir, env=self.process_env(), stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        wait_http(f"{self.url}/hub/health", timeout, self)
+        wait_http(f"{self.url}/hub/health", timeout, self, verify=False)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
