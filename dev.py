@@ -146,7 +146,11 @@ def main() -> int:
     test.add_argument("--no-setup", action="store_true", help="skip .ci/setup/*.sh")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
     test.set_defaults(func=cmd_test)
-    args = parser.parse_args()
+    args, unknown = parser.parse_known_args()
+    if unknown and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "test":
+        args.pytest_args = [a for a in [*unknown, *args.pytest_args] if a != "--"]
     return int(args.func(args))
 
 
