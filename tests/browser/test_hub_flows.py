@@ -14,12 +14,13 @@ from hubkit.testing import require
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180), pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    require(os.path.exists(CHROMIUM), f"{CHROMIUM} is not installed")
+    require(HAVE_CHROMIUM, f"{CHROMIUM} is not installed")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
