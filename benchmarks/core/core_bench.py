@@ -26,7 +26,7 @@ import httpx
 from hubkit.builtin import test_spawner
 from hubkit.interfaces import Phase
 from hubkit.runtime.hub import Hub
-from hubkit.runtime.serve import build_app
+from hubkit.runtime.serve import build_app, serve_then_adopt
 from hubkit.storage.orm import User
 from hubkit.testing.plugin import make_settings
 from sqlalchemy import insert
@@ -83,13 +83,13 @@ async def spawn_burst(hub: Hub, servers: int) -> dict[str, float | int | bool]:
 async def restart(settings, servers: int) -> dict[str, float | int]:
     t0 = time.perf_counter()
     hub = await Hub.create(settings, load_entry_points=False)
-    await hub.start()
+    await hub.start(background=False)
     t_started = time.perf_counter() - t0
     import uvicorn
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(hub), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(serve_then_adopt(hub, server))  # exactly what `hubkit` does
     url = f"http://127.0.0.1:{port}/hub/health"
     async with httpx.AsyncClient() as client:
         while True:

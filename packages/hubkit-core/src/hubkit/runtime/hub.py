@@ -154,7 +154,9 @@ class Hub:
         h = self.settings.hub
         return (h.ip, h.port) if self.settings.proxy.backend == "none" else (h.hub_ip, h.hub_port)
 
-    async def start(self) -> None:
+    async def start(self, *, background: bool = True) -> None:
+        """Database and backends ready. ``background=False`` defers adoption/poll/reconcile to
+        :meth:`start_background`, so a server can start listening first (the CLI does this)."""
         await migrate.ensure_schema(self.engine, self.registries.storage, auto=is_sqlite(self.engine.url))
         await self._ensure_admins()
         for role, backend in (("auth", self.authenticator), ("spawner", self.spawner), ("proxy", self.proxy)):
@@ -169,6 +171,13 @@ class Hub:
                     getattr(self.settings, role).backend, f"{role} backend failed to start: {exc!r}"
                 ) from exc
         self.started = True
+        if background:
+            self.start_background()
+
+    def start_background(self) -> None:
+        """Re-adoption, then periodic route reconciling; periodic polling. Idempotent."""
+        if self._tasks:
+            return
         self._tasks.append(asyncio.create_task(self._adopt_then_reconcile(), name="hubkit-adopt"))
         self._tasks.append(
             asyncio.create_task(

@@ -73,7 +73,7 @@ async def run_hub(settings: Any) -> None:
     import uvicorn
 
     hub = await Hub.create(settings)
-    await hub.start()
+    await hub.start(background=False)
     try:
         host, port = hub.bind_address()
         public = settings.proxy.backend == "none"
@@ -88,9 +88,18 @@ async def run_hub(settings: Any) -> None:
             access_log=False,
         )
         log.info("hubkit %s listening on %s:%d", __version__, host, port)
-        await uvicorn.Server(config).serve()
+        await serve_then_adopt(hub, uvicorn.Server(config))
     finally:
         await hub.stop()
+
+
+async def serve_then_adopt(hub: Hub, server: Any) -> None:
+    """Listen first, then start re-adoption: a restarted hub answers before it polls a single server."""
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
+        await asyncio.sleep(0.005)
+    hub.start_background()
+    await task
 
 
 def serve(settings: Any) -> int:

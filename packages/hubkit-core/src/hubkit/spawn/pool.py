@@ -16,5 +16,6 @@ async def bounded_each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], c
     async def worker() -> None:
         for item in it:  # a shared iterator: each item goes to exactly one worker
             await fn(item)
+            await asyncio.sleep(0)  # let requests in between, even when fn never had to wait
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))

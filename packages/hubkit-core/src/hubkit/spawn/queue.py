@@ -3,11 +3,16 @@
 JupyterHub answers 429 once ``concurrent_spawn_limit`` is reached; hubkit queues instead, strictly first come
 first served, and tells each waiter its position. Positions only ever decrease: nobody overtakes, and a
 waiter leaving (cancelled) only moves those behind it forward.
+
+Waiters do not poll: each awaits one future. A single reporter task, running only while someone waits,
+recomputes every position at most every ``update_interval`` seconds and reports those that changed, so a
+thousand waiters cost one pass per interval rather than a thousand wake-ups per admission.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,10 +21,13 @@ PositionCallback = Callable[[int], Awaitable[None]]
 
 
 class _Waiter:
-    __slots__ = ("admitted",)
+    __slots__ = ("admitted", "last", "on_position", "pending")
 
-    def __init__(self) -> None:
+    def __init__(self, on_position: PositionCallback | None) -> None:
         self.admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.on_position = on_position
+        self.last = 0
+        self.pending: asyncio.Task[None] | None = None  # a position report in flight
 
 
 class AdmissionQueue:
@@ -29,7 +37,8 @@ class AdmissionQueue:
         self.active = 0
         self.max_active_seen = 0
         self._waiters: deque[_Waiter] = deque()
-        self._changed = asyncio.Event()
+        self._dirty = False
+        self._reporter: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
@@ -49,18 +58,12 @@ class AdmissionQueue:
             if not w.admitted.done():
                 self._admit()
                 w.admitted.set_result(None)
-        self._wake()
-
-    def _wake(self) -> None:
-        # every waiter re-reads its position; a fresh Event so late sleepers are not woken by an old one
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._dirty = True
 
     @asynccontextmanager
     async def slot(self, on_position: PositionCallback | None = None) -> AsyncIterator[None]:
         """Hold one admission slot for the body. ``on_position(n)`` is awaited with the 1-based queue
-        position when the caller has to wait, and again whenever it improves (at most every
-        ``update_interval`` seconds)."""
+        position when the caller has to wait, and again whenever it improved."""
         if not self._waiters and self._has_room():
             self._admit()
         else:
@@ -71,33 +74,39 @@ class AdmissionQueue:
             self._release()
 
     async def _wait(self, on_position: PositionCallback | None) -> None:
-        w = _Waiter()
+        w = _Waiter(on_position)
         self._waiters.append(w)
-        last = 0
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.create_task(self._report(), name="hubkit-queue-positions")
         try:
-            while not w.admitted.done():
-                pos = self._waiters.index(w) + 1
-                if on_position is not None and pos != last:
-                    last = pos
-                    await on_position(pos)
-                if w.admitted.done():
-                    break
-                changed = self._changed
-                waiter = asyncio.ensure_future(changed.wait())
-                try:
-                    await asyncio.wait([w.admitted, waiter], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
-                finally:
-                    waiter.cancel()
-                if not w.admitted.done() and self.update_interval > 0:
-                    await asyncio.wait({w.admitted}, timeout=self.update_interval)
+            if on_position is not None:
+                w.last = len(self._waiters) if not w.admitted.done() else 1
+                await on_position(w.last)
+            await w.admitted
+            if w.pending is not None:  # the last position report lands before whatever follows
+                await w.pending
         except BaseException:
             if w.admitted.done() and not w.admitted.cancelled():
                 self._release()  # admitted while being cancelled: hand the slot on
             else:
                 w.admitted.cancel()
-                try:
+                with contextlib.suppress(ValueError):
                     self._waiters.remove(w)
-                except ValueError:
-                    pass
-                self._wake()
+                self._dirty = True
             raise
+
+    async def _report(self) -> None:
+        while self._waiters:
+            await asyncio.sleep(self.update_interval)
+            if not self._dirty:
+                continue
+            self._dirty = False
+            for i, w in enumerate(list(self._waiters)):
+                pos = i + 1
+                if w.on_position is None or w.admitted.done() or pos >= w.last:
+                    continue
+                if w.pending is not None and not w.pending.done():
+                    self._dirty = True  # report again next round
+                    continue
+                w.last = pos
+                w.pending = asyncio.create_task(w.on_position(pos))
