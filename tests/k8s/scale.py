@@ -54,12 +54,11 @@ class _StartingCounter:
 
 async def run_scale(workdir: Path, n: int, limit: int, pull_seconds: float = 0.02) -> ScaleResult:
     """``pull_seconds``: how long the fake image pull takes, i.e. how long each pod stays starting."""
-    from sqlalchemy import insert
-
     from hubkit.runtime.hub import Hub
     from hubkit.storage.orm import User
     from hubkit.testing.plugin import make_settings
     from hubkit_spawn_k8s import plugin
+    from sqlalchemy import insert
 
     with FakeKubernetes(workdir / "cluster", images=[FakeImage(TINY, runtime="http")], schema_validation=False) as kube:
         counter = _StartingCounter()
