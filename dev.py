@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -111,14 +113,33 @@ def test_venv() -> Path:
     return py
 
 
-def test_paths() -> list[str]:
-    paths = [str(p / "tests") for p in all_packages() if (p / "tests").is_dir()]
+def test_roots() -> list[Path]:
+    """One pytest run per test folder: packages keep their own conftest and helper modules apart."""
+    roots = [p / "tests" for p in all_packages() if (p / "tests").is_dir()]
     example_tests = ROOT / "examples" / "hubkit-example-plugin" / "tests"
     if example_tests.is_dir():
-        paths.append(str(example_tests))
-    if (ROOT / "tests").is_dir():
-        paths.append(str(ROOT / "tests"))
-    return paths
+        roots.append(example_tests)
+    top = ROOT / "tests"
+    if top.is_dir():
+        roots += sorted(d for d in top.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
+    return roots
+
+
+def _junit_counts(path: Path) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    if not path.exists():
+        return counts
+    root = ET.parse(path).getroot()
+    for suite in root.iter("testsuite"):
+        tests = int(suite.get("tests", 0))
+        failed = int(suite.get("failures", 0))
+        errors = int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        counts["failed"] += failed
+        counts["errors"] += errors
+        counts["skipped"] += skipped
+        counts["passed"] += tests - failed - errors - skipped
+    return counts
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -127,13 +148,37 @@ def cmd_test(args: argparse.Namespace) -> int:
     py = test_venv()
     venv_bin = py.parent
     env = dict(os.environ, PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONDONTWRITEBYTECODE="1")
-    if shutil.which("ruff", path=str(venv_bin)):
-        run([str(venv_bin / "ruff"), "check", "packages", "tests", "examples", "benchmarks", "dev.py", "noxfile.py"],
-            cwd=ROOT, env=env)
-    pytest_args = [str(py), "-m", "pytest", "-p", "no:cacheprovider", "--import-mode=importlib", *test_paths()]
-    pytest_args += args.pytest_args
-    say("$ " + " ".join(pytest_args))
-    return subprocess.run(pytest_args, cwd=ROOT, env=env).returncode
+    lint = subprocess.run(
+        [str(venv_bin / "ruff"), "check", "packages", "tests", "examples", "benchmarks", "dev.py", "noxfile.py"],
+        cwd=ROOT,
+        env=env,
+    )
+    totals = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    bad_roots: list[str] = []
+    reports = Path(tempfile.mkdtemp(prefix="hubkit-junit-"))
+    started = time.monotonic()
+    for i, root in enumerate(test_roots()):
+        if args.only and not any(o in str(root) for o in args.only):
+            continue
+        junit = reports / f"{i}.xml"
+        cmd = [str(py), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", str(root), *args.pytest_args]
+        say("$ " + " ".join(cmd))
+        t0 = time.monotonic()
+        rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        counts = _junit_counts(junit)
+        say(f"{root.relative_to(ROOT)}: {counts} in {time.monotonic() - t0:.0f}s (exit {rc})")
+        for k in totals:
+            totals[k] += counts[k]
+        if rc not in (0, 5):  # 5: nothing collected (e.g. every test deselected)
+            bad_roots.append(str(root.relative_to(ROOT)))
+    say(f"suite took {time.monotonic() - started:.0f}s")
+    if lint.returncode != 0:
+        bad_roots.append("ruff")
+    if bad_roots:
+        say("FAILED: " + ", ".join(bad_roots))
+    failed = totals["failed"] + totals["errors"]
+    print(f"{totals['passed']} passed, {failed} failed, {totals['skipped']} skipped", flush=True)
+    return 1 if bad_roots or failed else 0
 
 
 def main() -> int:
@@ -144,6 +189,7 @@ def main() -> int:
     demo.set_defaults(func=cmd_demo)
     test = sub.add_parser("test", help="set up and run the whole test suite")
     test.add_argument("--no-setup", action="store_true", help="skip .ci/setup/*.sh")
+    test.add_argument("--only", action="append", default=[], help="run only test folders containing this text")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
     test.set_defaults(func=cmd_test)
     args, unknown = parser.parse_known_args()
