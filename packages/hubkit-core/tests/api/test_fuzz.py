@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hubkit.testing import require
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600), pytest.mark.slow]
@@ -35,15 +34,27 @@ async def test_schemathesis_finds_no_server_errors(app, admin_headers, tmp_path)
         await asyncio.sleep(0.02)
     try:
         proc = await asyncio.create_subprocess_exec(
-            ST, "run", f"http://127.0.0.1:{port}/hub/api/openapi.json",
-            "--checks", "not_a_server_error",
-            "--max-examples", "25",
-            "--seed", "1",
-            "--header", f"Authorization: {admin_headers['Authorization']}",
-            "--request-timeout", "20",
-            "--suppress-health-check", "all",
-            "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            ST,
+            "run",
+            f"http://127.0.0.1:{port}/hub/api/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--header",
+            f"Authorization: {admin_headers['Authorization']}",
+            "--request-timeout",
+            "20",
+            "--suppress-health-check",
+            "all",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(tmp_path / "junit.xml"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             env={"NO_COLOR": "1", "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)},
         )
         out, _ = await proc.communicate()

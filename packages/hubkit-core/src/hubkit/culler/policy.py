@@ -4,8 +4,8 @@
   the route reconciler) and activity posts from the server.
 * per-group timeouts: a user in groups with ``[culler] group_timeouts`` gets the *largest* matching timeout
   (the most generous policy wins); others get ``timeout``.
-* rich activity from hubkit-singleuser (``Server.activity``): a busy kernel reported within the idle window
-  spares the server (``spare_busy_kernels``); open browser connections spare it only when
+* rich activity from hubkit-singleuser (``Server.activity``): ``last_busy`` (when a kernel was last busy)
+  counts as activity; a busy kernel reported within the idle window spares the server (``spare_busy_kernels``); open browser connections spare it only when
   ``ignore_open_connections`` is false.
 * ``max_age`` > 0 stops servers older than that however busy they are.
 """
@@ -43,15 +43,19 @@ def timeout_for(cfg: CullerConfig, groups: Iterable[str]) -> float:
     return max(matched) if matched else cfg.timeout
 
 
-def _recent(activity: Mapping[str, Any], now: datetime, window: float) -> bool:
-    raw = activity.get("reported")
+def _ts(activity: Mapping[str, Any], key: str) -> datetime | None:
+    raw = activity.get(key)
     if not isinstance(raw, str):
-        return False
+        return None
     try:
-        t = datetime.fromisoformat(raw)
+        return datetime.fromisoformat(raw)
     except ValueError:
-        return False
-    return (now - t).total_seconds() < window
+        return None
+
+
+def _recent(activity: Mapping[str, Any], now: datetime, window: float) -> bool:
+    t = _ts(activity, "reported")
+    return t is not None and (now - t).total_seconds() < window
 
 
 def decide(cfg: CullerConfig, c: Candidate, now: datetime) -> Decision | None:
@@ -60,6 +64,9 @@ def decide(cfg: CullerConfig, c: Candidate, now: datetime) -> Decision | None:
         return Decision(c.user, c.server, "max-age", f"running for {age:.0f} s (max_age {cfg.max_age:.0f} s)")
     timeout = timeout_for(cfg, c.groups)
     last = c.last_activity or c.started
+    busy = _ts(c.activity, "last_busy") if c.activity else None
+    if busy is not None and (last is None or busy > last):
+        last = busy  # a kernel computing without output is activity too
     if last is None:
         return None
     idle = (now - last).total_seconds()
