@@ -69,3 +69,30 @@ def test_supervisor_program_matches_the_unit() -> None:
     assert prog["command"] == _unit()["Service"]["ExecStart"]
     assert prog["autorestart"] == "true"
     assert prog["stopasgroup"] == prog["killasgroup"] == "true"
+
+
+def _config_show(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "hubkit"), "config", "show", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_example_config_validates_with_every_backend_section() -> None:
+    """`hubkit config show` validates [auth.pam], [spawner.local], [proxy] with the installed plugins' models."""
+    proc = _config_show(EXAMPLE / "hubkit.toml")
+    assert proc.returncode == 0, proc.stderr
+    for section in ("[auth.pam]", "[spawner.local]"):
+        assert section in proc.stdout
+    assert 'admin_groups = ["sudo"]' in proc.stdout and "run_as_user = true" in proc.stdout
+
+
+def test_a_typo_in_the_example_is_caught(tmp_path: Path) -> None:
+    bad = tmp_path / "hubkit.toml"
+    bad.write_text((EXAMPLE / "hubkit.toml").read_text().replace("allowed_groups", "allowed_grups"))
+    proc = _config_show(bad)
+    assert proc.returncode == 2
+    assert "auth.pam.allowed_grups" in proc.stderr
