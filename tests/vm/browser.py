@@ -33,17 +33,8 @@ def chromium() -> Iterator[Any]:
 
 
 def new_page(browser: Any, **context_options: Any) -> Any:
-    """A page in a fresh browser context (its own cookies: one person).
-
-    Workaround, see the report to the web engineer: the hub's 404 page for ``/favicon.ico`` (which Chromium
-    fetches on its own, without the ``/hub/``-scoped XSRF cookie) sets a *new* ``hubkit-xsrf`` anchor cookie,
-    so the token in an already-rendered login form no longer matches and the login POST gets 403. Fix in
-    hubkit/web/xsrf.py ``persist_anchor``: only set the cookie for requests under the hub prefix. Until then the
-    browser's favicon fetch is answered here.
-    """
-    context = browser.new_context(**context_options)
-    context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
-    return context.new_page()
+    """A page in a fresh browser context: its own cookies, i.e. one person."""
+    return browser.new_context(**context_options).new_page()
 
 
 def login(page: Any, base: str, username: str, password: str) -> None:
