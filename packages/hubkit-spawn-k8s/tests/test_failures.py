@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CRASH, OOM, Ctx, hub_info, make_config, make_spec
 from hubkit.errors import SpawnFailed, SpawnTimeout
 from hubkit_spawn_k8s.spawner import KubeSpawner
 from hubkit_spawn_k8s.testing import FakeKubernetes
+from hubkit_spawn_k8s.testing.helpers import CRASH, OOM, Ctx, hub_info, make_config, make_spec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

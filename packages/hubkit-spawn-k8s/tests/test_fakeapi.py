@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CRASH, TINY
 from hubkit_spawn_k8s.testing import FakeKubernetes
+from hubkit_spawn_k8s.testing.helpers import CRASH, TINY
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import make_spec
 from hubkit.errors import InvalidOptions
 from hubkit.interfaces import UserInfo
 from hubkit_spawn_k8s import objects, profiles
 from hubkit_spawn_k8s.config import KubeSpawnerConfig
+from hubkit_spawn_k8s.testing.helpers import make_spec
 
 CFG = KubeSpawnerConfig.model_validate(
     {

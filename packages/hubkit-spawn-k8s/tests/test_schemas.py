@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from conftest import make_spec
 from hubkit_spawn_k8s import objects, profiles
 from hubkit_spawn_k8s.config import KubeSpawnerConfig
+from hubkit_spawn_k8s.testing.helpers import make_spec
 
 VERSION = "1.32"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PROC, Ctx, hub_info, make_config, make_spec
 from hubkit.interfaces import Phase
 from hubkit_spawn_k8s.spawner import KubeSpawner
 from hubkit_spawn_k8s.testing import FakeKubernetes
+from hubkit_spawn_k8s.testing.helpers import PROC, Ctx, hub_info, make_config, make_spec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, Ctx, hub_info, make_config, make_spec
 from hubkit.interfaces import KnownServer
 from hubkit_spawn_k8s.spawner import KubeSpawner
 from hubkit_spawn_k8s.testing import FakeKubernetes
+from hubkit_spawn_k8s.testing.helpers import TINY, Ctx, hub_info, make_config, make_spec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
