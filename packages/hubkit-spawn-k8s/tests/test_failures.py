@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,34 @@ async def test_unknown_storage_class_waits_then_reports(kube: FakeKubernetes, tm
         with pytest.raises(SpawnFailed) as info:
             await sp.start(make_spec("alice"), Ctx())
         assert "unbound immediate PersistentVolumeClaims" in str(info.value)
+        assert kube.objects("pods") == []
+    finally:
+        await sp.shutdown()
+
+
+async def test_unschedulable_grace_waits_for_a_new_node(kube: FakeKubernetes, tmp_path: Path) -> None:
+    """With a grace period (cluster autoscaler), a node that appears in time rescues the spawn."""
+    from hubkit_spawn_k8s.testing import FakeNode
+
+    sp = KubeSpawner(make_config(kube, tmp_path, node_selector={"pool": "big"}, unschedulable_grace=10), hub_info())
+    await sp.startup()
+    try:
+        ctx = Ctx()
+        task = asyncio.ensure_future(sp.start(make_spec("alice"), ctx))
+        while not any(m.startswith("Waiting for a node") for m in ctx.messages()):
+            await asyncio.sleep(0.05)
+        assert not task.done()
+        kube.set_nodes([FakeNode("fake-node-1"), FakeNode("big-1", labels={"pool": "big"})])  # the autoscaler
+        result = await asyncio.wait_for(task, 20)
+        assert any(m == "Scheduled on node big-1" for m in ctx.messages()), ctx.messages()
+        await sp.stop(make_spec("alice"), result.state, now=True)
+
+        # and when no node comes, the grace period ends the spawn with the scheduler's reason
+        sp.cfg.unschedulable_grace = 0.5
+        sp.cfg.node_selector = {"pool": "none"}
+        with pytest.raises(SpawnFailed) as info:
+            await asyncio.wait_for(sp.start(make_spec("bob"), Ctx()), 20)
+        assert info.value.reason_code == "unschedulable"
         assert kube.objects("pods") == []
     finally:
         await sp.shutdown()

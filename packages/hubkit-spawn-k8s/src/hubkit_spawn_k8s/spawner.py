@@ -190,8 +190,16 @@ class KubeSpawner:
         if current and current["metadata"]["uid"] == box.uid:
             box.queue.put_nowait(("pod", "MODIFIED", current))
         unschedulable_since: float | None = None
+        last_unschedulable: Obj = {}
         while True:
-            source, etype, obj = await box.queue.get()
+            if unschedulable_since is None:
+                source, etype, obj = await box.queue.get()
+            else:  # still unschedulable when the grace period ends: give up even if nothing new arrives
+                left = unschedulable_since + self.cfg.unschedulable_grace - time.monotonic()
+                try:
+                    source, etype, obj = await asyncio.wait_for(box.queue.get(), max(left, 0))
+                except TimeoutError:
+                    raise unschedulable(last_unschedulable) from None
             if source == "event":
                 if (obj.get("involvedObject") or {}).get("uid") != box.uid:
                     continue
@@ -205,6 +213,7 @@ class KubeSpawner:
                     await ctx.emit(progress)
                 if obj.get("reason") == "FailedScheduling":
                     unschedulable_since = unschedulable_since or time.monotonic()
+                    last_unschedulable = obj
                     if time.monotonic() - unschedulable_since >= self.cfg.unschedulable_grace:
                         raise unschedulable(obj)
                 continue
@@ -215,6 +224,8 @@ class KubeSpawner:
             failure = pod_failure(obj)
             if failure:
                 raise failure
+            if (obj.get("spec") or {}).get("nodeName"):
+                unschedulable_since = None  # a node was found after all
             ip = pod_running(obj)
             if ip:
                 # The event stream is a separate watch and may lag the pod's: fill in the milestones the
