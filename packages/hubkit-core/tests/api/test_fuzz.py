@@ -30,7 +30,9 @@ async def test_schemathesis_finds_no_server_errors(app, admin_headers, tmp_path)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(500):
+        if server.started:
+            break
         await asyncio.sleep(0.02)
     try:
         proc = await asyncio.create_subprocess_exec(

@@ -165,8 +165,8 @@ async def _do(hub: Any, ident: Identity, form: dict[str, str]) -> str:
             user.admin = action == "set_admin"
             msg = f"{name} is {'now' if user.admin else 'no longer'} an admin."
         elif action == "revoke_tokens":
-            n = await svc.revoke_all_tokens(session, user)
-            msg = f"Revoked {n} token(s) and all browser sessions of {name}."
+            count = await svc.revoke_all_tokens(session, user)
+            msg = f"Revoked {count} token(s) and all browser sessions of {name}."
         elif action in ("add_member", "remove_member"):
             group = await svc.require_group(session, form.get("group", ""))
             (svc.add_members if action == "add_member" else svc.remove_members)(group, [user])

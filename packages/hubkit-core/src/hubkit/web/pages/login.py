@@ -59,10 +59,10 @@ async def login_post(request: Request) -> Response:
     except LoginError as exc:
         metrics.login((exc.status == 429 and "throttled") or "refused")
         ctx = {**_login_context(request, next_url), "error": exc.message, "username": username[:255]}
-        resp = render(request, "login.html", ctx, status=exc.status)
+        page_resp = render(request, "login.html", ctx, status=exc.status)
         if exc.retry_after:
-            resp.headers["Retry-After"] = str(int(exc.retry_after) + 1)
-        return resp
+            page_resp.headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        return page_resp
     metrics.login("ok")
     resp = redirect(next_url or _home(request))
     set_session(hub, request, resp, user_id=who.user_id, cookie_id=who.cookie_id)

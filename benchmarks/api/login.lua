@@ -1,0 +1,18 @@
+-- wrk script: form logins, each with a fresh username (so every login also creates a user).
+-- env: BENCH_LOGIN_PATH, BENCH_XSRF (form token), BENCH_COOKIE (the matching cookie header)
+local counter = 0
+local prefix = "u"
+
+init = function(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+  prefix = "b" .. math.random(1, 1000000000) .. "x"
+end
+
+request = function()
+  counter = counter + 1
+  local body = "username=" .. prefix .. counter .. "&password=&_xsrf=" .. os.getenv("BENCH_XSRF")
+  local headers = {}
+  headers["Content-Type"] = "application/x-www-form-urlencoded"
+  headers["Cookie"] = os.getenv("BENCH_COOKIE")
+  return wrk.format("POST", os.getenv("BENCH_LOGIN_PATH"), headers, body)
+end
