@@ -181,6 +181,10 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
+    try:  # import the web app up front: the figures are about the hub's work, not first-time imports
+        import hubkit.web.app  # noqa: F401
+    except ImportError:
+        pass
     results = []
     for n in args.users:
         r = asyncio.run(run(n, args.servers, args.limit))

@@ -102,3 +102,22 @@ async def test_ensure_schema_refuses_outdated_postgres(postgres_url):
             await migrate.ensure_schema(engine, None, auto=False)
     finally:
         await engine.dispose()
+
+
+async def test_hub_spawns_on_postgres(postgres_url, tmp_path, hub_factory):
+    """The whole engine on PostgreSQL: schema created at start, spawns, queue events, stop."""
+    from hubkit.testing.plugin import make_settings
+
+    hub = await hub_factory(
+        make_settings(tmp_path / "pg", hub={"db_url": postgres_url}, spawner={"concurrent_spawn_limit": 2})
+    )
+    async with hub.db() as s:
+        s.add_all([User(name=f"pg{i}", cookie_id="c") for i in range(5)])
+        await s.commit()
+    ids = [await hub.spawns.request_start(f"pg{i}") for i in range(5)]
+    assert [await hub.spawns.wait(i, 30) for i in ids] == ["ready"] * 5
+    assert hub.spawns.queue.max_active_seen <= 2
+    events = [ev async for _s, ev in hub.spawns.events(ids[-1])]
+    assert events[-1].detail["url"] == "/user/pg4/"
+    assert [await hub.spawns.stop(f"pg{i}") for i in range(5)] == [True] * 5
+    assert await hub.proxy.get_routes() == {}
