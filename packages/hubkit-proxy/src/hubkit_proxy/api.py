@@ -34,7 +34,7 @@ class RouteApi:
         match = TOKEN_RE.search(header or "")
         return bool(match) and hmac.compare_digest(match.group(1).encode(), secret.encode())  # type: ignore[union-attr]
 
-    async def handle(self, req: ApiRequest) -> ApiResponse:
+    def handle(self, req: ApiRequest) -> ApiResponse:
         path, _, query = req.url.partition("?")
         if path == "/metrics" and req.method == "GET":
             return ApiResponse(200, self.proxy.render_metrics().encode(), b"text/plain; version=0.0.4")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -30,7 +30,7 @@ class ApiResponse:
     content_type: bytes = b"text/plain; charset=utf-8"
 
 
-Handler = Callable[[ApiRequest], Awaitable[ApiResponse]]
+Handler = Callable[[ApiRequest], ApiResponse]  # synchronous: route changes never wait on I/O
 
 
 class _TooLarge(Exception):
@@ -48,15 +48,9 @@ class ApiProtocol(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.size = 0
-        self.queue: asyncio.Queue[tuple[ApiRequest, bool] | None] = asyncio.Queue()
-        self.worker: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)
-        self.worker = asyncio.get_running_loop().create_task(self._serve())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.queue.put_nowait(None)
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -97,24 +91,16 @@ class ApiProtocol(asyncio.Protocol):
             self.headers,
             b"".join(self.body),
         )
-        self.queue.put_nowait((req, self.parser.should_keep_alive()))
-
-    async def _serve(self) -> None:
-        while True:
-            item = await self.queue.get()
-            if item is None or self.transport is None or self.transport.is_closing():
-                return
-            req, keep_alive = item
-            try:
-                resp = await self.handler(req)
-            except Exception:
-                log.exception("API handler failed for %s %s", req.method, req.url)
-                resp = ApiResponse(500, b"Internal Server Error")
-            self.transport.write(
-                simple_response(
-                    resp.status, resp.body, resp.content_type, close=not keep_alive, extra=self.extra
-                )
-            )
-            if not keep_alive:
-                self.transport.close()
-                return
+        keep_alive = self.parser.should_keep_alive()
+        try:
+            resp = self.handler(req)
+        except Exception:
+            log.exception("API handler failed for %s %s", req.method, req.url)
+            resp = ApiResponse(500, b"Internal Server Error")
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(
+            simple_response(resp.status, resp.body, resp.content_type, close=not keep_alive, extra=self.extra)
+        )
+        if not keep_alive:
+            self.transport.close()

@@ -139,7 +139,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 async def serve(settings: Settings) -> None:
     proxy = Proxy(settings)
     await proxy.start()
-    stop = asyncio.Event()
+    stop = proxy.exit
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

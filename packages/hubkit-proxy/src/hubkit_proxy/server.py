@@ -43,6 +43,8 @@ class Proxy:
         self.servers: list[asyncio.AbstractServer] = []
         self.journal: Journal | None = None
         self.sweeper: asyncio.Task[None] | None = None
+        self.exit = asyncio.Event()  # set by signals, or when orphaned
+        self.orphaned = False  # the state file's directory is gone (see _sweep)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,7 +117,8 @@ class Proxy:
         for route in list(self.routes):
             route.close_connections()
         if self.journal is not None:
-            self.journal.compact()  # keeps the latest last_activity across a clean restart
+            if not self.orphaned:
+                self.journal.compact()  # keeps the latest last_activity across a clean restart
             self.journal.close()
         if self.settings.pid_file:
             try:
@@ -154,6 +157,14 @@ class Proxy:
             for client in list(self.clients):
                 client.check_timeouts(now)
             self.pool.sweep(now)
+            state = self.settings.state_file
+            if state and _dir_gone(state):
+                # The hub's data dir was removed (a test's tmp dir, an uninstalled hub): nobody can drive this
+                # proxy any more, so an embedded one should not linger as an orphan.
+                log.warning("state directory of %s is gone; exiting", state)
+                self.orphaned = True
+                self.exit.set()
+                return
 
     def render_metrics(self) -> str:
         extra = {"hubkit_proxy_routes": ("Routes in the table.", len(self.routes))}
@@ -173,3 +184,7 @@ def _server_ssl(key: str | None, cert: str | None, ca: str | None) -> ssl.SSLCon
 def _write_pid(path: str) -> None:
     with open(path, "w") as fh:
         fh.write(str(os.getpid()))
+
+
+def _dir_gone(path: str) -> bool:
+    return not os.path.isdir(os.path.dirname(os.path.abspath(path)))
