@@ -304,3 +304,63 @@ def progress_events(
                 if ev.get("ready") or ev.get("failed"):
                     break
     return events
+
+
+@dataclass
+class Burst:
+    seconds: float  # from the first request to every server ready
+    statuses: dict[str, int]  # the POST answers
+    ready_at: dict[str, float] = field(default_factory=dict)  # seconds after the first request, per user
+    watched: list[dict[str, Any]] = field(default_factory=list)  # the last user's live progress events
+    watch_status: list[int] = field(default_factory=list)  # HTTP answers while opening that stream
+
+
+async def burst_start(base: str, headers: dict[str, str], users: list[str], *, limit: float = 600) -> Burst:
+    """POST every user's server at once and wait until all are ready, following the last user's progress live."""
+    import asyncio
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=limit) as c:
+
+        async def watch(user: str, out: list[dict[str, Any]]) -> None:
+            # The server row appears once its request is admitted; until then the stream may answer 404.
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                async with c.stream("GET", f"/hub/api/users/{user}/server/progress") as r:
+                    burst.watch_status.append(r.status_code)
+                    if r.status_code == 200:
+                        async for line in r.aiter_lines():
+                            if line.startswith("data:"):
+                                out.append(json.loads(line[5:]))
+                                if out[-1].get("ready") or out[-1].get("failed"):
+                                    return
+                        return
+                await asyncio.sleep(0.1)
+
+        burst = Burst(0.0, {})
+        t0 = time.monotonic()
+        posts = [asyncio.create_task(c.post(f"/hub/api/users/{u}/server")) for u in users]
+        await asyncio.sleep(0.5)  # every request is in; the last one is queued behind the limit
+        watcher = asyncio.create_task(watch(users[-1], burst.watched))
+        replies = await asyncio.gather(*posts)
+        burst.statuses = {u: r.status_code for u, r in zip(users, replies, strict=True)}
+        try:
+            if any(code not in (201, 202) for code in burst.statuses.values()):
+                return burst
+            while len(burst.ready_at) < len(users):
+                model = (await c.get("/hub/api/users", params={"limit": len(users) + 10})).json()
+                servers = {m["name"]: m.get("servers", {}).get("") for m in model if m["name"] in users}
+                gone = [u for u, srv in servers.items() if not srv]
+                if gone:
+                    raise AssertionError(f"spawns failed for {gone}")
+                now = time.monotonic() - t0
+                for u, srv in servers.items():
+                    if srv.get("ready"):
+                        burst.ready_at.setdefault(u, now)
+                if now > limit:
+                    raise TimeoutError(f"not all ready after {limit}s: {servers}")
+                await asyncio.sleep(0.25)
+            burst.seconds = max(burst.ready_at.values())
+            await asyncio.wait_for(asyncio.shield(watcher), 30)
+        finally:
+            watcher.cancel()
+        return burst

@@ -169,3 +169,19 @@ def test_hubproc_config_is_valid(tmp_path, image: str) -> None:
     hub = HubProc(tmp_path, image)
     settings = load_settings(hub.write_config(), env={})
     assert settings.spawner.backend == "docker"
+
+
+def test_stock_jupyterhub_singleuser_command(make_hub, dclient: docker.DockerClient) -> None:
+    """command = "jupyterhub-singleuser": the stock JupyterHub 6.1.1 entry point in the same image works too."""
+    with make_hub(command="jupyterhub-singleuser") as hub, httpx.Client(base_url=hub.url, timeout=60) as c:
+        admin = {"Authorization": f"token {hub.token('admin')}"}
+        assert c.post("/hub/api/users/frank", headers=admin).status_code in (201, 409)
+        assert c.post("/hub/api/users/frank/server", headers=admin).status_code in (201, 202)
+        events = progress_events(c, "/hub/api/users/frank/server/progress", headers=admin)
+        assert events[-1].get("ready"), events
+        (ct,) = containers(dclient, hub.hub_id, "frank")
+        assert ct.attrs["Config"]["Cmd"] == ["jupyterhub-singleuser"]
+        tok = {"Authorization": f"token {hub.token('frank')}"}
+        r = c.get("/user/frank/api/status", headers=tok)
+        assert r.status_code == 200, r.text
+        assert r.headers.get("x-jupyterhub-version") == "6.1.1"

@@ -7,7 +7,6 @@ import json
 import docker
 import httpx
 import pytest
-from hubkit.interfaces import Phase
 from hubkit_spawn_docker.naming import LABEL_HUB, LABEL_ROLE, LABEL_SERVER, LABEL_USER
 
 from .conftest import RecordingContext, containers_of, make_spec, wait_ready
@@ -27,7 +26,8 @@ async def test_host_network_start_ready_stop_removes(
     assert ctx.existed_at_first_save is False
     assert ctx.states[0]["container_name"] == result.state["container_name"]
     assert "container_id" in ctx.states[-1]
-    assert [e.phase for e in ctx.events][-1] is Phase.WAITING_HTTP
+    assert [e.message.split()[0] for e in ctx.events] == ["Creating", "Starting"]
+    assert [e.progress for e in ctx.events] == sorted(e.progress or 0 for e in ctx.events)
 
     url = result.endpoint.url
     assert url.startswith("http://127.0.0.1:")

@@ -124,7 +124,7 @@ class DockerSpawner:
             state = {**state, "container_id": container.id}
             await ctx.save_state(state)
             await ctx.emit(
-                ProgressEvent(Phase.STARTING, f"Starting container {plan.container_name}", progress=60)
+                ProgressEvent(Phase.STARTING, f"Starting container {plan.container_name}", progress=55)
             )
             await self._start(container, plan)
             await self._check_early_exit(container, plan)
@@ -134,13 +134,6 @@ class DockerSpawner:
             with anyio.CancelScope(shield=True):
                 await self._discard(plan.container_name)
             raise
-        await ctx.emit(
-            ProgressEvent(
-                Phase.WAITING_HTTP,
-                f"Container {plan.container_name} is up; waiting for the server",
-                progress=70,
-            )
-        )
         return StartResult(endpoint=Endpoint(url), state=state)
 
     async def poll(self, spec: ServerSpec, state: JSONDict) -> ExitStatus | None:

@@ -71,7 +71,7 @@ class PullProgress:
                 f"Pulling image {ref}: {len(self.done)}/{len(self.layers)} layers, "
                 f"{self.bytes_done / mb:.1f}/{total / mb:.1f} MB"
             ),
-            progress=5 + int(40 * frac),
+            progress=10 + int(35 * frac),  # after the core's 10 %, before creating at 50 %
             detail={
                 "image": ref,
                 "layers_done": len(self.done),
@@ -130,7 +130,7 @@ async def ensure_image(client: docker.DockerClient, ref: str, policy: str, emit:
             f"image {ref} is not on this Docker host and pull_policy is 'never'", reason_code="image-missing"
         )
     await emit(
-        ProgressEvent(phase=Phase.PULLING, message=f"Pulling image {ref}", progress=5, detail={"image": ref})
+        ProgressEvent(phase=Phase.PULLING, message=f"Pulling image {ref}", progress=10, detail={"image": ref})
     )
     await anyio.to_thread.run_sync(_pull_blocking, client, ref, emit)
     if not await image_present(client, ref):
