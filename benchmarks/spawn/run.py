@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -193,6 +194,8 @@ def main() -> int:
     ap.add_argument("--md", default=str(ROOT / "docs" / "benchmarks" / "spawn.md"))
     ap.add_argument("--json", default="")
     args = ap.parse_args()
+    # SIGTERM (e.g. from `timeout`) must still run the cleanups that kill the hubs, proxies and servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not args.skip_spawn and not os.path.exists(CHP):
         print(
             f"configurable-http-proxy missing at {CHP}: npm install --no-save --prefix {ROOT / '.cache/npm'} configurable-http-proxy@5",

@@ -81,3 +81,17 @@ def test_launcher_refuses_without_hub_env(
         launcher.main([])
     assert e.value.code == 2
     assert "missing JUPYTERHUB_SERVICE_URL" in capsys.readouterr().err
+
+
+def test_slow_optional_import_is_skipped_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from hubkit_singleuser.launcher import skip_slow_optional_imports
+
+    monkeypatch.delitem(sys.modules, "rfc3987_syntax", raising=False)
+    assert skip_slow_optional_imports({"HUBKIT_SINGLEUSER_IRI_FORMATS": "1"}) == []
+    assert "rfc3987_syntax" not in sys.modules
+    assert skip_slow_optional_imports({}) == ["rfc3987_syntax"]
+    with pytest.raises(ImportError):
+        import rfc3987_syntax  # noqa: F401
+    monkeypatch.delitem(sys.modules, "rfc3987_syntax")

@@ -91,6 +91,8 @@ async def test_failing_command_log_tail(make_spawner) -> None:  # type: ignore[n
     state = (await sp.start(spec, Ctx())).state
     status = await poll_until_dead(sp, spec, state)
     assert status.code == 3 and "code 3" in status.reason
+    # the exit reason (which the core puts into the failure message) carries the last log lines
+    assert "boom: no module named nowhere" in status.reason
     tail = await sp.log_tail(spec, state, 5)
     assert tail[-2:] == ["line-one", "boom: no module named nowhere"]
     # a second run appends, and the tail shows only the newest run

@@ -35,8 +35,29 @@ def choose_app(env: dict[str, str] | None = None) -> str:
     return APPS[wanted]
 
 
+def skip_slow_optional_imports(env: dict[str, str] | None = None) -> list[str]:
+    """Keep optional modules that cost seconds at import and that a single-user server never uses out.
+
+    ``rfc3987_syntax`` (pulled in by jsonschema's format checkers via jupyter_events) compiles a parser grammar
+    on import: ~1 s on a fast idle machine, 5+ s on a loaded one, i.e. a large part of server start-up. It only
+    backs the JSON-schema formats ``iri``/``iri-reference``, which no Jupyter event schema uses. jsonschema
+    treats it as optional (ImportError → those two formats are not checked). Opt out with
+    ``HUBKIT_SINGLEUSER_IRI_FORMATS=1``.
+    """
+    e = os.environ if env is None else env
+    if e.get("HUBKIT_SINGLEUSER_IRI_FORMATS", "") in ("1", "true", "yes"):
+        return []
+    skipped = []
+    for name in ("rfc3987_syntax",):
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]  # makes "import name" raise ImportError
+            skipped.append(name)
+    return skipped
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    skip_slow_optional_imports()
     try:
         HubEnv.from_environ()
     except HubEnvError as e:

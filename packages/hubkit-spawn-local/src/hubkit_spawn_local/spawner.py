@@ -53,6 +53,17 @@ def _prepare_home(path: str, account: Account, create: bool) -> None:
         os.chown(path, account.uid, account.gid)
 
 
+def _last_words(state: JSONDict, lines: int = 3, limit: int = 400) -> str:
+    """The end of the server's log for an exit reason, so the failure message says *why* it died."""
+    path = state.get("log_path")
+    if not isinstance(path, str):
+        return ""
+    text = " | ".join(line.strip() for line in logs.tail(path, lines) if line.strip())
+    if not text:
+        return ""
+    return ": " + (text if len(text) <= limit else "…" + text[-limit:])
+
+
 def _child_setup(plan: LimitPlan, account: Account, umask: int) -> None:
     """Between fork and exec: join cgroups and set rlimits (as root), then drop to the user's account."""
     plan.preexec()
@@ -216,15 +227,15 @@ class LocalSpawner:
         if code is None and procinfo.is_ours_and_alive(pid, state.get("start_time")):
             return None
         self._children.pop(pid, None)
+        last = _last_words(state)
         if code is None and procinfo.state(pid) not in (None, "Z", "X"):
-            return ExitStatus(
-                reason=f"process {pid} is gone (its pid now belongs to another process)", reason_code="exited"
-            )
+            reason = f"process {pid} is gone (its pid now belongs to another process)"
+            return ExitStatus(reason=reason, reason_code="exited")
         if code is None:
-            return ExitStatus(reason=f"process {pid} is gone", reason_code="exited")
+            return ExitStatus(reason=f"process {pid} is gone{last}", reason_code="exited")
         if code < 0:
-            return ExitStatus(code=code, reason=f"killed by signal {-code}", reason_code="killed")
-        return ExitStatus(code=code, reason=f"exited with code {code}", reason_code="exited")
+            return ExitStatus(code=code, reason=f"killed by signal {-code}{last}", reason_code="killed")
+        return ExitStatus(code=code, reason=f"exited with code {code}{last}", reason_code="exited")
 
     async def poll(self, spec: ServerSpec, state: JSONDict) -> ExitStatus | None:
         return self._status(state)
