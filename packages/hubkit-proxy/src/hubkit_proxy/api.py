@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from .apiserver import ApiRequest, ApiResponse
@@ -57,19 +57,16 @@ class RouteApi:
             route = table.get(route_path)
             if route is None:
                 return ApiResponse(404)
-            return ApiResponse(200, json.dumps(route.as_json()).encode(), JSON)
+            return ApiResponse(200, route.json_text().encode(), JSON)
         since_values = query.get("inactive_since") or query.get("inactiveSince")
         since_raw = since_values[0] if since_values else None
-        routes: dict[str, Any]
+        since: float | None = None
         if since_raw is not None:
             try:
                 since = parse_iso(since_raw)
             except ValueError:
                 return ApiResponse(400, f"Invalid datestamp '{since_raw}' must be ISO8601.".encode())
-            routes = {r.path: r.as_json() for r in table if r.last_activity < since}
-        else:
-            routes = table.snapshot()
-        return ApiResponse(200, json.dumps(routes).encode(), JSON)
+        return ApiResponse(200, table.snapshot_text(since).encode(), JSON)
 
     def post(self, route_path: str, body: bytes) -> ApiResponse:
         try:

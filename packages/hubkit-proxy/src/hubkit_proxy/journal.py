@@ -57,9 +57,7 @@ class Journal:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            lines = [
-                json.dumps({"a": r.path, "d": r.as_json()}, separators=(",", ":")) + "\n" for r in self.table
-            ]
+            lines = [f'{{"a": {r.path_json}, "d": {r.json_text()}}}\n' for r in self.table]
             os.write(fd, "".join(lines).encode())
             os.fsync(fd)
         finally:
