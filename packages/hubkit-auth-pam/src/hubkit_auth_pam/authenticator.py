@@ -7,12 +7,13 @@ not in a thread), which hides whether the account exists and replaces PAM's rand
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 import anyio
 import anyio.to_thread
@@ -121,16 +122,14 @@ class PAMAuthenticator:
         if not checkable:  # the placeholder can never pass; still, never accept it
             await self._refuse(started, policy.BAD_CREDENTIALS, f"unusable username {name!r}")
         if not outcome.ok:
-            reason = accounts.shadow_expiry(name) if outcome.stage is pam_calls.Stage.ACCOUNT else None
             await self._refuse(
                 started,
-                policy.pam_refusal_message(outcome, reason),
+                policy.pam_refusal_message(outcome, outcome.shadow_reason),
                 f"PAM refused {name!r} at {outcome.stage} stage: {outcome.text} ({outcome.code})",
             )
         account = accounts.lookup(name)
         if account is None:  # PAM accepted a name NSS does not know: nothing could run as it
             await self._refuse(started, policy.NOT_ALLOWED, f"{name!r} passed PAM but has no passwd entry")
-        assert account is not None
         if not policy.is_allowed(self.config, account):
             log.info("PAM login of %r refused by allow/block policy", name)
             raise AuthFailed(policy.NOT_ALLOWED)
@@ -141,11 +140,15 @@ class PAMAuthenticator:
         )
 
     def _login(self, name: str, password: str, rhost: str) -> pam_calls.Outcome:
-        return pam_calls.login(
+        """In a worker thread: the PAM transaction, and on an account-stage refusal the shadow reason."""
+        outcome = pam_calls.login(
             name, password, service=self.config.service, rhost=rhost, check_account=self.config.check_account
         )
+        if outcome.stage is pam_calls.Stage.ACCOUNT:
+            outcome = dataclasses.replace(outcome, shadow_reason=accounts.shadow_expiry(name))
+        return outcome
 
-    async def _refuse(self, started: float, message: str, why: str) -> None:
+    async def _refuse(self, started: float, message: str, why: str) -> NoReturn:
         """Log ``why`` (for the admin), wait out the uniform failure time, refuse with ``message``."""
         log.info("login refused: %s", why)
         remaining = self.config.failure_delay_seconds - (time.monotonic() - started)

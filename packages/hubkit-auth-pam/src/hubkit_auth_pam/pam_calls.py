@@ -48,6 +48,7 @@ class Outcome:
     stage: Stage  # where the transaction stopped; OK when everything passed
     code: int = PAM_SUCCESS
     text: str = ""  # pam_strerror, for the log only (never shown to the person logging in)
+    shadow_reason: str | None = None  # see accounts.shadow_expiry; filled for account-stage refusals
 
     @property
     def ok(self) -> bool:
