@@ -11,7 +11,7 @@ import httpx
 import pytest
 from hubkit_spawn_k8s.testing import FakeKubernetes
 
-from .hubctl import KubeHub, progress, running
+from .hubctl import NOTEBOOK_IMAGE, KubeHub, progress, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -46,9 +46,12 @@ def test_spawn_through_proxy_stop_pvc_reuse_and_restart(kube: FakeKubernetes, tm
         token = hub.token("alice")
         auth = {"Authorization": f"token {token}"}
         with httpx.Client(base_url=hub.url, headers=auth, timeout=60) as c:
+            # a pull slower than the API's 10 s wait, so the answer is 202 and the progress stream is live
+            kube.call(lambda: kube.cluster.kubelet.extra_delay.__setitem__(NOTEBOOK_IMAGE, 11.0))
             r = c.post("/hub/api/users/alice/server")
-            assert r.status_code in (201, 202), r.text
+            assert r.status_code == 202, r.text
             events = progress(c, "alice")
+            kube.call(lambda: kube.cluster.kubelet.extra_delay.clear())
             assert events[-1].get("ready"), events
             text = [e["message"] for e in events]
             assert any(m.startswith("Scheduled on node fake-node-1") for m in text), text

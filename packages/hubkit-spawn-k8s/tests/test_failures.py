@@ -113,7 +113,9 @@ async def test_unschedulable_grace_waits_for_a_new_node(kube: FakeKubernetes, tm
     try:
         ctx = Ctx()
         task = asyncio.ensure_future(sp.start(make_spec("alice"), ctx))
-        while not any(m.startswith("Waiting for a node") for m in ctx.messages()):
+        for _ in range(400):  # bounded: 20 s
+            if any(m.startswith("Waiting for a node") for m in ctx.messages()):
+                break
             await asyncio.sleep(0.05)
         assert not task.done()
         kube.set_nodes([FakeNode("fake-node-1"), FakeNode("big-1", labels={"pool": "big"})])  # the autoscaler

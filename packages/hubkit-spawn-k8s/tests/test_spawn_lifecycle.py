@@ -130,3 +130,19 @@ async def test_delete_uses_grace_period(spawner: KubeSpawner, kube: FakeKubernet
             seen.append("DELETED")
     spawner.tracker.close(box)
     assert seen[0] == "MODIFIED:2" and seen[-1] == "DELETED", seen
+
+
+async def test_per_server_service(kube: FakeKubernetes, tmp_path: Path) -> None:
+    sp = KubeSpawner(make_config(kube, tmp_path, service=True), hub_info())
+    await sp.startup()
+    try:
+        spec = make_spec("frank", "nb1")
+        result = await sp.start(spec, Ctx())
+        (svc,) = kube.objects("services")
+        assert svc["metadata"]["name"] == "hubkit-frank--nb1"
+        assert svc["spec"]["selector"]["hubkit.io/server-name"] == "nb1"
+        assert result.endpoint.url == "http://hubkit-frank--nb1.default.svc:18888"
+        await sp.stop(spec, result.state)
+        assert kube.objects("services") == [] and kube.objects("pods") == []
+    finally:
+        await sp.shutdown()

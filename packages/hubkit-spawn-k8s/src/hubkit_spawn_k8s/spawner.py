@@ -127,7 +127,11 @@ class KubeSpawner:
                     f"({self._describe(srv.pod)}).", phase="start",
                 ) from None
         except BaseException:
-            await asyncio.shield(self._remove_pod(srv.pod, grace=0))
+            # leave no pod behind, whatever ended the spawn (failure, timeout, cancellation by the core)
+            try:
+                await asyncio.shield(self._remove_pod(srv.pod, grace=0))
+            except Exception:
+                log.exception("could not remove pod %s after a failed spawn", srv.pod)
             raise
         finally:
             self.tracker.close(box)
