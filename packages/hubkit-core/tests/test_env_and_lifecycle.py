@@ -198,3 +198,32 @@ async def test_servers_of_another_backend_are_left_alone(hub_factory, tmp_path):
     assert hub2.adoption.errors == ["other/"] and hub2.adoption.cleaned == []
     async with hub2.db() as s:
         assert (await s.execute(select(Server.status))).scalar_one() == ServerStatus.RUNNING
+
+
+@pytest.mark.parametrize("mode", ["report", "remove"])
+async def test_orphans_reported_or_removed_after_adoption(hub_factory, tmp_path, mode):
+    """A test-spawner listener no server row knows about (its hub died between start and saving state)."""
+    settings = make_settings(tmp_path / mode, spawner={"reconcile_orphans": mode})
+    hub1 = await hub_factory(settings)
+    from hubkit.storage.orm import User
+
+    async with hub1.db() as s:
+        s.add(User(name="o", cookie_id="c"))
+        await s.commit()
+    assert await hub1.spawns.wait(await hub1.spawns.request_start("o"), 10) == "ready"
+    port = int((await hub1.proxy.get_routes())["/user/o/"].target.rsplit(":", 1)[1])
+    await hub1.stop()
+    async with hub1.db() as s:  # forget the server: its listener is now an orphan
+        from sqlalchemy import delete
+
+        await s.execute(delete(Server))
+        await s.commit()
+    hub2 = await hub_factory(settings)
+    await hub2.adoption.done.wait()
+    orphans = hub2.adoption.orphans
+    assert orphans is not None
+    if mode == "remove":
+        assert str(port) in orphans.removed and port not in test_spawner._LISTENERS
+    else:
+        assert str(port) in orphans.reported and port in test_spawner._LISTENERS
+        test_spawner._LISTENERS.pop(port).server.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 
-from ..interfaces import Phase, ProgressEvent, ServerSpec
+from ..interfaces import KnownServer, Phase, ProgressEvent, ReconcileReport, ServerSpec
 from ..routing.reconcile import server_route
 from ..storage.orm import Server, ServerStatus, Spawn
 from . import lifecycle
@@ -35,6 +35,7 @@ class AdoptReport:
     kept: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    orphans: ReconcileReport | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     seconds: float = 0.0
 
@@ -156,6 +157,35 @@ async def adopt_all(engine: SpawnEngine, report: AdoptReport) -> AdoptReport:
             len(report.errors),
             report.seconds,
         )
+        await reconcile_orphans(engine, report)
     finally:
         report.done.set()
     return report
+
+
+async def reconcile_orphans(engine: SpawnEngine, report: AdoptReport) -> None:
+    """Ask the backend for resources labelled with this hub that no live server owns ([spawner]
+    ``reconcile_orphans``: ``report`` logs them, ``remove`` deletes them, ``off`` skips the check)."""
+    mode = engine.config.reconcile_orphans
+    if mode == "off":
+        return
+    kept = await live_servers(engine, (ServerStatus.RUNNING, ServerStatus.STARTING))
+    known = [KnownServer(spec=spec, state=dict(srv.state or {})) for spec, srv in kept]
+    try:
+        async with asyncio.timeout(engine.config.http_timeout):
+            result = await engine.backend.reconcile(known, remove_orphans=mode == "remove")
+    except Exception as exc:
+        log.warning("orphan check by the spawner failed: %r", exc)
+        return
+    report.orphans = result
+    if result.removed:
+        log.warning(
+            "removed %d orphaned server resources: %s", len(result.removed), ", ".join(result.removed)
+        )
+    if result.reported:
+        log.warning(
+            "%d server resources carry this hub's label but belong to no server (set [spawner] "
+            'reconcile_orphans = "remove" to delete them): %s',
+            len(result.reported),
+            ", ".join(result.reported),
+        )
