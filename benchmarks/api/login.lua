@@ -1,5 +1,5 @@
 -- wrk script: form logins, each with a fresh username (so every login also creates a user).
--- env: BENCH_LOGIN_PATH, BENCH_XSRF (form token), BENCH_COOKIE (the matching cookie header)
+-- env: BENCH_LOGIN_PATH, BENCH_XSRF (the login form's token), BENCH_COOKIE (the matching cookie header)
 local counter = 0
 local prefix = "u"
 
@@ -10,8 +10,12 @@ end
 
 request = function()
   counter = counter + 1
-  local body = "username=" .. prefix .. counter .. "&password=&_xsrf=" .. os.getenv("BENCH_XSRF")
+  local body = "username=" .. prefix .. counter .. "&password="
   local headers = {}
+  -- the XSRF token travels as a header: no form-encoding concerns for base64 tokens
+  headers["X-XSRFToken"] = os.getenv("BENCH_XSRF")
+  -- JupyterHub binds an anonymous visitor's XSRF token to the User-Agent: send the one the form was fetched with
+  headers["User-Agent"] = "hubkit-bench"
   headers["Content-Type"] = "application/x-www-form-urlencoded"
   headers["Cookie"] = os.getenv("BENCH_COOKIE")
   return wrk.format("POST", os.getenv("BENCH_LOGIN_PATH"), headers, body)

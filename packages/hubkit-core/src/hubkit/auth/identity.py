@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import noload, selectinload
 from starlette.requests import HTTPConnection
 
-from ..storage.orm import Server, Service, User
+from ..storage.orm import APIToken, Server, Service, User
 from . import scopes as sc
 from .sessions import read_session
-from .tokens import lookup_token
+from .tokens import hash_secret
 
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
@@ -62,45 +63,60 @@ async def _user_identity(hub: Hub, session_id: str | None, user: User, **kw: obj
 
 
 async def from_token(hub: Hub, secret: str) -> Identity | None:
+    """One indexed query for the token with its owner's name/admin flag (and the server's name for server
+    tokens): this runs on every API request, so it avoids loading ORM objects."""
+    if not secret or len(secret) > 256:
+        return None
     async with hub.db() as session:
-        row = await lookup_token(session, secret)
-        if row is None:
-            await session.commit()  # expired rows deleted on sight
-            return None
-        requested = list(row.scopes or [])
-        if row.kind == "server" and not requested:
-            requested = list(sc.ROLES["server"])
-        if row.user_id is not None:
-            user = (
-                await session.execute(
-                    select(User)
-                    .where(User.id == row.user_id)
-                    .options(noload(User.servers), selectinload(User.groups))
+        row = (
+            await session.execute(
+                select(
+                    APIToken.id,
+                    APIToken.kind,
+                    APIToken.scopes,
+                    APIToken.expires_at,
+                    APIToken.session_id,
+                    APIToken.oauth_client,
+                    APIToken.user_id,
+                    APIToken.service_id,
+                    User.name,
+                    User.admin,
+                    Server.name,
                 )
-            ).scalar_one_or_none()
-            if user is None:
-                return None
-            server_name = None
-            if row.server_id is not None:
-                server_name = (
-                    await session.execute(select(Server.name).where(Server.id == row.server_id))
-                ).scalar_one_or_none()
-            owner = sc.owner_scopes(user.name, admin=user.admin)
-            granted = sc.token_scopes(requested, owner=user.name, owner_all=owner, server=server_name)
+                .select_from(APIToken)
+                .outerjoin(User, User.id == APIToken.user_id)
+                .outerjoin(Server, Server.id == APIToken.server_id)
+                .where(APIToken.hashed == hash_secret(secret))
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        (tid, kind, raw_scopes, expires_at, session_id, client, user_id, service_id, uname, uadmin, sname) = (
+            row
+        )
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            await session.execute(delete(APIToken).where(APIToken.id == tid))
+            await session.commit()
+            return None
+        requested = list(raw_scopes or [])
+        if kind == "server" and not requested:
+            requested = list(sc.ROLES["server"])
+        if user_id is not None and uname is not None:
+            owner = sc.owner_scopes(uname, admin=uadmin)
+            granted = sc.token_scopes(requested, owner=uname, owner_all=owner, server=sname)
             return Identity(
                 kind="user",
-                name=user.name,
-                id=user.id,
-                admin=user.admin,
-                groups=tuple(g.name for g in user.groups),
+                name=uname,
+                id=user_id,
+                admin=uadmin,
                 scopes=granted,
-                token_id=row.id,
-                token_kind=row.kind,
-                session_id=row.session_id,
-                oauth_client=row.oauth_client,
+                token_id=tid,
+                token_kind=kind,
+                session_id=session_id,
+                oauth_client=client,
             )
-        if row.service_id is not None:
-            svc = await session.get(Service, row.service_id)
+        if service_id is not None:
+            svc = await session.get(Service, service_id)
             if svc is None:
                 return None
             owner = sc.owner_scopes(svc.name, admin=svc.admin, kind="service", extra=svc.scopes or [])
@@ -111,9 +127,9 @@ async def from_token(hub: Hub, secret: str) -> Identity | None:
                 id=svc.id,
                 admin=svc.admin,
                 scopes=granted,
-                token_id=row.id,
-                token_kind=row.kind,
-                session_id=row.session_id,
+                token_id=tid,
+                token_kind=kind,
+                session_id=session_id,
             )
     return None
 
