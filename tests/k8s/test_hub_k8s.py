@@ -119,3 +119,22 @@ def test_failure_reaches_progress_and_leaves_no_pod(
             events = progress(c, "bob")  # the stored stream ends with the same failure
             assert events[-1].get("failed") and reason in events[-1]["message"], events[-1]
             _wait(lambda: _pods(kube) == [])
+
+
+@pytest.mark.parametrize("mode", ["report", "remove"])
+def test_unknown_labelled_pod_reported_or_removed_at_hub_start(kube: FakeKubernetes, tmp_path: Path, mode: str) -> None:
+    hub = KubeHub(tmp_path / "hub", kube, spawner={"reconcile_orphans": mode}, proxy="none")
+    labels = {"hubkit.io/hub": hub.hub_id, "hubkit.io/component": "singleuser-server", "hubkit.io/user": "eve"}
+    kube.create("pods", "default", {"apiVersion": "v1", "kind": "Pod",
+                                    "metadata": {"name": "hubkit-eve", "labels": labels,
+                                                 "annotations": {"hubkit.io/username": "eve"}},
+                                    "spec": {"containers": [{"name": "notebook", "image": "hubkit/tiny:1"}]}})
+    kube.create("pods", "default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "someone-else"},
+                                    "spec": {"containers": [{"name": "c", "image": "hubkit/tiny:1"}]}})
+    with running(hub):
+        if mode == "remove":
+            _wait(lambda: _pods(kube) == ["someone-else"])
+            _wait(lambda: "default/hubkit-eve" in hub.log())
+        else:
+            _wait(lambda: "default/hubkit-eve" in hub.log() and "reconcile_orphans" in hub.log())
+            assert _pods(kube) == ["hubkit-eve", "someone-else"]
