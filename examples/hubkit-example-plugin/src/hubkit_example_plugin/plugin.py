@@ -35,7 +35,7 @@ class AuditPlugin:
     __name__ = "example-audit"
 
     def __init__(self) -> None:
-        self.config = AuditConfig()
+        self.config = AuditConfig.model_validate({})
 
     def configure(self, config: AuditConfig) -> None:
         self.config = config

@@ -27,7 +27,7 @@ class _Waiter:
         self.admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.on_position = on_position
         self.last = 0
-        self.pending: asyncio.Task[None] | None = None  # a position report in flight
+        self.pending: asyncio.Future[None] | None = None  # a position report in flight
 
 
 class AdmissionQueue:
@@ -109,4 +109,4 @@ class AdmissionQueue:
                     self._dirty = True  # report again next round
                     continue
                 w.last = pos
-                w.pending = asyncio.create_task(w.on_position(pos))
+                w.pending = asyncio.ensure_future(w.on_position(pos))
