@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from hubkit_auth_pam.accounts import shadow_expiry
+from hubkit_auth_pam.dummy_hash import FALLBACK_SETTING, DummyHasher, setting_from_shadow
 
 TODAY = 20000
 
@@ -32,3 +33,14 @@ def test_shadow_reasons(tmp_path: Path, entry: str, expected: str | None) -> Non
 
 def test_unreadable_shadow_gives_no_reason(tmp_path: Path) -> None:
     assert shadow_expiry("u", shadow=str(tmp_path / "missing")) is None
+
+
+def test_dummy_hash_uses_a_real_accounts_setting(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.write_text(
+        "root:*:19000::::::\nsvc:!:19000::::::\nu:$y$j9T$abcdefgh$HASHHASH:19990:0:99999:7:::\n"
+    )
+    assert setting_from_shadow(str(shadow)) == "$y$j9T$abcdefgh"
+    shadow.write_text("root:!:19000::::::\n")
+    assert setting_from_shadow(str(shadow)) is None
+    assert DummyHasher(None).setting == FALLBACK_SETTING

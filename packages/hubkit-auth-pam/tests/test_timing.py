@@ -61,3 +61,20 @@ async def test_waiting_refusals_hold_no_worker_thread(os_accounts: OSAccounts, h
     total = time.monotonic() - t0
     assert len(durations) == 10
     assert total < 2.5, f"10 parallel refusals took {total:.2f}s (serialized waits?)"
+
+
+async def test_without_the_delay_unknown_users_still_cost_a_hash(
+    os_accounts: OSAccounts, hub_info: HubInfo
+) -> None:
+    """Second layer: pam_unix does not hash for unknown accounts (~10 ms vs ~150 ms); the dummy hash does."""
+    name = os_accounts.user("nodelay")
+    auth = PAMAuthenticator(PAMConfig(failure_delay_seconds=0), hub_info)
+    await auth.startup()
+    assert auth._dummy.available
+    wrong: list[float] = []
+    unknown: list[float] = []
+    for i in range(5):
+        wrong.append(await _time_refusal(auth, name, f"wrong-{i}"))
+        unknown.append(await _time_refusal(auth, os_accounts.name(f"ghost{i}"), "Corr3ct-horse"))
+    w, u = statistics.median(wrong), statistics.median(unknown)
+    assert u > 0.5 * w, (wrong, unknown)  # without the dummy hash u is ~7% of w

@@ -31,6 +31,7 @@ from hubkit.plugins.registry import HubInfo
 
 from . import accounts, pam_calls, policy
 from .config import PAMConfig
+from .dummy_hash import DummyHasher, setting_from_shadow
 
 log = logging.getLogger("hubkit.auth.pam")
 
@@ -61,6 +62,7 @@ class PAMAuthenticator:
         self.config = config
         self.hub = hub
         self._limiter = anyio.CapacityLimiter(config.max_concurrent_checks)
+        self._dummy = DummyHasher(None)
 
     # ----------------------------------------------------------------------------------------------------
     # startup checks
@@ -92,6 +94,12 @@ class PAMAuthenticator:
             raise ConfigError(
                 "create_system_users = true needs a hub running as root (it calls useradd)",
                 key="auth.pam.create_system_users",
+            )
+        self._dummy = DummyHasher(setting_from_shadow(SHADOW))
+        if not self._dummy.available:
+            log.warning(
+                "libcrypt not found: unknown users are refused faster than wrong passwords, "
+                "only failure_delay_seconds hides the difference"
             )
         from .plugin import activate
 
@@ -146,6 +154,8 @@ class PAMAuthenticator:
         )
         if outcome.stage is pam_calls.Stage.ACCOUNT:
             outcome = dataclasses.replace(outcome, shadow_reason=accounts.shadow_expiry(name))
+        elif not outcome.ok and not accounts.exists(name):
+            self._dummy.burn(password)  # pam_unix skipped the hash for an unknown account: do it anyway
         return outcome
 
     async def _refuse(self, started: float, message: str, why: str) -> NoReturn:
