@@ -68,29 +68,33 @@ def all_metadata(storage: StorageRegistry | None) -> list[MetaData]:
     return [core_metadata, *(m for m in extra if m is not core_metadata)]
 
 
-def _with_connection(cfg: Config, conn: Connection, fn: Any, *args: Any) -> None:
-    cfg.attributes["connection"] = conn
-    fn(cfg, *args)
+async def _run(
+    engine: AsyncEngine, storage: StorageRegistry | None, command_name: str, revision: str
+) -> None:
+    """Run an Alembic command on a sync connection handed over from the async engine."""
+    from alembic import command
+
+    cfg = alembic_config(storage)
+    fn = getattr(command, command_name)
+
+    def go(conn: Connection) -> None:
+        cfg.attributes["connection"] = conn
+        fn(cfg, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(go)
 
 
 async def upgrade(
     engine: AsyncEngine, storage: StorageRegistry | None = None, revision: str = "heads"
 ) -> None:
-    from alembic import command
-
-    cfg = alembic_config(storage)
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: _with_connection(cfg, c, command.upgrade, revision))
+    await _run(engine, storage, "upgrade", revision)
 
 
 async def downgrade(
     engine: AsyncEngine, storage: StorageRegistry | None = None, revision: str = "base"
 ) -> None:
-    from alembic import command
-
-    cfg = alembic_config(storage)
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: _with_connection(cfg, c, command.downgrade, revision))
+    await _run(engine, storage, "downgrade", revision)
 
 
 def _current(conn: Connection) -> set[str]:
