@@ -47,7 +47,7 @@ def login(page: Any, base: str, username: str, password: str) -> None:
 
 def login_error(page: Any) -> str:
     """The refusal message shown on the login page after a failed attempt."""
-    return str(page.locator("form").first.evaluate("f => f.parentElement.innerText"))
+    return str(page.locator("#login-error").inner_text(timeout=10_000))
 
 
 def start_lab(page: Any, base: str, username: str) -> None:

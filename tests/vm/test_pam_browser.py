@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from hubkit_auth_pam.testing import OSAccounts, os_cmd
 
 from .browser import chromium, login, login_error, new_page, run_cell, start_lab
 from .conftest import PASSWORD
@@ -51,24 +52,33 @@ def test_two_users_each_get_their_own_lab(
             assert mine.status == 200
 
 
-def test_wrong_password_unknown_user_and_outsider_in_the_browser(
-    make_hub: Callable[..., HubProcess], student: Callable[[str], str], accounts: object
+def test_refusals_in_the_browser(
+    make_hub: Callable[..., HubProcess], student: Callable[[str], str], accounts: OSAccounts
 ) -> None:
-    from hubkit_auth_pam.testing import OSAccounts
-
-    assert isinstance(accounts, OSAccounts)
-    carol = student("carol")
+    """Each refusal reaches the login page with its message; none says whether an account exists."""
+    carol, old, locked = student("carol"), student("old"), student("locked")
+    os_cmd("chage", "-E", "0", old)
+    os_cmd("usermod", "--lock", locked)
     outsider = accounts.user("outs", PASSWORD)  # a real account, but not in an allowed group
     with running_hub(make_hub()) as hub, chromium() as browser:
         page = new_page(browser)
-        login(page, hub.url, carol, "wrong-password")
-        wrong = login_error(page)
-        login(page, hub.url, accounts.name("nosuch"), PASSWORD)
-        unknown = login_error(page)
-        assert "Invalid username or password" in wrong and "Invalid username or password" in unknown
-        login(page, hub.url, outsider, PASSWORD)
-        assert "not allowed" in login_error(page)
-        assert "/hub/login" in page.url
+        shown = {}
+        for case, name, password in [
+            ("wrong", carol, "wrong-password"),
+            ("unknown", accounts.name("nosuch"), PASSWORD),
+            ("locked", locked, PASSWORD),
+            ("expired", old, PASSWORD),
+            ("outsider", outsider, PASSWORD),
+        ]:
+            login(page, hub.url, name, password)
+            assert "/hub/login" in page.url, (case, page.url)
+            shown[case] = login_error(page)
+        generic = "Invalid username or password."
+        assert generic in shown["wrong"] and generic in shown["unknown"] and generic in shown["locked"], shown
+        assert "account has expired" in shown["expired"], shown
+        assert "not allowed" in shown["outsider"], shown
+        login(page, hub.url, carol, PASSWORD)  # and the right password still works after all that
+        assert "/hub/login" not in page.url
 
 
 def test_login_rate_limit_applies_to_pam(
