@@ -132,3 +132,28 @@ async def test_unschedulable_grace_waits_for_a_new_node(kube: FakeKubernetes, tm
         assert kube.objects("pods") == []
     finally:
         await sp.shutdown()
+
+
+async def test_startup_explains_an_unreachable_api(kube: FakeKubernetes, tmp_path: Path) -> None:
+    from hubkit.errors import ConfigError
+
+    good = Path(kube.write_kubeconfig(tmp_path / "k"))
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(good.read_text().replace(kube.url, "http://127.0.0.1:9"))  # noqa: ASYNC240
+    sp = KubeSpawner(make_config(kube, tmp_path, kubeconfig=str(dead)), hub_info())
+    with pytest.raises(ConfigError) as info:
+        await asyncio.wait_for(sp.startup(), 60)
+    assert "cannot reach the Kubernetes API at http://127.0.0.1:9" in str(info.value)
+
+
+async def test_missing_namespace_fails_the_spawn_with_the_api_message(kube: FakeKubernetes, tmp_path: Path) -> None:
+    # listing in a missing namespace is not an error for the API (empty list); creating is
+    sp = KubeSpawner(make_config(kube, tmp_path, namespace="nowhere"), hub_info())
+    await sp.startup()
+    try:
+        with pytest.raises(SpawnFailed) as info:
+            await sp.start(make_spec("alice"), Ctx())
+        assert 'namespaces "nowhere" not found' in str(info.value)
+        assert info.value.reason_code == "k8s-api-error"
+    finally:
+        await sp.shutdown()

@@ -9,7 +9,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hubkit.errors import InvalidOptions, SpawnFailed, SpawnTimeout
+import urllib3
+from hubkit.errors import ConfigError, InvalidOptions, SpawnFailed, SpawnTimeout
 from hubkit.interfaces import (
     Endpoint,
     ExitStatus,
@@ -54,6 +55,7 @@ class KubeSpawner:
         conf = await asyncio.to_thread(load_configuration, self.cfg)
         self.api = KubeApi(conf, self.cfg.api_concurrency)
         ns, timeout = self.cfg.namespace, self.cfg.watch_timeout
+        await self._check_access(conf.host, ns)
         self.pods = Informer(
             "pods", self.api.new_core().list_namespaced_pod, ns, self.tracker.on_pod,
             label_selector=f"{names.LABEL_HUB}={self.hub_label},{names.LABEL_COMPONENT}={names.COMPONENT}",
@@ -73,6 +75,24 @@ class KubeSpawner:
                 f"cannot list pods/events in namespace {ns!r}: is the API server reachable and the Role bound?",
                 reason_code="k8s-unreachable",
             ) from None
+
+    async def _check_access(self, host: str, ns: str) -> None:
+        """Fail startup with a clear message rather than retrying a watch that can never work."""
+        try:
+            await self._api.call("list_namespaced_pod", ns, limit=1)
+        except ApiException as exc:
+            self._api.close()
+            message = status_of(exc).get("message") or exc.reason
+            if exc.status in (401, 403):
+                raise ConfigError(
+                    f"the hub may not list pods in namespace {ns!r} ({message}); check its Role and RoleBinding",
+                    key="spawner.kubernetes",
+                ) from None
+            raise ConfigError(f"the Kubernetes API at {host} answered {exc.status}: {message}",
+                              key="spawner.kubernetes") from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            self._api.close()
+            raise ConfigError(f"cannot reach the Kubernetes API at {host}: {exc}", key="spawner.kubernetes") from None
 
     async def shutdown(self) -> None:
         for inf in (self.pods, self.events):
