@@ -351,7 +351,11 @@ async def burst_start(base: str, headers: dict[str, str], users: list[str], *, l
                 servers = {m["name"]: m.get("servers", {}).get("") for m in model if m["name"] in users}
                 gone = [u for u, srv in servers.items() if not srv]
                 if gone:
-                    raise AssertionError(f"spawns failed for {gone}")
+                    why = {}
+                    for u in gone:
+                        r = await c.get(f"/hub/api/users/{u}/server/progress")
+                        why[u] = [ln for ln in r.text.splitlines() if ln.startswith("data:")][-1:]
+                    raise AssertionError(f"spawns failed: {why}")
                 now = time.monotonic() - t0
                 for u, srv in servers.items():
                     if srv.get("ready"):

@@ -88,7 +88,7 @@ def test_compose_wiring_matches_the_hub_config(compose: dict[str, Any], config: 
 
     # The image the spawner starts is the one compose builds, from a Dockerfile that exists.
     assert services["singleuser-image"]["image"] == docker_cfg["image"]
-    for svc in ("proxy", "singleuser-image"):
+    for svc in ("proxy", "hub", "singleuser-image"):
         build = services[svc]["build"]
         assert (EXAMPLE / build["context"] / build["dockerfile"]).resolve().is_file()
     assert services["proxy"]["ports"] == ["127.0.0.1:8000:8000"]

@@ -185,3 +185,19 @@ def test_stock_jupyterhub_singleuser_command(make_hub, dclient: docker.DockerCli
         r = c.get("/user/frank/api/status", headers=tok)
         assert r.status_code == 200, r.text
         assert r.headers.get("x-jupyterhub-version") == "6.1.1"
+
+
+def test_deleting_a_user_deletes_their_volume_when_configured(make_hub, dclient: docker.DockerClient) -> None:
+    with make_hub(delete_volume_on_user_delete=True) as hub, httpx.Client(base_url=hub.url, timeout=60) as c:
+        admin = {"Authorization": f"token {hub.token('admin')}"}
+        assert c.post("/hub/api/users/gina", headers=admin).status_code in (201, 409)
+        assert c.post("/hub/api/users/gina/server", headers=admin).status_code in (201, 202)
+        assert progress_events(c, "/hub/api/users/gina/server/progress", headers=admin)[-1].get("ready")
+        flt = {"label": [f"org.hubkit.hub={hub.hub_id}", "org.hubkit.user=gina"]}
+        assert len(dclient.volumes.list(filters=flt)) == 1
+        # Deleting the user stops the server, then the plugin's hubkit_user_deleted hook removes the volume.
+        assert c.delete("/hub/api/users/gina", headers=admin).status_code == 204
+        deadline = time.monotonic() + 60
+        while dclient.volumes.list(filters=flt) or containers(dclient, hub.hub_id, "gina"):
+            assert time.monotonic() < deadline, hub.log()[-3000:]
+            time.sleep(0.3)

@@ -68,3 +68,26 @@ async def test_pull_of_unknown_tag_is_image_missing(
             await backend.start(make_spec(hub_id, "nobody", server_id=31), RecordingContext())
         assert err.value.reason_code == "image-missing", str(err.value)
         assert containers_of(docker_client, hub_id, "nobody") == []
+
+
+async def test_cancelled_pull_returns_promptly(make_backend, docker_client: docker.DockerClient, hub_id: str):
+    """The core's start_timeout cancels start(); a slow pull must not hold the spawn until it finishes."""
+    import time
+
+    import anyio
+
+    image = Image.build(f"hubkit/{hub_id}", "slow", [4 * 1024 * 1024])
+    with Registry([image], chunk_delay=0.5) as registry:  # about 8 s to download
+        ref = registry.ref(image)
+        backend = await make_backend(image=ref, pull_policy="always")
+        ctx = RecordingContext()
+        t0 = time.monotonic()
+        with anyio.move_on_after(1.5) as scope:
+            await backend.start(make_spec(hub_id, "slowpoke", server_id=32), ctx)
+        assert scope.cancelled_caught
+        assert time.monotonic() - t0 < 4
+        assert ctx.states == [] and containers_of(docker_client, hub_id, "slowpoke") == []
+        seen = len(ctx.events)
+        await anyio.sleep(1.5)
+        assert len(ctx.events) == seen  # the abandoned pull reports nothing more
+    _remove_image(docker_client, ref)

@@ -168,3 +168,10 @@ def test_plugin_registers_backend() -> None:
     backend = entry.factory(config=cfg(), hub=hub)
     assert isinstance(backend, DockerSpawner)
     assert backend.options_form(UserInfo(name="a")) is None
+
+
+def test_host_ports_are_not_handed_out_twice() -> None:
+    hub = HubInfo(hub_id="h", data_dir="/tmp", hub_api_url="", hub_url="", public_url="")
+    backend = DockerSpawner(config=cfg(), hub=hub)
+    ports = [backend._pick_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)

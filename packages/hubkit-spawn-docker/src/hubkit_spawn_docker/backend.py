@@ -8,6 +8,7 @@ by name; a failed or cancelled start removes what it created, so a failure never
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -37,7 +38,7 @@ from hubkit.plugins.registry import HubInfo
 
 from . import options
 from .config import DockerSpawnerConfig
-from .containers import Plan, endpoint_url, plan_container
+from .containers import Plan, endpoint_url, free_port, plan_container
 from .naming import LABEL_HUB, LABEL_ROLE, LABEL_USER
 from .pull import ensure_image
 from .reconcile import reconcile_containers
@@ -49,6 +50,7 @@ T = TypeVar("T")
 ACTIVE: weakref.WeakSet[DockerSpawner] = weakref.WeakSet()
 """Started backends, so the ``hubkit_user_deleted`` hook can reach the one the hub built."""
 
+_PORT_QUARANTINE = 300.0  # seconds a handed-out host port is not handed out again
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
 
@@ -59,6 +61,7 @@ class DockerSpawner:
         self.config = config or DockerSpawnerConfig.model_validate({})
         self.hub = hub
         self._client: docker.DockerClient | None = None
+        self._recent_ports: dict[int, float] = {}
 
     # -- shared client ---------------------------------------------------------------------------------------
 
@@ -108,7 +111,8 @@ class DockerSpawner:
         image = options.resolve_image(self.config, spec.user_options)
         await ensure_image(self.client, image, self.config.pull_policy, ctx.emit)
         image_cmd = await self._image_cmd(image) if (self.config.command == "image" and spec.args) else None
-        plan = plan_container(spec, self.config, image, image_cmd)
+        host_port = self._pick_port() if self.config.network_mode == "host" else None
+        plan = plan_container(spec, self.config, image, image_cmd, host_port=host_port)
         await self._clear_stale(plan.container_name, ctx)
         if plan.volume_name:
             await self._ensure_volume(plan.volume_name, plan.volume_labels)
@@ -207,6 +211,19 @@ class DockerSpawner:
         return await self._run(delete)
 
     # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _pick_port(self) -> int:
+        """A free host port not handed out in the last minutes: servers bind theirs a few seconds after the
+        choice, and without this two concurrent spawns could be given the same port."""
+        now = time.monotonic()
+        self._recent_ports = {p: t for p, t in self._recent_ports.items() if now - t < _PORT_QUARANTINE}
+        port = free_port(self.config.connect_host)
+        for _ in range(100):
+            if port not in self._recent_ports:
+                break
+            port = free_port(self.config.connect_host)
+        self._recent_ports[port] = now
+        return port
 
     async def _image_cmd(self, image: str) -> list[str] | None:
         attrs = (await self._run(self.client.images.get, image)).attrs

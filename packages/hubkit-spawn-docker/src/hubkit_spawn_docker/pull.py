@@ -6,6 +6,7 @@ back to the event loop; a missing image and a failed pull end as :class:`SpawnFa
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -89,12 +90,14 @@ def _classify(ref: str, message: str) -> SpawnFailed:
     return SpawnFailed(f"pulling image {ref} failed: {message}", reason_code="image-pull-failed")
 
 
-def _pull_blocking(client: docker.DockerClient, ref: str, emit: Emit) -> None:
+def _pull_blocking(client: docker.DockerClient, ref: str, emit: Emit, stop: threading.Event) -> None:
     repo, tag = parse_repository_tag(ref)
     progress = PullProgress()
     last = 0.0
     try:
         for event in client.api.pull(repo, tag=tag or "latest", stream=True, decode=True):
+            if stop.is_set():  # the spawn was cancelled (e.g. start_timeout): stop reading, report nothing
+                return
             if "error" in event:
                 raise _classify(ref, str(event.get("error")))
             finished = progress.update(event)
@@ -106,7 +109,7 @@ def _pull_blocking(client: docker.DockerClient, ref: str, emit: Emit) -> None:
         raise _classify(ref, str(exc.explanation or exc)) from None
     except docker.errors.DockerException as exc:
         raise _classify(ref, str(exc)) from None
-    if progress.layers:
+    if progress.layers and not stop.is_set():
         anyio.from_thread.run(emit, progress.event(ref))
 
 
@@ -132,6 +135,11 @@ async def ensure_image(client: docker.DockerClient, ref: str, policy: str, emit:
     await emit(
         ProgressEvent(phase=Phase.PULLING, message=f"Pulling image {ref}", progress=10, detail={"image": ref})
     )
-    await anyio.to_thread.run_sync(_pull_blocking, client, ref, emit)
+    stop = threading.Event()
+    try:
+        # Abandoned on cancel, so a slow pull cannot hold a spawn past the core's start_timeout.
+        await anyio.to_thread.run_sync(_pull_blocking, client, ref, emit, stop, abandon_on_cancel=True)
+    finally:
+        stop.set()
     if not await image_present(client, ref):
         raise SpawnFailed(f"image {ref} is still missing after a pull", reason_code="image-missing")
