@@ -22,7 +22,7 @@ from ..auth.sessions import hub_prefix
 from ..storage.orm import OAuthClient, Server
 from ..web import xsrf
 from ..web.render import error_page, redirect, render
-from .codes import issue_code
+from .codes import find_client, issue_code
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,7 @@ async def _validate(request: Request, ident: Identity) -> Grant:
     q = request.query_params
     client_id = q.get("client_id", "")
     async with hub.db() as session:
-        client = None
-        if client_id and len(client_id) <= 255:
-            client = (
-                await session.execute(select(OAuthClient).where(OAuthClient.identifier == client_id))
-            ).scalar_one_or_none()
+        client = await find_client(session, client_id)
     if client is None or not client.secret_hash:
         raise Refused(error_page(request, 400, "Invalid client_id: this OAuth client is not registered."))
     redirect_uri = q.get("redirect_uri", client.redirect_uri)

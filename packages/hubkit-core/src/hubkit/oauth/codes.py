@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.tokens import hash_secret
-from ..storage.orm import OAuthCode
+from ..storage.orm import OAuthClient, OAuthCode
 
 CODE_TTL = timedelta(seconds=300)
 
@@ -70,3 +70,12 @@ def s256(verifier: str) -> str:
 
 def pkce_ok(challenge: str, verifier: str) -> bool:
     return hmac.compare_digest(s256(verifier), challenge)
+
+
+async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
+    """The registered client, or ``None`` for unknown (or absurdly long) ids."""
+    if not client_id or len(client_id) > 255:
+        return None
+    return (
+        await session.execute(select(OAuthClient).where(OAuthClient.identifier == client_id))
+    ).scalar_one_or_none()

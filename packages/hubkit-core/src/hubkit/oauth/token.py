@@ -9,15 +9,13 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..api.base import hub_of
 from ..auth.tokens import hash_secret, issue_token
-from ..storage.orm import OAuthClient
-from .codes import pkce_ok, take_code
+from .codes import find_client, pkce_ok, take_code
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -41,11 +39,7 @@ async def token(request: Request) -> Response:
     client_id = fields.get("client_id", "")
     secret = fields.get("client_secret", "")
     async with hub.db() as session:
-        client = None
-        if client_id and len(client_id) <= 255:
-            client = (
-                await session.execute(select(OAuthClient).where(OAuthClient.identifier == client_id))
-            ).scalar_one_or_none()
+        client = await find_client(session, client_id)
         if (
             client is None
             or not client.secret_hash
