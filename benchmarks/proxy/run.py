@@ -260,19 +260,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.start(args.hubkit_args.split() if args.hubkit_args else [])
         for name in names:  # warm up
             wrk(stack.http_url(name) + "/small", 2)
+        phases = set(args.phases.split(","))
         print("# HTTP", flush=True)
-        for label, path in (("small", "/small"), ("1mib", "/1m.bin")):
+        for label, path in (("small", "/small"), ("1mib", "/1m.bin")) if "http" in phases else ():
             for name in names:
                 r = wrk(stack.http_url(name) + path, args.duration)
                 results.setdefault(f"http_{label}", {})[name] = r
                 print(f"{label:6} {name:13} {r}", flush=True)
         print("# websocket echo", flush=True)
-        for name in names:
+        for name in names if "ws" in phases else []:
             r = ws_load("echo", stack.ws_url(name), args.ws_conns, args.ws_rounds)
             results.setdefault("ws_echo", {})[name] = r
             print(f"ws     {name:13} {r}", flush=True)
         print("# leaks (before the route table grows)", flush=True)
-        for name in proxies:
+        for name in proxies if "leaks" in phases else []:
             pid = stack.pids[name]
             before = proc_stats(pid)
             churn = ws_load("churn", stack.ws_url(name), args.ws_cycles, 50)
@@ -293,7 +294,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             print(f"leak   {name:13} {results['leaks'][name]}", flush=True)
         print("# route table", flush=True)
-        for name in proxies:
+        for name in proxies if "routes" in phases else []:
             many_name = f"{name}-10k"
             add_s = asyncio.run(
                 add_routes(stack.api(many_name), stack.token, args.routes, stack.http_url("direct"))
@@ -385,6 +386,7 @@ def main() -> None:
     )
     p.add_argument("--routes", type=int, default=10_000)
     p.add_argument("--hubkit-args", default="", help="extra hubkit-proxy flags, e.g. '--workers 2'")
+    p.add_argument("--phases", default="http,ws,leaks,routes", help="comma-separated subset to run")
     p.add_argument("--json", type=Path)
     p.add_argument("--md", type=Path)
     args = p.parse_args()
