@@ -98,3 +98,16 @@ async def test_fifty_spawns_limit_five(hub, make_user, hub_settings):
         queued_somewhere += bool(positions)
     # everyone beyond the first five waited and was told where they stood
     assert queued_somewhere >= 45
+
+
+async def test_one_bad_progress_event_does_not_fail_its_batch(hub, make_user):
+    await make_user("batch")
+    sid = await hub.spawns.request_start("batch")
+    assert await hub.spawns.wait(sid, 10) == "ready"
+    from hubkit.interfaces import ProgressEvent
+
+    good = asyncio.ensure_future(hub.spawns.progress.emit(sid, ProgressEvent(Phase.STARTING, "fine")))
+    bad = asyncio.ensure_future(hub.spawns.progress.emit(987654, ProgressEvent(Phase.STARTING, "no such spawn")))
+    done = await asyncio.gather(good, bad, return_exceptions=True)
+    assert isinstance(done[0], int) and isinstance(done[1], Exception)
+    assert (await hub.spawns.progress.stored(sid))[-1][1].message == "fine"

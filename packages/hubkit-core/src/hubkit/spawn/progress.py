@@ -4,6 +4,7 @@ live to whoever is watching. A stream ends with the spawn's ``ready`` or ``faile
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -79,20 +80,30 @@ class ProgressStore:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                async with self.tx() as session:
-                    rows = [self.add(session, spawn_id, event) for spawn_id, event, _f in batch]
-                    await session.commit()
-            except BaseException as exc:
+                await self._write(batch)
+            except Exception:
+                if len(batch) == 1:
+                    continue
+                # one bad event (its spawn deleted meanwhile) must not fail the others: write them one by one
+                for item in batch:
+                    with contextlib.suppress(Exception):
+                        await self._write([item])
+
+    async def _write(self, batch: list[tuple[int, ProgressEvent, asyncio.Future[int]]]) -> None:
+        try:
+            async with self.tx() as session:
+                rows = [self.add(session, spawn_id, event) for spawn_id, event, _f in batch]
+                await session.commit()
+        except BaseException as exc:
+            if len(batch) == 1 or not isinstance(exc, Exception):
                 for _s, _e, f in batch:
                     if not f.done():
                         f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for row, (spawn_id, event, f) in zip(rows, batch, strict=True):
-                self.publish(spawn_id, row.id, event)
-                if not f.done():
-                    f.set_result(row.id)
+            raise
+        for row, (spawn_id, event, f) in zip(rows, batch, strict=True):
+            self.publish(spawn_id, row.id, event)
+            if not f.done():
+                f.set_result(row.id)
 
     async def close(self) -> None:
         if self._writer is not None and not self._writer.done():
