@@ -16,8 +16,8 @@ import pytest
 from hubkit.testing import require
 from hubkit_auth_pam.testing import OSAccounts, new_accounts
 
+from . import uservenv
 from .hubproc import (
-    USER_VENV_BIN,
     HubProcess,
     deep_update,
     example_config,
@@ -32,10 +32,16 @@ PASSWORD = "Vm-t3st-pass"
 def vm_requirements() -> None:
     require(os.geteuid() == 0, "the VM example runs the hub as root (PAM, servers as each user)")
     require(shutil.which("useradd") is not None, "useradd is not installed")
-    require(
-        (USER_VENV_BIN / "hubkit-singleuser").exists(),
-        f"{USER_VENV_BIN} missing: run .ci/setup/vm.sh (a Python the test accounts can execute)",
-    )
+
+
+@pytest.fixture(scope="session")
+def user_bin() -> Path:
+    """bin directory of a Python every account can run, with hubkit-singleuser and JupyterLab."""
+    vm_requirements()
+    path, why = uservenv.user_bin()
+    require(path is not None, f"no Python the test accounts can execute: {why}")
+    assert path is not None
+    return path
 
 
 @pytest.fixture
@@ -90,7 +96,7 @@ def os_groups(accounts: OSAccounts) -> tuple[str, str]:
 
 @pytest.fixture
 def make_hub(
-    tmp_path: Path, accounts: OSAccounts, shared_dir: Path, os_groups: tuple[str, str]
+    tmp_path: Path, accounts: OSAccounts, shared_dir: Path, os_groups: tuple[str, str], user_bin: Path
 ) -> Iterator[Callable[..., HubProcess]]:
     """Build (not start) a hub from examples/vm/hubkit.toml with this machine's ports/paths/groups."""
     made: list[HubProcess] = []
@@ -124,7 +130,7 @@ def make_hub(
             proxy={"hubkit-proxy": {"api_url": f"http://127.0.0.1:{free_port()}"}},
         )
         deep_update(cfg, overrides)
-        hub = HubProcess(config=cfg, workdir=work)
+        hub = HubProcess(config=cfg, workdir=work, user_bin=user_bin)
         made.append(hub)
         return hub
 

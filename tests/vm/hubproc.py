@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -22,9 +23,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vm"
-VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", "/work/venv/bin"))
-# Debian-python venv that other accounts can execute (built by .ci/setup/vm.sh)
-USER_VENV_BIN = REPO / ".cache" / "vm" / "venv" / "bin"
+# the environment running the tests has every hubkit package (and the `hubkit` command)
+VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN") or Path(sys.executable).parent)
 
 
 def free_port() -> int:
@@ -85,6 +85,7 @@ class HubProcess:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)  # extra CLI flags, e.g. --ssl-key/--ssl-cert
+    user_bin: Path = VENV_BIN  # where servers find hubkit-singleuser (executable by every account)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -108,7 +109,7 @@ class HubProcess:
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
         # like the systemd unit: the servers' venv first on PATH, so "hubkit-singleuser" resolves there
-        env["PATH"] = f"{USER_VENV_BIN}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        env["PATH"] = f"{self.user_bin}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
         env.update(self.env)
         return env
 

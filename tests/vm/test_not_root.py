@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import vm_requirements
-from .hubproc import USER_VENV_BIN, dump_toml, example_config, free_port
+from .hubproc import dump_toml, example_config, free_port
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 
 
-def test_hub_as_non_root_says_it_cannot_check_passwords(world_dir: Path) -> None:
-    vm_requirements()
+def test_hub_as_non_root_says_it_cannot_check_passwords(world_dir: Path, user_bin: Path) -> None:
     data = world_dir / "data"
     data.mkdir()
     shutil.chown(data, "nobody", "nogroup")
@@ -40,7 +38,7 @@ def test_hub_as_non_root_says_it_cannot_check_passwords(world_dir: Path) -> None
             "-u",
             "nobody",
             "--",
-            str(USER_VENV_BIN / "python"),
+            str(user_bin / "python"),
             "-c",
             "import sys; from hubkit.cli import main; sys.exit(main(sys.argv[1:]))",
             "-f",
@@ -51,7 +49,7 @@ def test_hub_as_non_root_says_it_cannot_check_passwords(world_dir: Path) -> None
         timeout=90,
         check=False,
         cwd=str(world_dir),
-        env={"PATH": f"{USER_VENV_BIN}:/usr/bin:/bin", "HOME": str(world_dir)},
+        env={"PATH": f"{user_bin}:/usr/bin:/bin", "HOME": str(world_dir)},
     )
     assert os.access("/etc/shadow", os.R_OK)  # we are root; nobody is not
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])

@@ -16,7 +16,7 @@ import pytest
 from hubkit.testing import require
 
 from .hubapi import alive, api, start_server, user_pids, user_token
-from .hubproc import EXAMPLE, USER_VENV_BIN, VENV_BIN, HubProcess, read_pid, wait_http
+from .hubproc import EXAMPLE, VENV_BIN, HubProcess, read_pid, wait_http
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -45,11 +45,11 @@ files = {d}/conf.d/*.conf
 """
 
 
-def adapt_program(text: str, *, config: Path, workdir: Path) -> str:
+def adapt_program(text: str, *, config: Path, workdir: Path, user_bin: Path) -> str:
     swaps = [
         ("/opt/hubkit/venv/bin/hubkit -f /etc/hubkit/hubkit.toml", f"{VENV_BIN}/hubkit -f {config}"),
         ("directory=/var/lib/hubkit", f"directory={workdir}"),
-        ('PATH="/opt/hubkit/venv/bin:', f'PATH="{USER_VENV_BIN}:{VENV_BIN}:'),
+        ('PATH="/opt/hubkit/venv/bin:', f'PATH="{user_bin}:{VENV_BIN}:'),
         ("stdout_logfile=/var/log/hubkit/hubkit.log", f"stdout_logfile={workdir}/hub.log"),
     ]
     for old, new in swaps:
@@ -64,7 +64,10 @@ def supervisord(workdir: Path, hub: HubProcess) -> Iterator[Callable[..., str]]:
     (workdir / "conf.d").mkdir(parents=True)
     (workdir / "supervisord.conf").write_text(MAIN_CONF.format(d=workdir))
     program = adapt_program(
-        (EXAMPLE / "supervisor-hubkit.conf").read_text(), config=hub.write_config(), workdir=hub.workdir
+        (EXAMPLE / "supervisor-hubkit.conf").read_text(),
+        config=hub.write_config(),
+        workdir=hub.workdir,
+        user_bin=hub.user_bin,
     )
     (workdir / "conf.d" / "hubkit.conf").write_text(program)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
