@@ -90,7 +90,10 @@ async def test_tokens_api(client, hub, make_token):
     model = r.json()
     assert len(model["token"]) == 32 and model["note"] == "ci" and model["expires_at"]
     new = {"Authorization": f"token {model['token']}"}
+    assert model["last_activity"] is None
     assert (await client.get("/hub/api/users/alice", headers=new)).status_code == 200
+    used = (await client.get(f"/hub/api/users/alice/tokens/{model['id']}", headers=alice)).json()
+    assert used["last_activity"] is not None  # "last used" is recorded
     assert (await client.post("/hub/api/users/alice/server", headers=new)).status_code == 403
     listed = (await client.get("/hub/api/users/alice/tokens", headers=alice)).json()["api_tokens"]
     assert model["id"] in [t["id"] for t in listed]

@@ -161,14 +161,20 @@ def has(ident: Identity, name: str, **kw: Any) -> bool:
     return sc.allows(ident.scopes, name, **kw)
 
 
+MAX_INT_ARG = 2**53  # beyond this a value is not a sensible offset/limit and would overflow SQL integers
+
+
 def int_arg(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise APIError(400, f"{name} must be an integer, not {raw[:32]!r}") from None
+    if abs(value) > MAX_INT_ARG:
+        raise APIError(400, f"{name} is out of range")
+    return value
 
 
 def bool_arg(request: Request, name: str) -> bool:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import noload, selectinload
 from starlette.requests import HTTPConnection
 
@@ -23,6 +23,7 @@ from .tokens import hash_secret
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
 
+TOKEN_ACTIVITY_RESOLUTION = timedelta(minutes=5)
 _AUTH_RE = re.compile(r"^\s*(token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -79,6 +80,7 @@ async def from_token(hub: Hub, secret: str) -> Identity | None:
                     APIToken.oauth_client,
                     APIToken.user_id,
                     APIToken.service_id,
+                    APIToken.last_activity,
                     User.name,
                     User.admin,
                     Server.name,
@@ -91,13 +93,17 @@ async def from_token(hub: Hub, secret: str) -> Identity | None:
         ).one_or_none()
         if row is None:
             return None
-        (tid, kind, raw_scopes, expires_at, session_id, client, user_id, service_id, uname, uadmin, sname) = (
-            row
-        )
-        if expires_at is not None and expires_at <= datetime.now(UTC):
+        tid, kind, raw_scopes, expires_at, session_id, client, user_id, service_id, used = row[:9]
+        uname, uadmin, sname = row[9:]
+        now = datetime.now(UTC)
+        if expires_at is not None and expires_at <= now:
             await session.execute(delete(APIToken).where(APIToken.id == tid))
             await session.commit()
             return None
+        if used is None or now - used > TOKEN_ACTIVITY_RESOLUTION:
+            # "last used" on the token page: written at most once per resolution, not on every request
+            await session.execute(update(APIToken).where(APIToken.id == tid).values(last_activity=now))
+            await session.commit()
         requested = list(raw_scopes or [])
         if kind == "server" and not requested:
             requested = list(sc.ROLES["server"])
