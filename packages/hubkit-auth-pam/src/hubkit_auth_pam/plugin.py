@@ -2,8 +2,8 @@
 
 Runtime hooks are module functions (that is how entry-point plugins are registered), but they need the
 configured authenticator. A started :class:`PAMAuthenticator` records itself here (:func:`activate`), keyed by
-its hub id; hooks for a hub without an active PAM authenticator do nothing. Hooks are plain ``def``: the core
-runs them in a worker thread, so the blocking PAM and ``useradd`` calls never touch the event loop.
+its hub id; hooks for a hub without an active PAM authenticator return at once (they are ``async`` so an
+installed-but-unused plugin costs no thread hop); the blocking PAM and ``useradd`` calls run in a worker thread.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import weakref
 from typing import Any
 
+import anyio.to_thread
 from hubkit.errors import SpawnFailed
 from hubkit.interfaces import ExitStatus, ServerSpec, UserInfo
 from hubkit.plugins import hookimpl
@@ -51,7 +52,7 @@ def hubkit_register_authenticators(registry: BackendRegistry[Any]) -> None:
 
 
 @hookimpl
-def hubkit_normalize_username(name: str) -> str | None:
+async def hubkit_normalize_username(name: str) -> str | None:
     auth = active_for(None)
     if auth is None or not auth.config.lowercase_usernames:
         return None  # the core's fallback strips whitespace
@@ -59,45 +60,59 @@ def hubkit_normalize_username(name: str) -> str | None:
 
 
 @hookimpl
-def hubkit_pre_spawn(spec: ServerSpec) -> ServerSpec | None:
+async def hubkit_pre_spawn(spec: ServerSpec) -> ServerSpec | None:
     auth = active_for(spec.hub_id)
     if auth is None or not auth.config.open_sessions:
         return None
-    pamela = pam_calls.load_pamela()
-    try:
-        pam_calls.open_session(spec.user.name, service=auth.config.service)
-    except pamela.PAMError as exc:
-        raise SpawnFailed(
-            f"could not open a PAM session for {spec.user.name!r} (service {auth.config.service!r}): {exc}",
-            reason_code="pam-session",
-        ) from exc
-    log.info("opened PAM session for %s", spec.user.name)
+    await anyio.to_thread.run_sync(_open_session, spec.user.name, auth.config.service)
     return None
 
 
 @hookimpl
-def hubkit_post_stop(spec: ServerSpec, status: ExitStatus | None) -> None:
+async def hubkit_post_stop(spec: ServerSpec, status: ExitStatus | None) -> None:
     auth = active_for(spec.hub_id)
     if auth is None or not auth.config.open_sessions:
         return
-    pamela = pam_calls.load_pamela()
-    try:
-        pam_calls.close_session(spec.user.name, service=auth.config.service)
-    except pamela.PAMError as exc:
-        log.warning("closing the PAM session of %s failed: %s", spec.user.name, exc)
-    else:
-        log.info("closed PAM session for %s", spec.user.name)
+    await anyio.to_thread.run_sync(_close_session, spec.user.name, auth.config.service)
 
 
 @hookimpl
-def hubkit_user_created(user: UserInfo) -> None:
+async def hubkit_user_created(user: UserInfo) -> None:
     auth = active_for(None)
-    if auth is None or not auth.config.create_system_users or accounts.exists(user.name):
+    if auth is None or not auth.config.create_system_users:
         return
+    await anyio.to_thread.run_sync(_create_account, user.name, auth.config)
+
+
+# Blocking parts, run in a worker thread only when this hub uses them.
+
+
+def _open_session(name: str, service: str) -> None:
+    pamela = pam_calls.load_pamela()
+    try:
+        pam_calls.open_session(name, service=service)
+    except pamela.PAMError as exc:
+        raise SpawnFailed(
+            f"could not open a PAM session for {name!r} (service {service!r}): {exc}",
+            reason_code="pam-session",
+        ) from exc
+    log.info("opened PAM session for %s", name)
+
+
+def _close_session(name: str, service: str) -> None:
+    pamela = pam_calls.load_pamela()
+    try:
+        pam_calls.close_session(name, service=service)
+    except pamela.PAMError as exc:
+        log.warning("closing the PAM session of %s failed: %s", name, exc)
+    else:
+        log.info("closed PAM session for %s", name)
+
+
+def _create_account(name: str, cfg: PAMConfig) -> None:
+    if accounts.exists(name):
+        return  # first login of an existing account, or created by hand
     account = accounts.create(
-        user.name,
-        shell=auth.config.useradd_shell,
-        groups=tuple(auth.config.useradd_groups),
-        skel=auth.config.skel_dir,
+        name, shell=cfg.useradd_shell, groups=tuple(cfg.useradd_groups), skel=cfg.skel_dir
     )
     log.info("created OS account %s (uid %d, home %s)", account.name, account.uid, account.home)
