@@ -74,21 +74,12 @@ def test_launcher_stop_cli(tmp_path: Path) -> None:
         str(tmp_path / "proxy.log"),
     )
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "hubkit_proxy.launcher", "stop", pid_file],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert out.stdout.strip() == "stopped"
-        proc.wait(5)
-        again = subprocess.run(
-            [sys.executable, "-m", "hubkit_proxy.launcher", "stop", pid_file],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert again.stdout.strip() == "not running"
+        stop = [sys.executable, "-m", "hubkit_proxy.launcher", "stop", pid_file]
+        outputs = []
+        for _ in range(2):  # first stops it, second finds nothing
+            outputs.append(subprocess.run(stop, capture_output=True, text=True, timeout=30).stdout.strip())
+            proc.wait(5)
+        assert outputs == ["stopped", "not running"]
     finally:
         if proc.poll() is None:
             proc.kill()
