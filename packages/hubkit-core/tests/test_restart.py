@@ -1,6 +1,7 @@
 """Restart safety with the real CLI: 20 servers running, ``kill -9`` the hub, start it again.
 
-The servers are tiny processes in their own sessions (test spawner ``process`` mode). After the restart they
+The hub (the ``hubkit`` CLI) starts the servers through its own REST API; they are tiny processes in their own
+sessions (test spawner ``process`` mode). After the restart they
 must all still run, be re-adopted and re-routed (with the ``none`` proxy the table lives in the hub's memory,
 so "routed" means adoption re-added every route: checked through ``GET /hub/api/proxy``), and the hub must
 answer ``/hub/health`` within 2 s of its process start. On a machine so loaded that the load average exceeds
@@ -69,6 +70,17 @@ def _wait_log(log: Path, needle: str, limit: float = 30) -> str:
     raise AssertionError(f"{needle!r} not in hub log:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+def _token(config: Path) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "hubkit.cli", "-f", str(config), "token", "boss"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "HUBKIT_PLUGINS": ""},
+    ).stdout.strip()
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -82,18 +94,43 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def _start_servers(settings) -> tuple[list[int], set[str], dict[str, str]]:
-    """Start N servers with an in-process hub on the hub's database, then let that hub go."""
+def _api(port: int, token: str, method: str, path: str, body: object = None) -> httpx.Response:
+    return httpx.request(
+        method,
+        f"http://127.0.0.1:{port}/hub/api{path}",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"token {token}"},
+    )
+
+
+def _start_servers_through_api(port: int, token: str) -> None:
+    """Create the users and start their servers through the running hub's REST API."""
+    names = [f"r{i:02d}" for i in range(N)]
+    assert _api(port, token, "POST", "/users", {"usernames": names}).status_code == 201
+    for name in names:
+        assert _api(port, token, "POST", f"/users/{name}/server").status_code in (201, 202)
+    deadline = time.monotonic() + 60
+    for name in names:
+        while True:
+            server = _api(port, token, "GET", f"/users/{name}").json()["servers"].get("", {})
+            if server.get("ready"):
+                break
+            assert time.monotonic() < deadline, f"{name} never became ready: {server}"
+            time.sleep(0.1)
+
+
+async def _recorded_pids(settings) -> list[int]:
+    """Every server process the database knows of (cleanup, whatever state the test failed in)."""
     hub = await Hub.create(settings, load_entry_points=False)
-    await hub.start()
-    async with hub.db() as s:
-        s.add_all([User(name=f"r{i:02d}", cookie_id="c") for i in range(N)])
-        await s.commit()
-    ids = [await hub.spawns.request_start(f"r{i:02d}") for i in range(N)]
-    outcomes = [await hub.spawns.wait(spawn_id, 30) for spawn_id in ids]
-    await hub.stop()
-    assert outcomes == ["ready"] * N
-    return await _servers(settings)
+    try:
+        async with hub.db() as s:
+            states = (await s.execute(select(Server.state))).scalars().all()
+        return [st["pid"] for st in states if isinstance(st, dict) and isinstance(st.get("pid"), int)]
+    except Exception:
+        return []
+    finally:
+        await hub.engine.dispose()
 
 
 async def _servers(settings) -> tuple[list[int], set[str], dict[str, str]]:
@@ -136,16 +173,16 @@ check_interval = 1
     settings = load_settings(config, env={})
     pids: list[int] = []
     try:
-        pids, urls, routes = asyncio.run(_start_servers(settings))
-        assert len(pids) == N and all(_alive(p) for p in pids)
         health = f"http://127.0.0.1:{port}/hub/health"
-
-        # the CLI hub adopts them; then kill -9 it
+        # the CLI hub starts 20 servers through its API; then kill -9 it
         log = tmp_path / "hub.log"
         proc, t0 = _start_cli(config, log)
         try:
             _wait_health(health, proc, t0)
-            _wait_log(log, f"adopted {N} servers")
+            token = _token(config)
+            _start_servers_through_api(port, token)
+            pids, urls, routes = asyncio.run(_servers(settings))
+            assert len(pids) == N and all(_alive(p) for p in pids)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -168,19 +205,7 @@ check_interval = 1
             text = _wait_log(log2, f"adopted {N} servers, cleaned 0, 0 errors")
             assert "Traceback" not in text
             # and the proxy table, as the hub's API reports it, routes every server to its address
-            token = subprocess.run(
-                [sys.executable, "-m", "hubkit.cli", "-f", str(config), "token", "boss", "--scopes", "proxy"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-                env={**os.environ, "HUBKIT_PLUGINS": ""},
-            ).stdout.strip()
-            table = httpx.get(
-                f"http://127.0.0.1:{port}/hub/api/proxy",
-                headers={"Authorization": f"token {token}"},
-                timeout=10,
-            )
+            table = _api(port, token, "GET", "/proxy")
             assert table.status_code == 200, table.text
             assert {spec: r["target"] for spec, r in table.json().items()} == routes
             assert all(_alive(p) for p in pids)
@@ -191,7 +216,7 @@ check_interval = 1
             proc.wait(20)
         assert asyncio.run(_servers(settings))[0] == pids
     finally:
-        for pid in pids:
+        for pid in set(pids) | set(asyncio.run(_recorded_pids(settings))):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
