@@ -211,3 +211,26 @@ async def test_activity_updated_by_requests(backend: Backend, hproxy: ProxyProc)
             "last_activity"
         ]
     assert after > before
+
+
+async def test_idle_and_stalled_clients_time_out(backend: Backend, proxy_factory: list[ProxyProc]) -> None:
+    p = make_proxy("hubkit", "--keep-alive-timeout", "1000", "--timeout", "1500")
+    p.start()
+    proxy_factory.append(p)
+    await add_route(p, "/", backend.url)
+    # idle keep-alive connection
+    reader, writer = await asyncio.open_connection("127.0.0.1", p.port)
+    writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    # a client that stops half-way through its body
+    r2, w2 = await asyncio.open_connection("127.0.0.1", p.port)
+    w2.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"z" * 10)
+    await w2.drain()
+    await asyncio.wait_for(
+        reader.read(-1), 10
+    )  # returns (rest of the response) only once the proxy closed it
+    assert await asyncio.wait_for(r2.read(-1), 10) == b""
+    writer.close()
+    w2.close()
+    assert await wait_metric(p, "hubkit_proxy_open_client_connections", 0) == 0
+    assert await wait_metric(p, "hubkit_proxy_open_upstream_connections", 0, seconds=8) == 0
