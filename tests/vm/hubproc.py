@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hubkit.config import toml_out
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vm"
@@ -33,33 +34,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {v!r} as TOML")
-
-
 def dump_toml(data: Mapping[str, Any]) -> str:
-    """Enough TOML for hubkit configs: tables of scalars/lists, nested tables as [a.b]."""
-    out: list[str] = []
-
-    def table(prefix: str, tbl: Mapping[str, Any]) -> None:
-        scalars = {k: v for k, v in tbl.items() if not isinstance(v, dict)}
-        if prefix:
-            out.append(f"\n[{prefix}]")
-        out.extend(f'"{k}" = {toml_value(v)}' for k, v in scalars.items())
-        for k, v in tbl.items():
-            if isinstance(v, dict):
-                table(f'{prefix}."{k}"' if prefix else f'"{k}"', v)
-
-    table("", data)
-    return "\n".join(out) + "\n"
+    return toml_out.dump(dict(data)) + "\n"
 
 
 def deep_update(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
