@@ -19,10 +19,17 @@ def cli_env(**extra: str) -> dict[str, str]:
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real ``hubkit`` CLI in a subprocess."""
 
-    def run(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "hubkit.cli", *args],
-            capture_output=True, text=True, timeout=60, env=cli_env(**(env or {})), cwd=cwd, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=cli_env(**(env or {})),
+            cwd=cwd,
+            check=False,
         )
 
     return run
