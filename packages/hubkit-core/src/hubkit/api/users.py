@@ -136,7 +136,7 @@ async def get_user(request: Request) -> Response:
     name = request.path_params["name"]
     ident = await require(request, *READ_USER)
     async with hub.db() as session:
-        user = await svc.get_user(session, name)
+        user = await svc.get_user_model_rows(session, name)
         if user is None:
             raise APIError(404, "No access to resources or resources not found")
         check(ident, READ_USER, user=user.name, user_groups=[g.name for g in user.groups])
