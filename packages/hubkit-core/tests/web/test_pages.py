@@ -190,3 +190,21 @@ async def test_health_and_metrics(client, admin_headers):
     assert 'hubkit_spawn_phase_duration_seconds_bucket{le="3600.0"' in text
     assert "hubkit_request_duration_seconds_bucket" in text
     assert "hubkit_spawn_queue_length" in text
+
+
+async def test_admin_revokes_all_tokens_of_a_user(client, login, admin_headers, make_token):
+    t1 = await make_token("carol")
+    t2 = await make_token("carol", scopes=["read:users!user"])
+    for t in (t1, t2):
+        assert (await client.get("/hub/api/user", headers={"Authorization": f"token {t}"})).status_code == 200
+    await login("admin")
+    page = await client.get("/hub/admin?q=carol")
+    xsrf = re.search(r'name="_xsrf" value="(\w+)"', page.text).group(1)
+    r = await client.post(
+        "/hub/admin/action", data={"_xsrf": xsrf, "action": "revoke_tokens", "user": "carol"}, headers=SAME
+    )
+    assert r.status_code == 303 and "Revoked+2+token" in r.headers["location"]
+    for t in (t1, t2):
+        assert (await client.get("/hub/api/user", headers={"Authorization": f"token {t}"})).status_code == 403
+    # the admin's own token is untouched
+    assert (await client.get("/hub/api/user", headers=admin_headers)).status_code == 200
