@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,50 +23,12 @@ import pytest
 from hubkit.config.loader import load_settings
 from hubkit.runtime.hub import Hub
 from hubkit.storage.orm import Server, ServerStatus, User
+from hubkit.testing.processes import cpu_seconds, free_port, pid_alive, start_hub_cli, wait_health, wait_log
 from sqlalchemy import select
 
 pytestmark = [pytest.mark.timeout(180)]
 N = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_cli(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], float]:
-    t0 = time.monotonic()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hubkit.cli", "-f", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HUBKIT_PLUGINS": ""},  # the core alone
-        )
-    return proc, t0
-
-
-def _wait_health(url: str, proc: subprocess.Popen[bytes], t0: float, limit: float = 30) -> float:
-    while time.monotonic() - t0 < limit:
-        assert proc.poll() is None, "the hub exited"
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return time.monotonic() - t0
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError("the hub never answered /hub/health")
-
-
-def _wait_log(log: Path, needle: str, limit: float = 30) -> str:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if needle in text:
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} not in hub log:\n{log.read_text(errors='replace')[-3000:]}")
+HUB_ENV = {"HUBKIT_PLUGINS": ""}  # the core alone
 
 
 def _token(config: Path) -> str:
@@ -79,19 +40,6 @@ def _token(config: Path) -> str:
         check=True,
         env={**os.environ, "HUBKIT_PLUGINS": ""},
     ).stdout.strip()
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _api(port: int, token: str, method: str, path: str, body: object = None) -> httpx.Response:
@@ -146,7 +94,7 @@ async def _servers(settings) -> tuple[list[int], set[str], dict[str, str]]:
 
 
 def test_kill_9_and_restart(tmp_path):
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "hubkit.toml"
     config.write_text(
         f"""
@@ -176,24 +124,24 @@ check_interval = 1
         health = f"http://127.0.0.1:{port}/hub/health"
         # the CLI hub starts 20 servers through its API; then kill -9 it
         log = tmp_path / "hub.log"
-        proc, t0 = _start_cli(config, log)
+        proc, t0 = start_hub_cli(config, log, HUB_ENV)
         try:
-            _wait_health(health, proc, t0)
+            wait_health(health, proc, t0)
             token = _token(config)
             _start_servers_through_api(port, token)
             pids, urls, routes = asyncio.run(_servers(settings))
-            assert len(pids) == N and all(_alive(p) for p in pids)
+            assert len(pids) == N and all(pid_alive(p) for p in pids)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-        assert all(_alive(p) for p in pids), "kill -9 of the hub took servers down"
+        assert all(pid_alive(p) for p in pids), "kill -9 of the hub took servers down"
 
         # start again: answers within 2 s, re-adopts all 20 and re-adds their routes
         log2 = tmp_path / "hub2.log"
-        proc, t0 = _start_cli(config, log2)
+        proc, t0 = start_hub_cli(config, log2, HUB_ENV)
         try:
-            answered = _wait_health(health, proc, t0)
-            cpu = _cpu_seconds(proc.pid)
+            answered = wait_health(health, proc, t0)
+            cpu = cpu_seconds(proc.pid)
             load = os.getloadavg()[0]
             print(
                 f"hub answered /hub/health {answered:.2f} s after its start ({cpu:.2f} s CPU, load {load:.1f})"
@@ -202,13 +150,13 @@ check_interval = 1
                 assert answered < 2.0
             else:  # an oversubscribed machine stretches wall time; the hub's own work must still fit in 2 s
                 assert cpu < 2.0
-            text = _wait_log(log2, f"adopted {N} servers, cleaned 0, 0 errors")
+            text = wait_log(log2, f"adopted {N} servers, cleaned 0, 0 errors")
             assert "Traceback" not in text
             # and the proxy table, as the hub's API reports it, routes every server to its address
             table = _api(port, token, "GET", "/proxy")
             assert table.status_code == 200, table.text
             assert {spec: r["target"] for spec, r in table.json().items()} == routes
-            assert all(_alive(p) for p in pids)
+            assert all(pid_alive(p) for p in pids)
             for url in urls:
                 assert httpx.get(f"{url}/user/", timeout=5).status_code < 500
         finally:

@@ -1,0 +1,153 @@
+"""Restart safety through a real proxy: 20 servers routed by hubkit-proxy, ``kill -9`` the hub, start it again.
+
+The proxy and the user servers outlive the hub: while the hub is dead every server still answers through the
+proxy, and after the restart all 20 are re-adopted and still routed, with the hub answering at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from hubkit.testing.processes import (
+    cpu_seconds,
+    free_port,
+    machine_is_overloaded,
+    pid_alive,
+    start_hub_cli,
+    wait_health,
+    wait_log,
+)
+from hubkit_proxy import launcher
+
+pytestmark = [pytest.mark.timeout(240)]
+N = 20
+HUB_ENV = {"HUBKIT_PLUGINS": "proxy"}  # the core plus hubkit-proxy's routing plugin
+
+
+def _config(tmp: Path, public: int, hub: int, api: int) -> Path:
+    config = tmp / "hubkit.toml"
+    config.write_text(
+        f"""
+[hub]
+port = {public}
+hub_port = {hub}
+data_dir = "{tmp / "data"}"
+db_url = "sqlite:///hub.sqlite"
+admin_users = ["boss"]
+
+[spawner]
+backend = "test"
+poll_interval = 1
+adopt_concurrency = 5
+
+[spawner.test]
+mode = "process"
+
+[proxy]
+backend = "hubkit-proxy"
+check_interval = 1
+
+[proxy.hubkit-proxy]
+api_url = "http://127.0.0.1:{api}"
+"""
+    )
+    return config
+
+
+def _token(config: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "hubkit.cli", "-f", str(config), "token", "boss"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, **HUB_ENV},
+    )
+    return out.stdout.strip()
+
+
+def _api(port: int, token: str, method: str, path: str, body: object = None) -> httpx.Response:
+    return httpx.request(
+        method,
+        f"http://127.0.0.1:{port}/hub/api{path}",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"token {token}"},
+    )
+
+
+def _all_answer_through_proxy(public: int, names: list[str]) -> list[str]:
+    """Names whose server did NOT answer 200 through the proxy."""
+    bad = []
+    with httpx.Client(timeout=5) as client:
+        for name in names:
+            r = client.get(f"http://127.0.0.1:{public}/user/{name}/api")
+            # the tiny server names its owner: proves the route leads to the right server
+            if r.status_code != 200 or r.json().get("user") != name:
+                bad.append(f"{name}: {r.status_code} {r.text[:80]}")
+    return bad
+
+
+def test_kill_9_keeps_servers_routed_through_hubkit_proxy(tmp_path: Path) -> None:
+    public, hub, api = free_port(), free_port(), free_port()
+    config = _config(tmp_path, public, hub, api)
+    names = [f"p{i:02d}" for i in range(N)]
+    pids: list[int] = []
+    proc = None
+    try:
+        proc, t0 = start_hub_cli(config, tmp_path / "hub.log", HUB_ENV)
+        wait_health(f"http://127.0.0.1:{hub}/hub/health", proc, t0)
+        token = _token(config)
+        assert _api(hub, token, "POST", "/users", {"usernames": names}).status_code == 201
+        for name in names:
+            assert _api(hub, token, "POST", f"/users/{name}/server").status_code in (201, 202)
+        deadline = time.monotonic() + 90
+        for name in names:
+            while not _api(hub, token, "GET", f"/users/{name}").json()["servers"].get("", {}).get("ready"):
+                assert time.monotonic() < deadline, f"{name} never became ready"
+                time.sleep(0.1)
+        routes = _api(hub, token, "GET", "/proxy").json()
+        assert {f"/user/{n}/" for n in names} <= set(routes)
+        assert _all_answer_through_proxy(public, names) == []
+        for name in names:
+            state = _api(hub, token, "GET", f"/users/{name}/server").json().get("state") or {}
+            if isinstance(state.get("pid"), int):
+                pids.append(state["pid"])
+        assert len(pids) == N and all(pid_alive(p) for p in pids)
+
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        # the hub is dead: the proxy still routes every server
+        assert _all_answer_through_proxy(public, names) == []
+
+        proc, t0 = start_hub_cli(config, tmp_path / "hub2.log", HUB_ENV)
+        answered = wait_health(f"http://127.0.0.1:{hub}/hub/health", proc, t0)
+        cpu = cpu_seconds(proc.pid)
+        print(f"restarted hub answered in {answered:.2f} s ({cpu:.2f} s CPU)")
+        if machine_is_overloaded():
+            assert cpu < 2.0
+        else:
+            assert answered < 2.0
+        wait_log(tmp_path / "hub2.log", f"adopted {N} servers", limit=60)
+        routes = _api(hub, token, "GET", "/proxy").json()
+        assert {f"/user/{n}/" for n in names} <= set(routes)
+        assert _all_answer_through_proxy(public, names) == []
+        for name in names:
+            server = _api(hub, token, "GET", f"/users/{name}").json()["servers"][""]
+            assert server["ready"] is True
+        assert all(pid_alive(p) for p in pids)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        for pid in pids:
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        launcher.stop(str(tmp_path / "data" / "hubkit-proxy.pid"))
