@@ -29,8 +29,9 @@ def normalize_path(path: str) -> str:
 
 def iso_ms(ts: float) -> str:
     """``last_activity`` the way CHP prints a JS Date: ISO 8601 with milliseconds and ``Z``."""
-    t = time.gmtime(ts)
-    ms = int((ts % 1) * 1000)
+    total_ms = round(ts * 1000)  # whole ms, like a JS Date; rounding keeps parse -> print stable
+    t = time.gmtime(total_ms // 1000)
+    ms = total_ms % 1000
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}Z"
 
 
@@ -76,17 +77,17 @@ class Route:
     """One route plus its live upstream state: idle pooled connections, every open one, and waiters."""
 
     __slots__ = (
+        "_conns",
         "_data_json",
+        "_idle",
         "_iso",
-        "conns",
+        "_waiting",
         "data",
-        "idle",
         "last_activity",
         "path",
         "path_json",
         "pooled",
         "target",
-        "waiting",
     )
 
     def __init__(self, path: str, data: dict[str, Any], last_activity: float | None = None) -> None:
@@ -99,11 +100,31 @@ class Route:
         self._data_json = json.dumps(data)[:-1]  # '{..."target": ...' without the closing brace
         self.target = Target(target)
         self.last_activity = last_activity if last_activity is not None else time.time()
-        self.idle: list[Any] = []  # idle keep-alive upstream connections (UpstreamProtocol)
-        self.conns: set[Any] = set()  # every open upstream connection of this route (pooled or tunnel)
+        # Pool containers are created on first use: most routes of a big table are idle, and every container
+        # is one more object for each full cyclic-GC pass to scan (a pause for all connections).
+        self._idle: list[Any] | None = None  # idle keep-alive upstream connections (UpstreamProtocol)
+        self._conns: set[Any] | None = None  # every open upstream connection of this route (pooled or tunnel)
+        self._waiting: deque[Callable[[Any], None]] | None = None  # requests waiting for a pool slot
         self.pooled = 0  # pool connections open or opening (websocket tunnels are not counted: not reusable)
-        self.waiting: deque[Callable[[Any], None]] = deque()  # requests waiting for a pool slot
         self._iso = (0.0, "")  # last_activity formatted, cached: most routes are idle between API reads
+
+    @property
+    def idle(self) -> list[Any]:
+        if self._idle is None:
+            self._idle = []
+        return self._idle
+
+    @property
+    def conns(self) -> set[Any]:
+        if self._conns is None:
+            self._conns = set()
+        return self._conns
+
+    @property
+    def waiting(self) -> deque[Callable[[Any], None]]:
+        if self._waiting is None:
+            self._waiting = deque()
+        return self._waiting
 
     def set_data(self, data: dict[str, Any]) -> None:
         self.data = data
@@ -128,12 +149,13 @@ class Route:
 
     def close_connections(self) -> None:
         """Drop every upstream connection of this route (called when it is deleted or replaced)."""
-        for conn in list(self.conns):
+        conns, idle, waiting = self._conns, self._idle, self._waiting
+        self._conns = self._idle = self._waiting = None
+        for conn in list(conns or ()):
             conn.abort()
-        self.conns.clear()
-        self.idle.clear()
-        waiting, self.waiting = self.waiting, deque()
-        for cb in waiting:
+        if idle:
+            idle.clear()
+        for cb in waiting or ():
             cb(None)
 
 
