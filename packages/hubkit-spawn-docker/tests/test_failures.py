@@ -6,8 +6,7 @@ import docker
 import pytest
 from hubkit.errors import SpawnFailed
 from hubkit.interfaces import Phase
-
-from .conftest import RecordingContext, containers_of, make_spec, wait_exit
+from hubkit_spawn_docker.testing import RecordingContext, containers_of, make_spec, wait_exit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.timeout(180)]
 

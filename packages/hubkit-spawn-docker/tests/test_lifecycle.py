@@ -8,8 +8,7 @@ import docker
 import httpx
 import pytest
 from hubkit_spawn_docker.naming import LABEL_HUB, LABEL_ROLE, LABEL_SERVER, LABEL_USER
-
-from .conftest import RecordingContext, containers_of, make_spec, wait_ready
+from hubkit_spawn_docker.testing import RecordingContext, containers_of, make_spec, wait_ready
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.timeout(240)]
 

@@ -6,9 +6,8 @@ import docker
 import pytest
 from hubkit.errors import SpawnFailed
 from hubkit.interfaces import Phase
-
-from .conftest import RecordingContext, containers_of, make_spec
-from .registry import Image, Registry
+from hubkit_spawn_docker.testing import RecordingContext, containers_of, make_spec
+from hubkit_spawn_docker.testing.registry import Image, Registry
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.timeout(180)]
 

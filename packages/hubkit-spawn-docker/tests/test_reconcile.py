@@ -7,8 +7,7 @@ import httpx
 import pytest
 from hubkit.interfaces import KnownServer, UserInfo
 from hubkit_spawn_docker import plugin
-
-from .conftest import JUPYTER_CMD, RecordingContext, containers_of, make_spec, wait_ready
+from hubkit_spawn_docker.testing import JUPYTER_CMD, RecordingContext, containers_of, make_spec, wait_ready
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.timeout(240)]
 

@@ -14,11 +14,10 @@ from hubkit_spawn_docker.containers import plan_container
 from hubkit_spawn_docker.naming import escape, render
 from hubkit_spawn_docker.options import options_form, parse_options, resolve_image
 from hubkit_spawn_docker.pull import PullProgress
+from hubkit_spawn_docker.testing import make_spec
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
-
-from .conftest import make_spec
 
 DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
