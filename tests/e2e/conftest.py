@@ -9,19 +9,8 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hubproc import Hub
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _require(cond: bool, reason: str) -> None:
-    if cond:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"required component missing in CI: {reason}")
-    pytest.skip(reason)
+sys.path.append(str(Path(__file__).parent))  # unique module names; never shadow others
+from e2e_hub import CHROMIUM, CHROMIUM_ARGS, Hub, _require
 
 
 @pytest.fixture
@@ -53,10 +42,3 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
-
-
-def login(page: Any, hub: Hub, name: str, path: str = "/hub/home") -> None:
-    page.goto(hub.url + path)
-    page.fill("#username", name)
-    page.click("#login-submit")
-    page.wait_for_load_state()

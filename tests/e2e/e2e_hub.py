@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "examples" / "demo" / "hubkit.toml"
@@ -195,3 +196,23 @@ class Hub:
                 os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
             except (ProcessLookupError, ValueError):
                 pass
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _require(cond: bool, reason: str) -> None:
+    """Skip when a real component is missing locally; fail in CI (CI=true)."""
+    if cond:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"required component missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def login(page: Any, hub: Hub, name: str, path: str = "/hub/home") -> None:
+    page.goto(hub.url + path)
+    page.fill("#username", name)
+    page.click("#login-submit")
+    page.wait_for_load_state()

@@ -11,18 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import _require, login
+from e2e_hub import _require, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def new_context(browser: Any) -> Any:
-    ctx = browser.new_context()
-    # Work-around for a hub bug reported to the web layer: a 404 outside /hub/ (Chromium's automatic
-    # /favicon.ico) sets a fresh hubkit-xsrf cookie for Path=/hub/, so the login form posted next fails
-    # XSRF. test_favicon_request_does_not_break_login below tracks it without the work-around.
-    ctx.route(re.compile(r"^https?://[^/]+/favicon\.ico$"), lambda route: route.fulfill(status=204, body=""))
-    return ctx
+    # No request filtering: Chromium fetches /favicon.ico on its own, which once broke the login's XSRF
+    # cookie (see test_favicon_request_does_not_break_login).
+    return browser.new_context()
 
 
 def run_notebook_cell(page: Any, code: str) -> str:
@@ -139,9 +136,6 @@ def test_other_user_gets_403_and_no_session_goes_to_login(browser: Any, make_hub
     assert r.status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True, reason="hub web layer: 404 outside /hub/ resets the /hub/ XSRF cookie (reported)"
-)
 def test_favicon_request_does_not_break_login(make_hub: Any) -> None:
     hub = make_hub()
     hub.start()

@@ -62,15 +62,26 @@ def test_servers_and_kernel_state_survive_hub_kill9(make_hub: Any) -> None:
             ws.close()
 
 
-@pytest.mark.parametrize("spare_busy", [True, False], ids=["spare-busy", "control-no-sparing"])
-def test_culler_spares_busy_kernel_and_stops_idle_server(make_hub: Any, spare_busy: bool) -> None:
-    """With ``spare_busy_kernels`` the busy server survives; the control run (off) shows it would be culled."""
+@pytest.mark.parametrize(
+    ("server_cmd", "spare_busy"),
+    [("hubkit-singleuser", True), ("jupyterhub-singleuser", False)],
+    ids=["hubkit-singleuser", "control-stock-singleuser"],
+)
+def test_culler_spares_busy_kernel_and_stops_idle_server(
+    make_hub: Any, server_cmd: str, spare_busy: bool
+) -> None:
+    """hubkit-singleuser's rich activity (kernels_busy, last_busy) keeps a computing server alive. The control
+    runs the same kernel under the stock jupyterhub-singleuser, which reports no such thing: it is culled, so
+    the sparing really comes from those signals and this test can fail."""
     timeout = 20
     hub = make_hub(
         {
-            "culler": {"enabled": True, "timeout": timeout, "every": 1, "spare_busy_kernels": spare_busy},
-            # report activity every second (the default is 300 s) so the test needs no long waits
-            "spawner": {"environment": {"JUPYTERHUB_ACTIVITY_INTERVAL": "1"}},
+            "culler": {"enabled": True, "timeout": timeout, "every": 1},
+            "spawner": {
+                "cmd": [server_cmd],
+                # report activity every second (the default is 300 s) so the test needs no long waits
+                "environment": {"JUPYTERHUB_ACTIVITY_INTERVAL": "1"},
+            },
         }
     )
     hub.start()

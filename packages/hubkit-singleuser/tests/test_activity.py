@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-from conftest import Server
 from fakehub import FakeHub
+from su_harness import Server
 
 from hubkit_singleuser.testing import connect, execute, send_execute
 
@@ -80,7 +80,7 @@ def test_activity_reports_kernels_busy_and_connections(server: Server, fakehub: 
 
 
 def test_activity_to_a_hub_that_fails_keeps_the_server_up(fakehub: FakeHub, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from conftest import launch, shutdown
+    from su_harness import launch, shutdown
 
     s = launch(fakehub, tmp_path, interval="0.5", extra={"JUPYTERHUB_ACTIVITY_URL": f"{fakehub.url}/nowhere"})
     try:

@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import Server
 from fakehub import FakeHub
+from su_harness import Server
 
 pytestmark = pytest.mark.timeout(120)
 

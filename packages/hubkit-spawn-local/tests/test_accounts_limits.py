@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Ctx, make_spec, poll_until_dead
 from hubkit.errors import ConfigError, SpawnFailed
 from hubkit.testing import require
+from local_harness import Ctx, make_spec, poll_until_dead
 from pydantic import ValidationError
 
 from hubkit_spawn_local import LocalSpawnerConfig, limits, procinfo

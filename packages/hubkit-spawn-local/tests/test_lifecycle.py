@@ -11,9 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import SINGLEUSER, Ctx, make_spec, poll_until_dead, wait_http
 from hubkit.errors import SpawnFailed
 from hubkit.testing import require
+from local_harness import SINGLEUSER, Ctx, make_spec, poll_until_dead, wait_http
 
 from hubkit_spawn_local import procinfo
 
@@ -54,7 +54,7 @@ async def test_readopt_after_hub_killed(make_spawner, tmp_path: Path) -> None:  
         f"""
         import asyncio, json, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from conftest import Ctx, make_spec
+        from local_harness import Ctx, make_spec
         from hubkit_spawn_local import LocalSpawner, LocalSpawnerConfig
         from hubkit.plugins.registry import HubInfo
         hub = HubInfo(**json.loads(sys.argv[1]))
