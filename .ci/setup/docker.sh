@@ -13,8 +13,12 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CACHE="$REPO/.cache/docker"
 LOG="$CACHE/setup.log"
-PY="${HUBKIT_SETUP_PYTHON:-$REPO/../venv/bin/python}"
-[ -x "$PY" ] || PY="$(command -v python3)"
+# A Python with pip, for building/downloading wheels (the image's own Python is Debian's).
+PY=""
+for cand in "${HUBKIT_SETUP_PYTHON:-}" "$REPO/.venv-test/bin/python" "$REPO/../venv/bin/python" "$(command -v python3 || true)"; do
+  if [ -n "$cand" ] && [ -x "$cand" ] && "$cand" -m pip --version >/dev/null 2>&1; then PY="$cand"; break; fi
+done
+[ -n "$PY" ] || { echo "docker setup: no Python with pip found (set HUBKIT_SETUP_PYTHON)" >&2; exit 1; }
 IMAGE_REPO="hubkit-test-singleuser"
 SUITE="bookworm"
 MIRROR="http://deb.debian.org/debian"

@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,8 @@ import docker.errors
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", "/work/venv/bin"))
+# The venv running the tests has hubkit installed (dev.py test: .venv-test); HUBKIT_VENV_BIN overrides it.
+VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", "") or Path(sys.executable).parent)
 LABEL_HUB = "org.hubkit.hub"
 
 

@@ -201,3 +201,60 @@ def test_deleting_a_user_deletes_their_volume_when_configured(make_hub, dclient:
         while dclient.volumes.list(filters=flt) or containers(dclient, hub.hub_id, "gina"):
             assert time.monotonic() < deadline, hub.log()[-3000:]
             time.sleep(0.3)
+
+
+def test_orphans_reported_then_removed_known_adopted(
+    make_hub, dclient: docker.DockerClient, image: str
+) -> None:
+    """After a restart, the hub asks the spawner about containers with its label: a known server is adopted;
+    an unknown one is reported ([spawner] reconcile_orphans = "report") or removed ("remove")."""
+
+    def wait_log(hub: HubProc, needle: str) -> str:
+        deadline = time.monotonic() + 60
+        while needle not in hub.log():
+            assert time.monotonic() < deadline, hub.log()[-3000:]
+            time.sleep(0.2)
+        return hub.log()
+
+    with (
+        make_hub(spawner={"reconcile_orphans": "report"}) as hub,
+        httpx.Client(base_url=hub.url, timeout=60) as c,
+    ):
+        admin = {"Authorization": f"token {hub.token('admin')}"}
+        assert c.post("/hub/api/users/hank", headers=admin).status_code in (201, 409)
+        assert c.post("/hub/api/users/hank/server", headers=admin).status_code in (201, 202)
+        assert progress_events(c, "/hub/api/users/hank/server/progress", headers=admin)[-1].get("ready")
+        (known,) = containers(dclient, hub.hub_id, "hank")
+        hub.stop()
+        ghost = dclient.containers.run(
+            image,
+            ["sleep", "600"],
+            detach=True,
+            name=f"hubkit-{hub.hub_id}-ghost",
+            network_mode="none",
+            labels={
+                "org.hubkit.hub": hub.hub_id,
+                "org.hubkit.user": "ghost",
+                "org.hubkit.server": "",
+                "org.hubkit.role": "server",
+            },
+        )
+
+        hub.start()
+        wait_log(hub, "adopted 1 servers")
+        text = wait_log(hub, "belong to no server")
+        assert ghost.name in text
+        ghost.reload()
+        assert ghost.status == "running"  # report only
+        known.reload()
+        assert known.status == "running"
+
+        hub.stop()
+        hub.spawner_overrides["reconcile_orphans"] = "remove"
+        hub.start()
+        wait_log(hub, f"removed 1 orphaned server resources: {ghost.name}")
+        with pytest.raises(docker.errors.NotFound):
+            dclient.containers.get(ghost.id)
+        assert [ct.id for ct in containers(dclient, hub.hub_id, "hank")] == [known.id]
+        tok = {"Authorization": f"token {hub.token('hank')}"}
+        assert c.get("/user/hank/api/status", headers=tok).status_code == 200
