@@ -6,8 +6,10 @@ name starts with a per-run random prefix (``hk`` + 6 hex digits) so parallel run
 
 from __future__ import annotations
 
+import pwd
 import secrets
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 
@@ -51,11 +53,30 @@ class OSAccounts:
             os_cmd("chpasswd", stdin=f"{name}:{password}\n")
         return name
 
-    def cleanup(self) -> None:
+    def cleanup(self, *, wait: float = 15.0) -> None:
+        """Remove accounts and groups. ``userdel`` refuses while the account still has processes (servers
+        just killed take a moment to go), so each removal is retried for up to ``wait`` seconds."""
         for name in reversed(self.users):
-            subprocess.run(["userdel", "--remove", "--", name], capture_output=True, timeout=60, check=False)
+            deadline = time.monotonic() + wait
+            while True:
+                subprocess.run(
+                    ["userdel", "--remove", "--", name], capture_output=True, timeout=60, check=False
+                )
+                if not _exists(name) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            if _exists(name):
+                raise RuntimeError(f"could not remove test account {name!r} (processes still running?)")
         for name in reversed(self.groups):
             subprocess.run(["groupdel", "--", name], capture_output=True, timeout=60, check=False)
+
+
+def _exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def new_accounts() -> OSAccounts:
