@@ -12,6 +12,7 @@ from ..storage.orm import APIToken, Group, Server, ServerStatus, Service, User
 
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
+    from .userrows import UserRow
 
 PENDING = {
     ServerStatus.QUEUED: "spawn",
@@ -65,7 +66,12 @@ def server_model(hub: Hub, user: str, server: Server, *, with_state: bool = Fals
 
 
 def user_model(
-    hub: Hub, user: User, ident: Identity | None, *, include_stopped: bool = False, full: bool = False
+    hub: Hub,
+    user: User | UserRow,
+    ident: Identity | None,
+    *,
+    include_stopped: bool = False,
+    full: bool = False,
 ) -> dict[str, Any]:
     """``full`` = everything (admin pages); otherwise fields per scope as in JupyterHub."""
     groups = tuple(g.name for g in user.groups)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
-from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,6 +14,7 @@ from ..errors import Conflict
 from ..services import users as svc
 from ..storage.orm import Group, Server, ServerStatus, User
 from ..storage.types import CryptKeeper
+from . import userrows
 from .base import APIError, authed, bool_arg, check, endpoint, hub_of, read_json, require
 from .models import user_model
 from .pagination import page_args, wrap
@@ -78,7 +78,7 @@ async def list_users(request: Request) -> Response:
     if col is None:
         raise APIError(400, f"sort must be one of {sorted(SORTS)} (optionally prefixed with '-')")
     where = and_(*conds) if conds else None
-    q = select(User).options(selectinload(User.servers), selectinload(User.groups))
+    q = userrows.page_query()
     count_q = select(func.count(User.id))
     if where is not None:
         q = q.where(where)
@@ -87,7 +87,7 @@ async def list_users(request: Request) -> Response:
     q = q.order_by(order, User.id.desc() if desc else User.id.asc()).offset(page.offset).limit(page.limit)
     include_stopped = bool_arg(request, "include_stopped_servers")
     async with hub.db() as session:
-        users = list((await session.execute(q)).scalars())
+        users = await userrows.load(session, q)
         total = int((await session.execute(count_q)).scalar_one()) if page.envelope else len(users)
         items = [user_model(hub, u, ident, include_stopped=include_stopped) for u in users]
     return JSONResponse(wrap(request, page, items, total))
