@@ -3,6 +3,7 @@ against the real OpenID Connect provider, with an HTTP client following redirect
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from hubkit.interfaces import AuthResult, UserInfo
 from hubkit.storage.orm import User
-from oauth_helpers import ACCOUNTS, RunningHub, browse
+from oauth_helpers import ACCOUNTS, CLIENT_SECRET, RunningHub, browse
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
@@ -112,3 +113,22 @@ async def test_error_pages_a_person_can_act_on(running_hub: RunningHub) -> None:
         assert page.status_code == 403
         assert "not allowed on this hub" in page.text and "none of the allowed groups" in page.text
     assert await stored_user(rh, "mallory") is None
+
+
+async def test_no_token_in_any_log_record(running_hub: RunningHub, caplog: pytest.LogCaptureFixture) -> None:
+    rh = running_hub
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient() as browser:
+        await browse(browser, f"{rh.url}/hub/oauth_login", login="alice")
+    user = await stored_user(rh, "alice")
+    assert user is not None
+    state = user.auth_state
+    due = {**state, "expires_at": time.time()}
+    refreshed = await rh.hub.authenticator.refresh_user(UserInfo(name="alice"), due)
+    assert isinstance(refreshed, AuthResult)
+    secrets = [state["access_token"], state["refresh_token"], state["id_token"],
+               refreshed.auth_state["access_token"], refreshed.auth_state["refresh_token"], CLIENT_SECRET]
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "alice" in logged  # the records were captured
+    for secret in secrets:
+        assert secret not in logged
