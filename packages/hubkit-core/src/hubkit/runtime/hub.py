@@ -128,6 +128,7 @@ class Hub:
             allow_named_servers=settings.hub.allow_named_servers,
             named_server_limit=settings.hub.named_server_limit_per_user,
             serialize_writes=is_sqlite(engine.url),
+            authenticator=authenticator,
         )
         return cls(
             settings=settings,

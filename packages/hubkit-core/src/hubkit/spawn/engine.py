@@ -56,6 +56,7 @@ class SpawnEngine:
         named_server_limit: int = 0,
         stop_wait: float = 5.0,
         serialize_writes: bool = False,
+        authenticator: object | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -68,6 +69,7 @@ class SpawnEngine:
         self.allow_named_servers = allow_named_servers
         self.named_server_limit = named_server_limit
         self.stop_wait = stop_wait
+        self.authenticator = authenticator  # asked to refresh credentials before each spawn
         self.queue = AdmissionQueue(config.concurrent_spawn_limit)
         self._write_lock = asyncio.Lock() if serialize_writes else None
         self.progress = ProgressStore(db, self.is_live, self.tx)

@@ -31,6 +31,7 @@ from ..interfaces import (
 )
 from ..routing.reconcile import server_route
 from ..storage.orm import Group, Server, ServerStatus, Spawn, User, user_group
+from .auth_refresh import refresh_before_spawn
 from .env import build_env, issue_server_credentials, merged_env, revoke_server_credentials, server_prefix
 from .readiness import wait_http
 
@@ -206,6 +207,7 @@ async def run_spawn(engine: SpawnEngine, spawn_id: int, server_id: int) -> None:
     try:
         async with engine.queue.slot(on_position):
             spec = await _begin(engine, spawn_id, server_id)
+            await refresh_before_spawn(engine, spec)
             spec = await engine.hooks.pre_spawn(spec)
             started = True
             try:
