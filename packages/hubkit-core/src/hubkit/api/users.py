@@ -136,13 +136,15 @@ async def get_user(request: Request) -> Response:
     name = request.path_params["name"]
     ident = await require(request, *READ_USER)
     async with hub.db() as session:
-        user = await svc.get_user_model_rows(session, name)
-        if user is None:
+        rows = await userrows.load(session, userrows.page_query().where(User.name == name))
+        if not rows:
             raise APIError(404, "No access to resources or resources not found")
+        user = rows[0]
         check(ident, READ_USER, user=user.name, user_groups=[g.name for g in user.groups])
         model = user_model(hub, user, ident, include_stopped=bool_arg(request, "include_stopped_servers"))
         if sc.allows(ident.scopes, "admin:auth_state", user=user.name):
-            model["auth_state"] = _auth_state(user)
+            full = await svc.get_user(session, name)  # auth_state is decrypted only when it may be shown
+            model["auth_state"] = _auth_state(full) if full is not None else None
     return JSONResponse(model)
 
 

@@ -50,16 +50,6 @@ async def get_user(session: AsyncSession, name: str) -> User | None:
     return (await session.execute(select(User).where(User.name == name))).scalar_one_or_none()
 
 
-async def get_user_model_rows(session: AsyncSession, name: str) -> User | None:
-    """The user with servers and groups in one round trip (the hot read path of ``GET /users/{name}``)."""
-    from sqlalchemy.orm import joinedload
-
-    res = await session.execute(
-        select(User).where(User.name == name).options(joinedload(User.servers), joinedload(User.groups))
-    )
-    return res.unique().scalar_one_or_none()
-
-
 async def require_user(session: AsyncSession, name: str) -> User:
     user = await get_user(session, name)
     if user is None:
