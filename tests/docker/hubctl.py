@@ -313,8 +313,8 @@ class Burst:
     seconds: float  # from the first request to every server ready
     statuses: dict[str, int]  # the POST answers
     ready_at: dict[str, float] = field(default_factory=dict)  # seconds after the first request, per user
-    watched: list[dict[str, Any]] = field(default_factory=list)  # the last user's live progress events
-    watch_status: list[int] = field(default_factory=list)  # HTTP answers while opening that stream
+    watched: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # live progress events per user
+    watch_status: list[int] = field(default_factory=list)  # HTTP answers while opening those streams
     failed: dict[str, str] = field(default_factory=dict)  # user -> reason_code (only with tolerate_failures)
 
 
@@ -327,7 +327,7 @@ async def burst_start(
     tolerate_failures: bool = False,
 ) -> Burst:
     """POST every user's server at once and wait until all are ready (or, tolerating failures, settled),
-    following the last user's progress live."""
+    following every user's progress stream live."""
     import asyncio
 
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=limit) as c:
@@ -350,8 +350,7 @@ async def burst_start(
         burst = Burst(0.0, {})
         t0 = time.monotonic()
         posts = [asyncio.create_task(c.post(f"/hub/api/users/{u}/server")) for u in users]
-        await asyncio.sleep(0.5)  # every request is in; the last one is queued behind the limit
-        watcher = asyncio.create_task(watch(users[-1], burst.watched))
+        watchers = [asyncio.create_task(watch(u, burst.watched.setdefault(u, []))) for u in users]
         replies = await asyncio.gather(*posts)
         burst.statuses = {u: r.status_code for u, r in zip(users, replies, strict=True)}
         try:
@@ -375,7 +374,8 @@ async def burst_start(
                 await asyncio.sleep(0.25)
             burst.seconds = time.monotonic() - t0 if burst.failed else max(burst.ready_at.values())
             if not burst.failed:
-                await asyncio.wait_for(asyncio.shield(watcher), 30)
+                await asyncio.wait_for(asyncio.gather(*(asyncio.shield(w) for w in watchers)), 30)
         finally:
-            watcher.cancel()
+            for w in watchers:
+                w.cancel()
         return burst

@@ -40,7 +40,10 @@ async def test_command_that_exits_at_once_is_seen_by_poll(
 ):
     backend = await make_backend()
     spec = make_spec(
-        hub_id, "heidi", server_id=12, cmd=("python3", "-c", "print('boom: bad config'); raise SystemExit(3)")
+        hub_id,
+        "heidi",
+        server_id=12,
+        cmd=("python3", "-c", "import time; time.sleep(2); print('boom: bad config'); raise SystemExit(3)"),
     )
     result = await backend.start(spec, RecordingContext())
     status = await wait_exit(backend, spec, result.state)
