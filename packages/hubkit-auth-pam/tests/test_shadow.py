@@ -41,6 +41,14 @@ def test_dummy_hash_uses_a_real_accounts_setting(tmp_path: Path) -> None:
         "root:*:19000::::::\nsvc:!:19000::::::\nu:$y$j9T$abcdefgh$HASHHASH:19990:0:99999:7:::\n"
     )
     assert setting_from_shadow(str(shadow)) == "$y$j9T$abcdefgh"
+    mixed = [
+        "a:$6$saltA$H:1::::::",
+        "b:$y$j9T$saltB$H:1::::::",
+        "c:$y$j9T$saltC$H:1::::::",
+        "d:$y$jDT$saltD$H:1::::::",
+    ]
+    shadow.write_text("\n".join(mixed) + "\n")
+    assert setting_from_shadow(str(shadow)) == "$y$j9T$saltC"  # the most common method and cost
     shadow.write_text("root:!:19000::::::\n")
     assert setting_from_shadow(str(shadow)) is None
     assert DummyHasher(None).setting == FALLBACK_SETTING

@@ -6,11 +6,12 @@ import statistics
 import time
 
 import anyio
+import anyio.to_thread
 import pytest
 from hubkit.errors import AuthFailed
 from hubkit.interfaces import Credentials
 from hubkit.plugins.registry import HubInfo
-from hubkit_auth_pam import PAMAuthenticator, PAMConfig
+from hubkit_auth_pam import PAMAuthenticator, PAMConfig, pam_calls
 from hubkit_auth_pam.testing import OSAccounts
 
 pytestmark = [pytest.mark.anyio, pytest.mark.root, pytest.mark.timeout(120)]
@@ -45,9 +46,10 @@ async def test_unknown_user_takes_as_long_as_wrong_password(
 
 
 async def test_waiting_refusals_hold_no_worker_thread(os_accounts: OSAccounts, hub_info: HubInfo) -> None:
-    """Ten refusals at once with one PAM slot still finish in about one delay: the wait is on the loop."""
+    """Ten refusals at once with one PAM slot: if each held its slot (a thread) while waiting, they would take
+    10 x 2 s; waiting on the loop they take about max(2 s, ten PAM checks)."""
     name = os_accounts.user("par")
-    auth = PAMAuthenticator(PAMConfig(failure_delay_seconds=1.0, max_concurrent_checks=1), hub_info)
+    auth = PAMAuthenticator(PAMConfig(failure_delay_seconds=2.0, max_concurrent_checks=1), hub_info)
     await auth.startup()
     durations: list[float] = []
 
@@ -60,21 +62,31 @@ async def test_waiting_refusals_hold_no_worker_thread(os_accounts: OSAccounts, h
             tg.start_soon(one, i)
     total = time.monotonic() - t0
     assert len(durations) == 10
-    assert total < 2.5, f"10 parallel refusals took {total:.2f}s (serialized waits?)"
+    assert all(d >= 2.0 for d in durations)
+    assert total < 10.0, f"10 parallel refusals took {total:.2f}s (serialized waits?)"
 
 
 async def test_without_the_delay_unknown_users_still_cost_a_hash(
     os_accounts: OSAccounts, hub_info: HubInfo
 ) -> None:
-    """Second layer: pam_unix does not hash for unknown accounts (~10 ms vs ~150 ms); the dummy hash does."""
-    name = os_accounts.user("nodelay")
+    """Second layer: pam_unix does not hash for an unknown account (a few ms against tens of ms for a wrong
+    password); the authenticator hashes anyway. The uniform delay above is what makes the times equal; this
+    narrows the gap when the delay is set short."""
+    os_accounts.user("nodelay")  # at least one account with a modern hash for the dummy to copy
     auth = PAMAuthenticator(PAMConfig(failure_delay_seconds=0), hub_info)
     await auth.startup()
-    assert auth._dummy.available
-    wrong: list[float] = []
-    unknown: list[float] = []
+    assert auth._dummy.available and auth._dummy.hash("x") is not None
+    raw: list[float] = []
+    refused: list[float] = []
+    burns: list[float] = []
     for i in range(5):
-        wrong.append(await _time_refusal(auth, name, f"wrong-{i}"))
-        unknown.append(await _time_refusal(auth, os_accounts.name(f"ghost{i}"), "Corr3ct-horse"))
-    w, u = statistics.median(wrong), statistics.median(unknown)
-    assert u > 0.5 * w, (wrong, unknown)  # without the dummy hash u is ~7% of w
+        ghost = os_accounts.name(f"ghost{i}")
+        t0 = time.monotonic()
+        await anyio.to_thread.run_sync(lambda g=ghost: pam_calls.login(g, "Corr3ct-horse", service="login"))
+        raw.append(time.monotonic() - t0)
+        refused.append(await _time_refusal(auth, ghost, "Corr3ct-horse"))
+        t0 = time.monotonic()
+        await anyio.to_thread.run_sync(auth._dummy.burn, "Corr3ct-horse")
+        burns.append(time.monotonic() - t0)
+    # minimum: the intrinsic cost, least disturbed by other load on the machine
+    assert min(refused) > min(raw) + 0.5 * min(burns), (raw, refused, burns)
