@@ -98,12 +98,11 @@ def write_doc(rows: list[dict[str, Any]], image: str) -> Path:
         )
     lines += [
         "",
-        "Reading the numbers: a Jupyter server's start is CPU-bound (Python imports, extension loading). On a",
-        "few busy cores, starting many at once does not finish sooner: each start gets a smaller share of the CPU.",
-        "When the wait passes `http_timeout`, spawns fail with `timeout-http`, and the servers that did come up",
-        "were not ready any faster. The concurrent-spawn limit keeps a burst inside what the machine can start in",
-        "time. Users beyond the limit wait in the FIFO queue and see their position. Size the limit to the",
-        "host's cores; the hub itself stays responsive either way.",
+        "Reading the numbers: a Jupyter server's start is CPU-bound (Python imports, extension loading). While the",
+        "CPUs have room, a higher limit finishes a burst sooner. On saturated cores it does not, because each start",
+        "gets a smaller share. Past `http_timeout`, spawns fail with `timeout-http` (see the loaded runs below). The",
+        "concurrent-spawn limit keeps a burst inside what the machine can start in time. Users beyond the limit",
+        "wait in the FIFO queue and see their position. Size the limit to the host's cores.",
         "",
     ]
     out = REPO / "docs" / "benchmarks" / "docker.md"
