@@ -84,11 +84,6 @@ async def running_hub(hub_factory: Any, real_op: RealOP, hub_port: int, tmp_path
     )
     hub = await hub_factory(settings, [oauth_plugin])
     app = create_app(hub)
-    if not any(getattr(r, "path", "").endswith("/auth-state") for r in app.router.routes):
-        # until the web layer mounts it, mount the auth-state endpoint the way it is meant to be mounted
-        from hubkit.web import external_login
-
-        app.router.routes[:0] = external_login.routes("/hub/api")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=hub_port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     for _ in range(500):

@@ -189,6 +189,13 @@ def document(api: str) -> dict[str, Any]:
         f"{u}/activity": {
             "post": op("Report activity (users:activity)", {"200": "recorded"}, params=USER, body=ACTIVITY)
         },
+        f"{u}/auth-state": {
+            "get": op(
+                "Upstream auth state, refreshed first (admin:auth_state, or the user's own server token)",
+                {"200": "auth state", "401": "log in again"},
+                params=USER,
+            )
+        },
         f"{u}/server": {
             "get": op("Read the default server", {"200": "server model"}, params=USER),
             "post": op(

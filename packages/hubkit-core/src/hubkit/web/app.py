@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..api import activity, groups, openapi, progress, root, servers, services, tokens, users
+from ..api import activity, auth_state, groups, openapi, progress, root, servers, services, tokens, users
 from ..api.base import BodyTooLarge, error_response
 from ..auth.ratelimit import LoginRateLimiter
 from ..auth.sessions import hub_prefix
@@ -70,6 +70,7 @@ def build_routes(hub: Hub) -> list[BaseRoute]:
     for mod in (
         root,
         openapi,
+        auth_state,
         users,
         servers,
         progress,
