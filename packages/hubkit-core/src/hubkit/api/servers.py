@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import Conflict, InvalidOptions, LimitReached, NotFound
+from ..interfaces import UserInfo
 from ..services import users as svc
 from ..storage.orm import Server, ServerStatus, Spawn, User
 from .base import APIError, authed, check, endpoint, hub_of, read_json
@@ -58,6 +59,19 @@ def _split_body(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None
     return (body or None), None
 
 
+def _validated_options(hub: Any, user: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Spawners that offer an options form validate API options the same way as the form's, so a bad
+    profile or image is a 400 now rather than a failed spawn later. Without a form, options pass through
+    unchanged, as JupyterHub's REST API does."""
+    info = UserInfo(name=user.name, admin=user.admin, groups=tuple(g.name for g in user.groups), id=user.id)
+    if hub.spawner.options_form(info) is None:
+        return options
+    try:
+        return dict(hub.spawner.parse_options(info, options))
+    except InvalidOptions as exc:
+        raise APIError(400, f"Invalid spawn options: {exc}") from None
+
+
 @endpoint
 async def start_server(request: Request) -> Response:
     hub = hub_of(request)
@@ -72,6 +86,8 @@ async def start_server(request: Request) -> Response:
             raise APIError(400, f"{user.name}'s server {server_name!r} is already running")
         if server.status == ServerStatus.STOPPING:
             raise APIError(400, f"{user.name}'s server {server_name!r} is still stopping; try again shortly")
+    if options:
+        options = _validated_options(hub, user, options)
     try:
         spawn_id = await hub.spawns.request_start(user.name, server_name, options)
     except Conflict as exc:
