@@ -129,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         level=settings.hub.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per setup step: noise
+    # one line per request the hub makes (route checks every few seconds, readiness polls): noise, and
+    # request lines may carry query strings that should not land in logs
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     if args.command == "db":
         return asyncio.run(commands.db_upgrade(settings))
     if args.command == "token":
