@@ -59,3 +59,26 @@ async def load(session: AsyncSession, query: Select[Any]) -> list[UserRow]:
     for srv in servers.scalars():
         by_id[srv.user_id].servers.append(srv)
     return rows
+
+
+async def load_one(session: AsyncSession, name: str) -> UserRow | None:
+    """One user by name: its row and group names in one outer-joined statement (one row per group), then its
+    servers; two statements instead of three on the hottest single-user read."""
+    result = await session.execute(
+        select(*COLUMNS, Group.name)
+        .select_from(User)
+        .outerjoin(user_group, user_group.c.user_id == User.id)
+        .outerjoin(Group, Group.id == user_group.c.group_id)
+        .where(User.name == name)
+        .order_by(Group.name)
+    )
+    rows = result.all()
+    if not rows:
+        return None
+    user = UserRow(*rows[0][: len(COLUMNS)])
+    user.groups = [GroupRef(r[-1]) for r in rows if r[-1] is not None]
+    servers = await session.execute(
+        select(Server).where(Server.user_id == user.id).options(noload(Server.user))
+    )
+    user.servers = list(servers.scalars())
+    return user

@@ -136,14 +136,15 @@ async def get_user(request: Request) -> Response:
     name = request.path_params["name"]
     ident = await require(request, *READ_USER)
     async with hub.db() as session:
-        rows = await userrows.load(session, userrows.page_query().where(User.name == name))
-        if not rows:
+        user = await userrows.load_one(session, name)
+        if user is None:
             raise APIError(404, "No access to resources or resources not found")
-        user = rows[0]
         check(ident, READ_USER, user=user.name, user_groups=[g.name for g in user.groups])
         model = user_model(hub, user, ident, include_stopped=bool_arg(request, "include_stopped_servers"))
         if sc.allows(ident.scopes, "admin:auth_state", user=user.name):
-            full = await svc.get_user(session, name)  # auth_state is decrypted only when it may be shown
+            # auth_state is decrypted only when it may be shown; without a key it is always null, so the
+            # three-statement ORM re-read is skipped
+            full = await svc.get_user(session, name) if CryptKeeper.enabled() else None
             model["auth_state"] = _auth_state(full) if full is not None else None
     return JSONResponse(model)
 
