@@ -81,11 +81,11 @@ class ClientProtocol(asyncio.Protocol):
         self.queue.clear()
 
     def data_received(self, data: bytes) -> None:
-        self.last_io = time.monotonic()
+        self.last_io = now = time.monotonic()
         tunnel = self.tunnel
-        if tunnel is not None:
+        if tunnel is not None:  # established websocket: relay the bytes as they are, nothing parsed
             tunnel.write(data)
-            tunnel.route.last_activity = time.time()
+            tunnel.route.seen = now
             return
         if self.paused & PAUSE_UPGRADE:
             self.early.append(data)

@@ -82,11 +82,12 @@ class Route:
         "_idle",
         "_iso",
         "_waiting",
+        "_wall",
         "data",
-        "last_activity",
         "path",
         "path_json",
         "pooled",
+        "seen",
         "target",
     )
 
@@ -99,7 +100,10 @@ class Route:
         self.data = data
         self._data_json = json.dumps(data)[:-1]  # '{..."target": ...' without the closing brace
         self.target = Target(target)
-        self.last_activity = last_activity if last_activity is not None else time.time()
+        self._wall = last_activity if last_activity is not None else time.time()
+        # Websocket tunnels stamp ``seen`` (time.monotonic()) per chunk: one float store, no wall-clock call.
+        # It is turned into wall-clock ``last_activity`` only when something reads it (the API, the journal).
+        self.seen = 0.0
         # Pool containers are created on first use: most routes of a big table are idle, and every container
         # is one more object for each full cyclic-GC pass to scan (a pause for all connections).
         self._idle: list[Any] | None = None  # idle keep-alive upstream connections (UpstreamProtocol)
@@ -107,6 +111,22 @@ class Route:
         self._waiting: deque[Callable[[Any], None]] | None = None  # requests waiting for a pool slot
         self.pooled = 0  # pool connections open or opening (websocket tunnels are not counted: not reusable)
         self._iso = (0.0, "")  # last_activity formatted, cached: most routes are idle between API reads
+
+    @property
+    def last_activity(self) -> float:
+        """Epoch seconds of the latest traffic, folding in the tunnels' monotonic stamp (see ``seen``)."""
+        seen = self.seen
+        if seen:
+            self.seen = 0.0
+            wall = time.time() - (time.monotonic() - seen)
+            if wall > self._wall:
+                self._wall = wall
+        return self._wall
+
+    @last_activity.setter
+    def last_activity(self, value: float) -> None:
+        self.seen = 0.0
+        self._wall = value
 
     @property
     def idle(self) -> list[Any]:

@@ -66,8 +66,7 @@ class UpstreamProtocol(asyncio.Protocol):
         tunnel = self.tunnel
         if tunnel is not None:
             tunnel.write(data)
-            self.route.last_activity = time.time()
-            self.idle_since = time.monotonic()
+            self.idle_since = self.route.seen = time.monotonic()
             return
         if self.client is None:  # bytes on an idle connection: the target broke protocol
             self.abort()
