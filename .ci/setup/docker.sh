@@ -30,7 +30,7 @@ log() { echo "docker setup: $*" >&2; }
 
 # ---- 1. packages ---------------------------------------------------------------------------------------------
 need=()
-for pkg in docker.io debootstrap; do
+for pkg in docker.io debootstrap docker-compose; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

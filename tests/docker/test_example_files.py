@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hubkit.testing import require
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "docker"
@@ -104,21 +105,30 @@ def test_dockerfiles_install_from_this_checkout() -> None:
     assert 'CMD ["hubkit-singleuser"]' in single and "USER 1000:1000" in single
 
 
-def test_docker_compose_config_when_available(tmp_path: Path) -> None:
+def _compose_command() -> list[str] | None:
+    """Compose v2 (``docker compose``) when installed, else Debian's ``docker-compose`` 1.29."""
     docker = shutil.which("docker")
-    ok = (
-        docker is not None
-        and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30).returncode == 0
-    )
-    if not ok:
-        pytest.skip("the docker compose plugin is not installed; the YAML checks above cover the file")
-    assert docker is not None
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    cmd = _compose_command()
+    require(cmd is not None, "neither `docker compose` nor docker-compose is installed (.ci/setup/docker.sh)")
+    assert cmd is not None
     env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": "x" * 32}
     r = subprocess.run(
-        [docker, "compose", "-f", str(EXAMPLE / "compose.yaml"), "config", "--quiet"],
+        [*cmd, "-f", str(EXAMPLE / "compose.yaml"), "config", "--quiet"],
         capture_output=True,
         text=True,
         env=env,
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
+    # and the same tool rejects a broken copy, so the check can fail
+    broken = tmp_path / "compose.yaml"
+    broken.write_text((EXAMPLE / "compose.yaml").read_text().replace("services:", "services:\n  bad: {bogus_key: 1}", 1))
+    bad = subprocess.run([*cmd, "-f", str(broken), "config", "--quiet"], capture_output=True, env=env, timeout=60)
+    assert bad.returncode != 0
