@@ -195,7 +195,7 @@ class Stack:
         )
         (self.tmp / "nginx.conf").write_text(conf)
         self.spawn(["nginx", "-c", str(self.tmp / "nginx.conf"), "-p", str(self.tmp)], "nginx")
-        self.spawn([PY, str(HERE / "ws_echo.py"), str(self.ws_port)], "ws_echo")
+        self.pids["ws_echo"] = self.spawn([PY, str(HERE / "ws_echo.py"), str(self.ws_port)], "ws_echo").pid
         env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
         backend = f"http://127.0.0.1:{self.backend_port}"
         for name, (port, api) in self.ports.items():
@@ -278,9 +278,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.ws_repeats if "ws" in phases else 0):  # rotate the order: load drifts over time
             for name in names[i % 3 :] + names[: i % 3]:
                 pid = stack.pids.get(name)
-                cpu0 = proc_cpu(pid) if pid else 0.0
+                cpu0, echo0, t0 = proc_cpu(pid) if pid else 0.0, proc_cpu(stack.pids["ws_echo"]), os.times()
                 r = ws_load("echo", stack.ws_url(name), args.ws_conns, args.ws_rounds)
+                t1 = os.times()
                 r["proxy_cpu_s"] = proc_cpu(pid) - cpu0 if pid else 0.0
+                r["echo_cpu_s"] = proc_cpu(stack.pids["ws_echo"]) - echo0
+                r["client_cpu_s"] = t1.children_user + t1.children_system - t0.children_user - t0.children_system
                 r["loadavg"] = os.getloadavg()[0]
                 ws_runs.setdefault(name, []).append(r)
                 print(f"ws     {name:13} {r}", flush=True)
@@ -366,13 +369,14 @@ def markdown(res: dict[str, Any]) -> str:
             "",
             f"Websocket rows above are the median of {len(next(iter(ws_runs.values())))} runs, target order rotated:",
             "",
-            "| target | msg/s per run | proxy CPU s per run | load average after each |",
-            "|---|---|---|---|",
+            "| target | msg/s per run | proxy CPU s per run | client + echo CPU s per run | load average after each |",
+            "|---|---|---|---|---|",
         ]
         for name, runs in ws_runs.items():
             lines.append(
                 f"| {name} | {', '.join(f(r['msgs_per_s'], 0) for r in runs)} | "
                 f"{', '.join(f(r['proxy_cpu_s'], 2) for r in runs) if name != 'direct' else '-'} | "
+                f"{', '.join(f(r['client_cpu_s'] + r['echo_cpu_s'], 2) for r in runs)} | "
                 f"{', '.join(f(r['loadavg'], 2) for r in runs)} |"
             )
     lines += ["", "| route table | CHP | hubkit-proxy |", "|---|---:|---:|"]
