@@ -47,10 +47,8 @@ def create_engine(url: str | URL, *, data_dir: str = ".", echo: bool = False) ->
     kwargs: dict[str, Any] = {"echo": echo}
     if is_sqlite(u):
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        # each aiosqlite connection is a thread plus PRAGMAs: a pool smaller than the usual concurrency makes
-        # overflow connections close on check-in and reopen on the next burst, so keep them all pooled
-        kwargs["pool_size"] = 30
-        kwargs["max_overflow"] = 10
+        kwargs["pool_size"] = 10
+        kwargs["max_overflow"] = 20
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 20
