@@ -111,8 +111,10 @@ def test_failure_reaches_progress_and_leaves_no_pod(
     with running(hub):
         auth = {"Authorization": f"token {hub.token('bob')}"}
         with httpx.Client(base_url=hub.url, headers=auth, timeout=60) as c:
-            # options that bypass the form are refused by the spawner before any pod exists
-            assert "unknown profile 'huge'" in _outcome(c, "bob", {"profile": "huge"})
+            # options that bypass the form are refused by the spawner at once (400), before any pod exists
+            refused = c.post("/hub/api/users/bob/server", json={"profile": "huge"})
+            assert refused.status_code == 400, refused.text
+            assert "unknown profile 'huge'" in refused.json()["message"]
             assert _pods(kube) == []
             message = _outcome(c, "bob", {"profile": profile})
             assert reason in message, message
