@@ -24,6 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 import httpx
+from hubkit_proxy import launcher
 
 REPO = Path(__file__).resolve().parents[2]
 # The venv running the tests has hubkit installed (dev.py test: .venv-test); HUBKIT_VENV_BIN overrides it.
@@ -208,25 +209,8 @@ class HubProc:
             self.proc.wait(10)
 
     def stop_proxy(self) -> None:
-        """The embedded proxy outlives the hub by design; tests end it by its pid."""
-        try:
-            pid = int(self.proxy_pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """The embedded proxy outlives the hub by design; tests end it by its pid file."""
+        launcher.stop(str(self.proxy_pid_file))
 
     def token(self, user: str = "admin") -> str:
         out = subprocess.run(

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import tomli_w
+from hubkit_proxy import launcher
 from hubkit_spawn_k8s.testing import FakeImage, FakeKubernetes
 
 VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", os.path.dirname(sys.executable)))
@@ -120,22 +121,8 @@ class KubeHub:
             self.proc.wait(10)
 
     def stop_proxy(self) -> None:
-        """The embedded proxy outlives the hub by design; end it by its pid file."""
-        try:
-            pid = int((self.workdir / "data" / "hubkit-proxy.pid").read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            return
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """The embedded proxy outlives the hub by design; tests end it by its pid file."""
+        launcher.stop(str(self.workdir / "data" / "hubkit-proxy.pid"))
 
     def token(self, user: str) -> str:
         out = subprocess.run([str(VENV_BIN / "hubkit"), "-f", str(self.write_config()), "token", user, "--create"],
