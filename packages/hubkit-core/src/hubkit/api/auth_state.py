@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from ..api.base import APIError, authed, endpoint, hub_of
 from ..auth import scopes as sc
+from ..auth.refresh import apply_refresh
 from ..interfaces import AuthResult, UserInfo
 from ..services import users as svc
 from ..storage.types import CryptKeeper
@@ -42,12 +43,10 @@ async def get_auth_state(request: Request) -> Response:
         outcome = await hub.authenticator.refresh_user(info, state)
         if outcome is False:
             raise APIError(401, "The login provider session has expired: log in to the hub again")
-        if isinstance(outcome, AuthResult):
-            if outcome.auth_state is not None:
-                user.auth_state = state = outcome.auth_state
-            if outcome.admin is not None:
-                user.admin = outcome.admin
+        if apply_refresh(user, outcome):
             await session.commit()
+        if isinstance(outcome, AuthResult) and outcome.auth_state is not None:
+            state = outcome.auth_state
     return JSONResponse(state)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..auth.refresh import apply_refresh
 from ..errors import SpawnFailed
 from ..interfaces import AuthResult, ServerSpec
 from ..storage.orm import User
@@ -40,8 +41,5 @@ async def refresh_before_spawn(engine: SpawnEngine, spec: ServerSpec) -> None:
     if isinstance(result, AuthResult) and result.auth_state is not None:
         async with engine.tx() as s:
             user = await s.get(User, spec.user.id)
-            if user is not None:
-                user.auth_state = result.auth_state
-                if result.admin is not None:
-                    user.admin = result.admin
+            if user is not None and apply_refresh(user, result):
                 await s.commit()
