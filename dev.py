@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def run(cmd: list[str], **kw: object) -> None:
 
 def all_packages() -> list[Path]:
     return sorted(p.parent for p in PACKAGES.glob("*/pyproject.toml"))
+
+
+def has_test_extra(pkg: Path) -> bool:
+    meta = tomllib.loads((pkg / "pyproject.toml").read_text())
+    return "test" in meta.get("project", {}).get("optional-dependencies", {})
 
 
 def ensure_venv(path: Path) -> Path:
@@ -105,7 +111,7 @@ def test_venv() -> Path:
     py = ensure_venv(venv)
     editable: list[str] = []
     for pkg in all_packages():
-        editable += ["-e", f"{pkg}[test]" if "test" in (pkg / "pyproject.toml").read_text() else str(pkg)]
+        editable += ["-e", f"{pkg}[test]" if has_test_extra(pkg) else str(pkg)]
     example = ROOT / "examples" / "hubkit-example-plugin"
     if (example / "pyproject.toml").exists():
         editable += ["-e", str(example)]

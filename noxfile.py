@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import nox
@@ -23,7 +24,8 @@ nox.options.reuse_existing_virtualenvs = True
 
 def _install_pkg(session: nox.Session, name: str) -> None:
     path = ROOT / "packages" / name
-    extra = "[test]" if "[project.optional-dependencies]" in (path / "pyproject.toml").read_text() else ""
+    optional = tomllib.loads((path / "pyproject.toml").read_text()).get("project", {}).get("optional-dependencies", {})
+    extra = "[test]" if "test" in optional else ""
     session.install("-e", f"{path}{extra}")
 
 
