@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 from hubkit.testing.processes import (
+    cli_token,
     cpu_seconds,
     free_port,
+    hub_api,
     machine_is_overloaded,
     pid_alive,
     start_hub_cli,
@@ -61,28 +61,6 @@ api_url = "http://127.0.0.1:{api}"
     return config
 
 
-def _token(config: Path) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "hubkit.cli", "-f", str(config), "token", "boss"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, **HUB_ENV},
-    )
-    return out.stdout.strip()
-
-
-def _api(port: int, token: str, method: str, path: str, body: object = None) -> httpx.Response:
-    return httpx.request(
-        method,
-        f"http://127.0.0.1:{port}/hub/api{path}",
-        json=body,
-        timeout=30,
-        headers={"Authorization": f"token {token}"},
-    )
-
-
 def _all_answer_through_proxy(public: int, names: list[str]) -> list[str]:
     """Names whose server did NOT answer 200 through the proxy."""
     bad = []
@@ -104,20 +82,20 @@ def test_kill_9_keeps_servers_routed_through_hubkit_proxy(tmp_path: Path) -> Non
     try:
         proc, t0 = start_hub_cli(config, tmp_path / "hub.log", HUB_ENV)
         wait_health(f"http://127.0.0.1:{hub}/hub/health", proc, t0)
-        token = _token(config)
-        assert _api(hub, token, "POST", "/users", {"usernames": names}).status_code == 201
+        token = cli_token(config, "boss", HUB_ENV)
+        assert hub_api(hub, token, "POST", "/users", {"usernames": names}).status_code == 201
         for name in names:
-            assert _api(hub, token, "POST", f"/users/{name}/server").status_code in (201, 202)
+            assert hub_api(hub, token, "POST", f"/users/{name}/server").status_code in (201, 202)
         deadline = time.monotonic() + 90
         for name in names:
-            while not _api(hub, token, "GET", f"/users/{name}").json()["servers"].get("", {}).get("ready"):
+            while not hub_api(hub, token, "GET", f"/users/{name}").json()["servers"].get("", {}).get("ready"):
                 assert time.monotonic() < deadline, f"{name} never became ready"
                 time.sleep(0.1)
-        routes = _api(hub, token, "GET", "/proxy").json()
+        routes = hub_api(hub, token, "GET", "/proxy").json()
         assert {f"/user/{n}/" for n in names} <= set(routes)
         assert _all_answer_through_proxy(public, names) == []
         for name in names:
-            state = _api(hub, token, "GET", f"/users/{name}/server").json().get("state") or {}
+            state = hub_api(hub, token, "GET", f"/users/{name}/server").json().get("state") or {}
             if isinstance(state.get("pid"), int):
                 pids.append(state["pid"])
         assert len(pids) == N and all(pid_alive(p) for p in pids)
@@ -136,11 +114,11 @@ def test_kill_9_keeps_servers_routed_through_hubkit_proxy(tmp_path: Path) -> Non
         else:
             assert answered < 2.0
         wait_log(tmp_path / "hub2.log", f"adopted {N} servers", limit=60)
-        routes = _api(hub, token, "GET", "/proxy").json()
+        routes = hub_api(hub, token, "GET", "/proxy").json()
         assert {f"/user/{n}/" for n in names} <= set(routes)
         assert _all_answer_through_proxy(public, names) == []
         for name in names:
-            server = _api(hub, token, "GET", f"/users/{name}").json()["servers"][""]
+            server = hub_api(hub, token, "GET", f"/users/{name}").json()["servers"][""]
             assert server["ready"] is True
         assert all(pid_alive(p) for p in pids)
     finally:

@@ -13,17 +13,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from hubkit.config.loader import load_settings
 from hubkit.runtime.hub import Hub
 from hubkit.storage.orm import Server, ServerStatus, User
-from hubkit.testing.processes import cpu_seconds, free_port, pid_alive, start_hub_cli, wait_health, wait_log
+from hubkit.testing.processes import (
+    cli_token,
+    cpu_seconds,
+    free_port,
+    hub_api,
+    pid_alive,
+    start_hub_cli,
+    wait_health,
+    wait_log,
+)
 from sqlalchemy import select
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -31,37 +37,16 @@ N = 20
 HUB_ENV = {"HUBKIT_PLUGINS": ""}  # the core alone
 
 
-def _token(config: Path) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "hubkit.cli", "-f", str(config), "token", "boss"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, "HUBKIT_PLUGINS": ""},
-    ).stdout.strip()
-
-
-def _api(port: int, token: str, method: str, path: str, body: object = None) -> httpx.Response:
-    return httpx.request(
-        method,
-        f"http://127.0.0.1:{port}/hub/api{path}",
-        json=body,
-        timeout=30,
-        headers={"Authorization": f"token {token}"},
-    )
-
-
 def _start_servers_through_api(port: int, token: str) -> None:
     """Create the users and start their servers through the running hub's REST API."""
     names = [f"r{i:02d}" for i in range(N)]
-    assert _api(port, token, "POST", "/users", {"usernames": names}).status_code == 201
+    assert hub_api(port, token, "POST", "/users", {"usernames": names}).status_code == 201
     for name in names:
-        assert _api(port, token, "POST", f"/users/{name}/server").status_code in (201, 202)
+        assert hub_api(port, token, "POST", f"/users/{name}/server").status_code in (201, 202)
     deadline = time.monotonic() + 60
     for name in names:
         while True:
-            server = _api(port, token, "GET", f"/users/{name}").json()["servers"].get("", {})
+            server = hub_api(port, token, "GET", f"/users/{name}").json()["servers"].get("", {})
             if server.get("ready"):
                 break
             assert time.monotonic() < deadline, f"{name} never became ready: {server}"
@@ -127,7 +112,7 @@ check_interval = 1
         proc, t0 = start_hub_cli(config, log, HUB_ENV)
         try:
             wait_health(health, proc, t0)
-            token = _token(config)
+            token = cli_token(config, "boss", HUB_ENV)
             _start_servers_through_api(port, token)
             pids, urls, routes = asyncio.run(_servers(settings))
             assert len(pids) == N and all(pid_alive(p) for p in pids)
@@ -153,7 +138,7 @@ check_interval = 1
             text = wait_log(log2, f"adopted {N} servers, cleaned 0, 0 errors")
             assert "Traceback" not in text
             # and the proxy table, as the hub's API reports it, routes every server to its address
-            table = _api(port, token, "GET", "/proxy")
+            table = hub_api(port, token, "GET", "/proxy")
             assert table.status_code == 200, table.text
             assert {spec: r["target"] for spec, r in table.json().items()} == routes
             assert all(pid_alive(p) for p in pids)

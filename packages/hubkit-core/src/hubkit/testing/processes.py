@@ -74,3 +74,26 @@ def pid_alive(pid: int) -> bool:
 def machine_is_overloaded() -> bool:
     """Load average above twice the CPU count: wall-clock checks would measure the neighbours."""
     return os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
+
+
+def cli_token(config: Path, user: str, env: Mapping[str, str] | None = None) -> str:
+    """An API token for ``user`` from ``hubkit -f config token USER`` (the user must exist or be an admin)."""
+    return subprocess.run(
+        [sys.executable, "-m", "hubkit.cli", "-f", str(config), "token", user],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, **(env or {})},
+    ).stdout.strip()
+
+
+def hub_api(port: int, token: str, method: str, path: str, body: object = None) -> httpx.Response:
+    """One request to ``http://127.0.0.1:<port>/hub/api<path>`` with ``Authorization: token``."""
+    return httpx.request(
+        method,
+        f"http://127.0.0.1:{port}/hub/api{path}",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"token {token}"},
+    )
