@@ -29,7 +29,10 @@ def parse_ts(value: Any, what: str) -> datetime:
         raise APIError(400, f"{what} is not an ISO 8601 timestamp: {value[:40]!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    dt = dt.astimezone(UTC)
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 and 9999-12-31T23:59-14:00 have no UTC time
+        raise APIError(400, f"{what} is outside the range of representable times: {value[:40]!r}") from None
     if dt > datetime.now(UTC) + MAX_FUTURE:
         raise APIError(400, f"{what} is too far in the future: {value}")
     return dt

@@ -10,10 +10,10 @@ time. Allowed for ``admin:auth_state`` or for a server token of that same user. 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from ..api.base import APIError, authed, endpoint, hub_of
+from ..api.base import APIError, JSONResponse, authed, endpoint, hub_of
 from ..auth import scopes as sc
 from ..auth.refresh import apply_refresh
 from ..interfaces import AuthResult, UserInfo
@@ -28,7 +28,9 @@ async def get_auth_state(request: Request) -> Response:
     ident = await authed(request)
     own_server = ident.kind == "user" and ident.token_kind == "server" and ident.name == name
     if not (own_server or sc.allows(ident.scopes, "admin:auth_state", user=name)):
-        raise APIError(403, "Reading auth state needs the admin:auth_state scope or the user's own server token")
+        raise APIError(
+            403, "Reading auth state needs the admin:auth_state scope or the user's own server token"
+        )
     if not CryptKeeper.enabled():
         raise APIError(404, "No auth state is stored: the hub has no encryption key (crypt_keys)")
     async with hub.db() as session:
@@ -38,8 +40,12 @@ async def get_auth_state(request: Request) -> Response:
         try:
             state = user.auth_state
         except RuntimeError:
-            raise APIError(500, "The stored auth state cannot be decrypted with the configured keys") from None
-        info = UserInfo(name=user.name, admin=user.admin, groups=tuple(g.name for g in user.groups), id=user.id)
+            raise APIError(
+                500, "The stored auth state cannot be decrypted with the configured keys"
+            ) from None
+        info = UserInfo(
+            name=user.name, admin=user.admin, groups=tuple(g.name for g in user.groups), id=user.id
+        )
         outcome = await hub.authenticator.refresh_user(info, state)
         if outcome is False:
             raise APIError(401, "The login provider session has expired: log in to the hub again")

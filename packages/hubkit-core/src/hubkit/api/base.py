@@ -7,18 +7,21 @@ JupyterHub's error shape ``{"status": n, "message": "..."}``.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSON
+from starlette.responses import Response
 
+from .. import inputs
 from ..auth import scopes as sc
 from ..auth.identity import Identity, resolve
 from ..errors import Conflict, HubkitError, InvalidOptions, LimitReached, NotFound
 from ..web import xsrf
+from .bodyschema import body_schema, validate
 
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
@@ -35,6 +38,13 @@ class APIError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+class JSONResponse(_StarletteJSON):
+    """Every JSON answer of the hub: rendering cannot fail on stored text (see :func:`inputs.json_bytes`)."""
+
+    def render(self, content: Any) -> bytes:
+        return inputs.json_bytes(content)
 
 
 class BodyTooLarge(Exception):
@@ -58,7 +68,7 @@ def _map(exc: Exception) -> APIError:
         return APIError(404, str(exc))
     if isinstance(exc, Conflict):
         return APIError(409, str(exc))
-    if isinstance(exc, InvalidName | InvalidOptions | sc.ScopeError):
+    if isinstance(exc, InvalidName | InvalidOptions | sc.ScopeError | inputs.BadInput):
         return APIError(400, str(exc))
     if isinstance(exc, LimitReached):
         return APIError(400, str(exc))
@@ -77,6 +87,10 @@ def endpoint(func: Handler) -> Handler:
         except (APIError, HubkitError, sc.ScopeError, xsrf.XSRFError) as exc:
             err = _map(exc)
             return error_response(err.status, err.message, err.headers)
+        except IntegrityError:
+            # two requests created the same thing at once; the other one won (see storage/races.py)
+            log.info("%s %s lost a create race", request.method, request.url.path)
+            return error_response(409, "A concurrent request changed this resource first; it exists now")
 
     return wrapper
 
@@ -84,23 +98,29 @@ def endpoint(func: Handler) -> Handler:
 async def read_json(
     request: Request, *, allowed: Iterable[str] | None = None, default: Any = None, kind: type = dict
 ) -> Any:
-    """Parse the body as JSON. Empty body → ``default``. Unknown top-level keys → 400 (nothing changes)."""
+    """Parse the body as JSON. Empty body → ``default``. Unknown top-level keys → 400 (nothing changes).
+
+    The body must also match the operation's schema in the OpenAPI document (:mod:`.bodyschema`)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if not body.strip():
         return default
     if ctype and ctype not in ("application/json", "text/plain") and not ctype.endswith("+json"):
         raise APIError(400, f"Unsupported content type {ctype!r}; send application/json")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"Invalid JSON in request body: {exc}") from None
+    data = inputs.loads(body)
     if not isinstance(data, kind):
         raise APIError(400, f"Request body must be a JSON {'object' if kind is dict else kind.__name__}")
     if allowed is not None and isinstance(data, dict):
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise APIError(400, f"Invalid JSON keys: {unknown[:10]}")
+    template = getattr(request.scope.get("route"), "path", None)
+    if template is not None:
+        from ..auth.sessions import hub_prefix
+
+        schema = body_schema(hub_prefix(hub_of(request)) + "api", template, request.method)
+        if schema is not None:
+            validate(schema, data)
     return data
 
 

@@ -7,13 +7,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..auth import scopes as sc
 from ..services import users as svc
 from ..storage.orm import Group
-from .base import APIError, authed, check, endpoint, hub_of, read_json, require
+from ..storage.races import retry_unique
+from .base import APIError, JSONResponse, authed, check, endpoint, hub_of, read_json, require
 from .models import group_model
 from .pagination import page_args, wrap
 
@@ -104,15 +105,19 @@ async def delete_group(request: Request) -> Response:
 @endpoint
 async def change_members(request: Request) -> Response:
     body = await read_json(request, allowed={"users"}, default={})
-    async with hub_of(request).db() as session:
-        group = await _group(request, ("groups",), session)
-        users = await svc.users_by_name(session, _members(body))
-        if request.method == "POST":
-            svc.add_members(group, users)
-        else:
-            svc.remove_members(group, users)
-        await session.commit()
-        return JSONResponse(group_model(group))
+
+    async def change() -> Response:
+        async with hub_of(request).db() as session:
+            group = await _group(request, ("groups",), session)
+            users = await svc.users_by_name(session, _members(body))
+            if request.method == "POST":
+                svc.add_members(group, users)
+            else:
+                svc.remove_members(group, users)
+            await session.commit()
+            return JSONResponse(group_model(group))
+
+    return await retry_unique(change)  # adding a member twice at once is still one membership
 
 
 @endpoint

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
+from ..auth.tokens import MAX_EXPIRES_IN
+from .base import JSONResponse
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 TS = {"type": ["string", "null"], "format": "date-time"}
@@ -107,7 +108,7 @@ TOKEN_BODY = _body(
     _obj(
         {
             "note": {"type": "string", "maxLength": 1000},
-            "expires_in": {"type": ["integer", "null"], "minimum": 1},
+            "expires_in": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_EXPIRES_IN},
             "scopes": SCOPES,
             "roles": SCOPES,
         }

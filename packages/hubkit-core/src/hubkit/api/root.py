@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
 from ..auth import scopes as sc
 from ..storage.orm import Service, User
-from .base import APIError, authed, endpoint, hub_of, require
+from .base import APIError, JSONResponse, authed, endpoint, hub_of, require
 from .models import service_model, user_model
 from .pagination import page_args, wrap
 

@@ -6,14 +6,14 @@ from typing import Any
 
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import Conflict, InvalidOptions, LimitReached, NotFound
 from ..interfaces import UserInfo
 from ..services import users as svc
 from ..storage.orm import Server, ServerStatus, Spawn, User
-from .base import APIError, authed, check, endpoint, hub_of, read_json
+from .base import APIError, JSONResponse, authed, check, endpoint, hub_of, read_json
 from .models import server_model
 
 SLOW_SPAWN_TIMEOUT = 10.0
@@ -91,6 +91,9 @@ async def start_server(request: Request) -> Response:
     try:
         spawn_id = await hub.spawns.request_start(user.name, server_name, options)
     except Conflict as exc:
+        if await _pending(hub, user.id, server_name):
+            # a concurrent identical request started it first: same answer as a start already under way
+            return Response(status_code=202, media_type="text/plain")
         raise APIError(400, str(exc)) from None
     except (LimitReached, InvalidOptions) as exc:
         raise APIError(400, str(exc)) from None
@@ -115,6 +118,16 @@ async def start_server(request: Request) -> Response:
             reason = spawn.message if spawn is not None and spawn.message else "unknown reason"
         raise APIError(500, f"Spawn failed: {reason}")
     return Response(status_code=202, media_type="text/plain")
+
+
+async def _pending(hub: Any, user_id: int, server_name: str) -> bool:
+    async with hub.db() as session:
+        status = (
+            await session.execute(
+                select(Server.status).where(Server.user_id == user_id, Server.name == server_name)
+            )
+        ).scalar_one_or_none()
+    return status in (ServerStatus.QUEUED, ServerStatus.STARTING)
 
 
 @endpoint

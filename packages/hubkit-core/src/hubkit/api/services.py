@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth import grants
 from ..auth import scopes as sc
 from ..services.users import check_name
 from ..storage.orm import Service
-from .base import APIError, authed, check, endpoint, hub_of, read_json, require
+from .base import APIError, JSONResponse, authed, check, endpoint, hub_of, read_json, require
 from .models import service_model
 
 
@@ -50,7 +51,7 @@ async def get_service(request: Request) -> Response:
 @endpoint
 async def create_service(request: Request) -> Response:
     hub = hub_of(request)
-    await require(request, "admin:services")
+    ident = await require(request, "admin:services")
     body = await read_json(
         request, allowed={"admin", "url", "display", "info", "scopes", "oauth_client_id"}, default={}
     )
@@ -62,6 +63,10 @@ async def create_service(request: Request) -> Response:
     for key, typ in (("admin", bool), ("url", str), ("display", bool), ("info", dict)):
         if key in body and not isinstance(body[key], typ):
             raise APIError(400, f"{key} has the wrong type")
+    # a service holds what it is given: never more than the caller who creates it
+    wanted = sc.owner_scopes(name, admin=bool(body.get("admin")), kind="service", extra=scopes)
+    if not grants.covers(ident.scopes, wanted):
+        raise APIError(403, "Cannot create a service with more permissions than the caller holds")
     async with hub.db() as session:
         if (await session.execute(select(Service).where(Service.name == name))).scalar_one_or_none():
             raise APIError(409, f"Service {name} already exists")

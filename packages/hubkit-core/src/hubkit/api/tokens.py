@@ -6,14 +6,16 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from ..auth import grants
 from ..auth import scopes as sc
-from ..auth.tokens import issue_token
+from ..auth.identity import Identity
+from ..auth.tokens import MAX_EXPIRES_IN, issue_token
 from ..services import users as svc
 from ..storage.orm import APIToken
-from .base import APIError, authed, check, endpoint, hub_of, read_json
+from .base import APIError, JSONResponse, authed, check, endpoint, hub_of, read_json
 from .models import token_model
 
 ROLE_SCOPES: dict[str, list[str]] = {
@@ -48,20 +50,16 @@ def requested_scopes(body: dict[str, Any]) -> list[str]:
     return out or ["inherit"]
 
 
-def check_grantable(wanted: list[str], *, owner: str, admin: bool) -> None:
-    """Refuse (400) scopes the owner does not hold, instead of silently issuing a weaker token."""
-    owner_all = sc.owner_scopes(owner, admin=admin)
-    if "inherit" in wanted:
-        return
-    expanded = sc.expand(wanted, owner=owner)
-    granted = sc.intersect(expanded, owner_all)
-    missing = [
-        n
-        for n, fs in expanded.items()
-        if not fs <= granted.get(n, set()) and sc.ALL not in granted.get(n, set())
-    ]
-    if missing:
-        raise APIError(400, f"Not assigning requested scopes {sorted(missing)[:10]} not held by {owner}")
+def grant(wanted: list[str], ident: Identity, *, owner: str, admin: bool) -> list[str]:
+    """The scopes a new token gets: capped by the calling identity's scopes (see :mod:`..auth.grants`)."""
+    try:
+        return grants.new_token_scopes(
+            wanted, caller=ident.scopes, owner=owner, owner_all=sc.owner_scopes(owner, admin=admin)
+        )
+    except grants.ScopeNotHeld as exc:
+        raise APIError(400, str(exc)) from None
+    except grants.ExceedsCaller as exc:
+        raise APIError(403, str(exc)) from None
 
 
 def parse_expiry(hub: Any, body: dict[str, Any]) -> int | None:
@@ -70,6 +68,8 @@ def parse_expiry(hub: Any, body: dict[str, Any]) -> int | None:
         isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0
     ):
         raise APIError(400, "expires_in must be a positive integer number of seconds, or null")
+    if expires_in is not None and expires_in > MAX_EXPIRES_IN:
+        raise APIError(400, f"expires_in must not exceed {MAX_EXPIRES_IN} seconds (100 years)")
     cap = hub.settings.hub.token_expires_in_max_seconds
     if cap:
         if expires_in is None:
@@ -125,15 +125,10 @@ async def create_token(request: Request) -> Response:
     expires_in = parse_expiry(hub, body)
     async with hub.db() as session:
         ident, user = await _owner(request, session, "tokens")
-        check_grantable(wanted, owner=user.name, admin=user.admin)
-        if ident.token_kind is not None and "inherit" not in wanted:
-            # a token may only create tokens that are no more powerful than itself
-            mine = sc.expand(wanted, owner=user.name)
-            if sc.intersect(mine, ident.scopes) != mine and not ident.admin:
-                raise APIError(403, "Cannot create a token with more permissions than the calling token")
+        scopes = grant(wanted, ident, owner=user.name, admin=user.admin)
         note = note or f"Requested via api by {ident.kind} {ident.name}"
         secret, row = await issue_token(
-            session, user_id=user.id, scopes=wanted, note=note, expires_in=expires_in
+            session, user_id=user.id, scopes=scopes, note=note, expires_in=expires_in
         )
         await session.commit()
         model = token_model(row, user.name)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..auth import scopes as sc
@@ -15,7 +15,7 @@ from ..services import users as svc
 from ..storage.orm import Group, Server, ServerStatus, User
 from ..storage.types import CryptKeeper
 from . import userrows
-from .base import APIError, authed, bool_arg, check, endpoint, hub_of, read_json, require
+from .base import APIError, JSONResponse, authed, bool_arg, check, endpoint, hub_of, read_json, require
 from .models import user_model
 from .pagination import page_args, wrap
 
@@ -192,7 +192,7 @@ async def patch_user(request: Request) -> Response:
         if (user.admin or body.get("admin")) and not ident.admin:
             raise APIError(403, "Only admins can modify admin users or grant admin rights")
         if "name" in body:
-            await svc.rename_user(session, user, body["name"])
+            await svc.rename_user(session, user, await svc.normalize(hub, body["name"]))
         if "admin" in body:
             user.admin = body["admin"]
         if "groups" in body:

@@ -15,6 +15,7 @@ from ..errors import AuthFailed
 from ..interfaces import AuthResult, Credentials, UserInfo
 from ..services import users as svc
 from ..storage.orm import Group
+from ..storage.races import retry_unique
 from ..storage.types import CryptKeeper
 from .ratelimit import LoginRateLimiter
 
@@ -49,13 +50,11 @@ async def form_login(
     hub: Hub, limiter: LoginRateLimiter, username: str, password: str, remote_addr: str, form: dict[str, str]
 ) -> LoggedIn:
     raw = username[:1024]
-    name = await hub.hooks.normalize_username(raw)
     try:
-        svc.check_name(name)
+        name = await svc.normalize(hub, raw)
     except svc.InvalidName:
         raise LoginError(REFUSED) from None
-    keys = (f"user:{name}", f"addr:{remote_addr}")
-    wait = limiter.retry_after(*keys)
+    wait = limiter.retry_after(name, remote_addr)
     if wait > 0:
         raise LoginError("Too many failed logins; try again later.", status=429, retry_after=wait)
     try:
@@ -63,22 +62,21 @@ async def form_login(
             Credentials(username=name, password=password, remote_addr=remote_addr, form=form)
         )
     except AuthFailed as exc:
-        limiter.failed(*keys)
+        limiter.failed(name, remote_addr)
         log.info("login refused for %s from %s", _safe(name), remote_addr)
         raise LoginError(str(exc) or REFUSED) from None
     if result is None:
-        limiter.failed(*keys)
+        limiter.failed(name, remote_addr)
         log.info("login refused for %s from %s", _safe(name), remote_addr)
         raise LoginError(REFUSED)
-    limiter.succeeded(keys[0])
+    limiter.succeeded(name, remote_addr)
     return await complete(hub, result)
 
 
 async def complete(hub: Hub, result: AuthResult) -> LoggedIn:
     """Admit an authenticated identity: allow-lists, post-auth hooks, then create/update the user row."""
-    name = await hub.hooks.normalize_username(result.name)
     try:
-        svc.check_name(name)
+        name = await svc.normalize(hub, result.name)
     except svc.InvalidName as exc:
         raise LoginError(f"The identity provider returned an unusable user name: {exc}") from None
     if name != result.name:
@@ -89,33 +87,39 @@ async def complete(hub: Hub, result: AuthResult) -> LoggedIn:
     s = hub.settings
     forced_admin = name in s.hub.admin_users or name in s.auth.admin_users
     created = False
-    async with hub.db() as session:
-        user = await svc.get_user(session, name)
-        if user is None:
-            user = svc.new_user(name)
-            session.add(user)
-            created = True
-        if result.admin is not None:
-            user.admin = result.admin
-        if forced_admin:
-            user.admin = True
-        if result.groups is not None:
-            wanted = list(dict.fromkeys(result.groups))
-            groups = list((await session.execute(select(Group).where(Group.name.in_(wanted)))).scalars())
-            have = {g.name for g in groups}
-            for g in wanted:
-                if g not in have:
-                    svc.check_name(g, what="group name")
-                    grp = Group(name=g, properties={}, users=[])
-                    session.add(grp)
-                    groups.append(grp)
-            user.groups = groups
-        if result.auth_state is not None and CryptKeeper.enabled():
-            user.auth_state = result.auth_state
-        if result.user_info is not None:
-            user.user_info = result.user_info
-        await session.commit()
-        out = LoggedIn(user.id, user.name, user.cookie_id, user.admin)
+
+    async def store() -> LoggedIn:
+        nonlocal created
+        async with hub.db() as session:
+            user = await svc.get_user(session, name)
+            created = user is None
+            if user is None:
+                user = svc.new_user(name)
+                session.add(user)
+            if result.admin is not None:
+                user.admin = result.admin
+            if forced_admin:
+                user.admin = True
+            if result.groups is not None:
+                wanted = list(dict.fromkeys(result.groups))
+                groups = list((await session.execute(select(Group).where(Group.name.in_(wanted)))).scalars())
+                have = {g.name for g in groups}
+                for g in wanted:
+                    if g not in have:
+                        svc.check_name(g, what="group name")
+                        grp = Group(name=g, properties={}, users=[])
+                        session.add(grp)
+                        groups.append(grp)
+                user.groups = groups
+            if result.auth_state is not None and CryptKeeper.enabled():
+                user.auth_state = result.auth_state
+            if result.user_info is not None:
+                user.user_info = result.user_info
+            await session.commit()
+            return LoggedIn(user.id, user.name, user.cookie_id, user.admin)
+
+    # simultaneous first logins of one user (or of two users bringing the same new group) race to insert
+    out = await retry_unique(store)
     if created:
         await hub.hooks.user_created(UserInfo(name=out.name, admin=out.admin, id=out.user_id))
     log.info("user %s logged in", _safe(name))

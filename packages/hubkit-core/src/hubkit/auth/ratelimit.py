@@ -1,8 +1,13 @@
-"""Login rate limiting: failed attempts per username and per client address in a sliding window.
+"""Login rate limiting: failed attempts per (user, client address), and per client address, in a window.
 
-State is kept **in process memory** (a dict of timestamp deques): cheap, no DB writes on the login path, and
-lost on restart. With N hub worker processes each keeps its own counts, so the effective limit is up to N
-times the configured one; that is documented in docs/security.md.
+Buckets are keyed by the client address so that failures from one address never lock anyone out anywhere else:
+ten wrong passwords for ``alice`` from one machine delay that machine's next tries for ``alice``, while alice
+herself, logging in from her own address, is never refused. The per-address bucket (higher, many names) slows a
+spray of guesses across accounts. The address is the one :mod:`hubkit.web.forwarded` trusts, never a header any
+client can send.
+
+State is kept **in process memory** (timestamp deques): cheap, no DB writes on the login path, lost on restart.
+With N hub processes each keeps its own counts; that is documented in docs/security.md.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from dataclasses import dataclass, field
 
 @dataclass
 class LoginRateLimiter:
-    limit: int
+    limit: int  # failures per (user, address)
     window: float
-    _fails: dict[str, deque[float]] = field(default_factory=dict)
+    per_address: int = 0  # failures per address, any user (0: off)
+    _fails: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
     max_keys: int = 100_000
 
-    def _prune(self, key: str, now: float) -> deque[float]:
+    def _prune(self, key: tuple[str, str], now: float) -> deque[float]:
         q = self._fails.get(key)
         if q is None:
             return deque()
@@ -29,27 +35,31 @@ class LoginRateLimiter:
             self._fails.pop(key, None)
         return q
 
-    def retry_after(self, *keys: str, now: float | None = None) -> float:
-        """Seconds until another attempt is allowed for all ``keys`` (0: allowed now)."""
-        if self.limit <= 0:
-            return 0.0
+    def _keys(self, user: str, addr: str) -> list[tuple[tuple[str, str], int]]:
+        keys = []
+        if self.limit > 0:
+            keys.append(((user, addr), self.limit))
+        if self.per_address > 0:
+            keys.append((("", addr), self.per_address))
+        return keys
+
+    def retry_after(self, user: str, addr: str, *, now: float | None = None) -> float:
+        """Seconds until ``addr`` may try ``user`` again (0: allowed now)."""
         now = time.monotonic() if now is None else now
         wait = 0.0
-        for key in keys:
+        for key, limit in self._keys(user, addr):
             q = self._prune(key, now)
-            if len(q) >= self.limit:
+            if len(q) >= limit:
                 wait = max(wait, q[0] + self.window - now)
         return wait
 
-    def failed(self, *keys: str, now: float | None = None) -> None:
-        if self.limit <= 0:
-            return
+    def failed(self, user: str, addr: str, *, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         if len(self._fails) >= self.max_keys:  # bound memory under a spray of random names
             for k in list(self._fails)[: self.max_keys // 10]:
                 self._fails.pop(k, None)
-        for key in keys:
+        for key, _limit in self._keys(user, addr):
             self._fails.setdefault(key, deque()).append(now)
 
-    def succeeded(self, user_key: str) -> None:
-        self._fails.pop(user_key, None)
+    def succeeded(self, user: str, addr: str) -> None:
+        self._fails.pop((user, addr), None)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from . import forwarded
 from .signing import sign, unsign
 
 if TYPE_CHECKING:
@@ -40,9 +41,7 @@ def hub_prefix(hub: Hub) -> str:
 
 
 def is_secure(hub: Hub, conn: HTTPConnection) -> bool:
-    if conn.url.scheme == "https":
-        return True
-    if conn.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https":
+    if forwarded.of(conn).scheme == "https":
         return True
     return bool(hub.settings.hub.public_url and hub.settings.hub.public_url.startswith("https:"))
 

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..storage.orm import APIToken
 
+# A lifetime beyond this is not a lifetime (and ``now + timedelta`` overflows near 9999-12-31).
+MAX_EXPIRES_IN = 100 * 365 * 24 * 3600
+
 
 def new_secret() -> str:
     return secrets.token_hex(16)
@@ -40,6 +43,8 @@ async def issue_token(
 ) -> tuple[str, APIToken]:
     """Create a token row (flushed, not committed) and return ``(secret, row)``."""
     secret = secret or new_secret()
+    if expires_in is not None and not 0 < expires_in <= MAX_EXPIRES_IN:
+        raise ValueError(f"expires_in must be between 1 and {MAX_EXPIRES_IN} seconds")
     now = datetime.now(UTC)
     row = APIToken(
         hashed=hash_secret(secret),

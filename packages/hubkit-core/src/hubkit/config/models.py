@@ -6,9 +6,10 @@ and validated by the model the backend's plugin registered, once plugins are loa
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Model(BaseModel):
@@ -44,15 +45,40 @@ class HubConfig(_Model):
     )
     allow_named_servers: bool = Field(True, description="Allow users to run named servers.")
     named_server_limit_per_user: int = Field(0, ge=0, description="0 means no limit.")
-    cookie_max_age_days: float = Field(14, gt=0, description="Login session lifetime.")
+    cookie_max_age_days: float = Field(14, gt=0, le=36500, description="Login session lifetime.")
     token_expires_in_max_seconds: int = Field(
         0, ge=0, description="Upper bound for new API tokens (0: none)."
     )
     default_url: str | None = Field(None, description="Landing page inside user servers, e.g. /lab.")
     log_level: str = Field("INFO", description="Logging level.")
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body the hub API accepts.")
-    login_rate_limit: int = Field(10, ge=0, description="Failed logins per user/address per window (0: off).")
+    login_rate_limit: int = Field(
+        10, ge=0, description="Failed logins per (user, client address) per window (0: off)."
+    )
+    login_rate_limit_per_address: int = Field(
+        100,
+        ge=0,
+        description="Failed logins per client address per window, whatever the names tried (0: off).",
+    )
     login_rate_window_seconds: int = Field(300, gt=0, description="Window for login_rate_limit.")
+    trusted_proxies: list[str] | None = Field(
+        None,
+        description="Addresses/networks (CIDR) whose X-Forwarded-For/-Proto/-Host headers are believed. "
+        "Default: loopback when a proxy backend is in front, none when the hub faces browsers itself.",
+    )
+    max_header_bytes: int = Field(
+        65536, ge=4096, description="Largest request head (request line + headers) the hub reads; 431 beyond."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
+        return value
 
 
 class AuthConfig(_Model):
@@ -63,6 +89,11 @@ class AuthConfig(_Model):
     blocked_users: list[str] = Field(default_factory=list, description="Users who may never log in.")
     admin_users: list[str] = Field(default_factory=list, description="Users made admin at login.")
     allow_all: bool = Field(True, description="Allow any authenticated user when allowed_users is empty.")
+    normalize_usernames: bool = Field(
+        True,
+        description="Lower-case user names (after Unicode NFC) at login and when users are added, so that "
+        "Alice and alice are one account.",
+    )
     backends: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
 

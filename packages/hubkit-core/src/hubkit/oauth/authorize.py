@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..api.base import hub_of
+from ..auth import grants
 from ..auth import scopes as sc
 from ..auth.identity import Identity, resolve
 from ..auth.sessions import hub_prefix
@@ -88,6 +89,8 @@ async def _validate(request: Request, ident: Identity) -> Grant:
         scopes = sorted({*identify, *(s for s in wanted if s not in sc.IDENTIFY)})
     else:
         scopes = sorted(set(allowed))
+    # a client never gets more than the user who authorizes it holds (the same rule as the token API)
+    scopes = grants.held_by(scopes, ident.scopes, owner=ident.name)
     return Grant(client, redirect_uri, state, scopes, challenge, "S256" if challenge else None)
 
 

@@ -10,10 +10,10 @@ import hmac
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from ..api.base import hub_of
+from ..api.base import JSONResponse, hub_of
 from ..auth.tokens import hash_secret, issue_token
 from .codes import find_client, pkce_ok, take_code
 

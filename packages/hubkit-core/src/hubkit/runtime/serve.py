@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
+from .headlimit import protocol_options
 from .hub import Hub
 
 log = logging.getLogger("hubkit")
@@ -86,6 +87,9 @@ async def run_hub(settings: Any) -> None:
             ssl_certfile=settings.hub.ssl_cert if public else None,
             lifespan="on",
             access_log=False,
+            # the hub decides itself which X-Forwarded-* to believe (auth/forwarded.py, [hub] trusted_proxies)
+            proxy_headers=False,
+            **protocol_options(settings.hub.max_header_bytes),
         )
         log.info("hubkit %s listening on %s:%d", __version__, host, port)
         await serve_then_adopt(hub, uvicorn.Server(config))

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import Conflict, HubkitError, NotFound
@@ -25,8 +27,17 @@ MAX_NAME = 255
 _NAME_RE = re.compile(r"^[^\x00-\x20\x7f-\x9f/\\?#%&\"'<>`]+$")
 
 
+# Unicode spaces, line/paragraph separators, control and format characters (zero-width space, BOM, U+202E),
+# private-use, surrogate and unassigned code points: invisible or unstable in a name.
+_REFUSED_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Cn"}
+
+
 class InvalidName(HubkitError):
     """A user, group or server name that could not appear safely in a URL path."""
+
+
+def _char(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, '(unnamed)')}"
 
 
 def check_name(name: object, *, what: str = "user name") -> str:
@@ -39,7 +50,32 @@ def check_name(name: object, *, what: str = "user name") -> str:
             f"invalid {what} {name[:64]!r}: no slashes, spaces, control characters, URL metacharacters "
             "or leading dot"
         )
+    for ch in name:
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch == "\ufffd":
+            raise InvalidName(f"invalid {what}: it contains {_char(ch)}, an invisible or unusable character")
+    if unicodedata.normalize("NFKC", name) != unicodedata.normalize("NFC", name):
+        odd = next(c for c in name if unicodedata.normalize("NFKC", c) != c)
+        raise InvalidName(
+            f"invalid {what}: {_char(odd)} is a compatibility form of another character (full-width letters, "
+            "ligatures, superscripts...): names made of them would look like other names"
+        )
     return name
+
+
+def canonical_name(name: str, *, lower: bool = True) -> str:
+    """NFC (so ``e`` + combining acute and ``é`` are one name) and, by default, lower case (as JupyterHub's
+    ``normalize_username``), then the rules of :func:`check_name`: look-alike names cannot coexist."""
+    name = unicodedata.normalize("NFC", name.strip())
+    if lower:
+        name = unicodedata.normalize("NFC", name.lower())
+    return check_name(name)
+
+
+async def normalize(hub: Hub, raw: str) -> str:
+    """A user name as typed or as an identity provider sent it, made canonical: plugins first (e.g. map an
+    e-mail address to an account), then the core's rule (``[auth] normalize_usernames``)."""
+    name = await hub.hooks.normalize_username(raw)
+    return canonical_name(name, lower=hub.settings.auth.normalize_usernames)
 
 
 def info(user: User) -> UserInfo:
@@ -67,13 +103,20 @@ async def create_users(
     """Create the given users (existing ones skipped); fires ``hubkit_user_created`` after commit."""
     wanted = []
     for n in names:
-        n = check_name(await hub.hooks.normalize_username(check_name(n)))
+        n = await normalize(hub, check_name(n))
         if n not in wanted:
             wanted.append(n)
-    existing = set((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
-    created = [new_user(n, admin=admin) for n in wanted if n not in existing]
-    session.add_all(created)
-    await session.commit()
+    for attempt in range(3):  # a concurrent create of one of these names makes us re-read and skip it
+        existing = set((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
+        created = [new_user(n, admin=admin) for n in wanted if n not in existing]
+        session.add_all(created)
+        try:
+            await session.commit()
+            break
+        except IntegrityError:
+            await session.rollback()
+            if attempt == 2:
+                raise
     for u in created:
         await hub.hooks.user_created(UserInfo(name=u.name, admin=u.admin, id=u.id))
     return created

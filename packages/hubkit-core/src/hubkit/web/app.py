@@ -17,11 +17,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..api import activity, auth_state, groups, openapi, progress, root, servers, services, tokens, users
 from ..api.base import BodyTooLarge, error_response
+from ..auth import forwarded
 from ..auth.ratelimit import LoginRateLimiter
 from ..auth.sessions import hub_prefix
 from ..metrics import Metrics
@@ -91,6 +92,16 @@ def build_routes(hub: Hub) -> list[BaseRoute]:
     return routes
 
 
+def _allowed_methods(routes: list[BaseRoute], request: Request) -> list[str]:
+    methods: set[str] = set()
+    for r in routes:
+        if isinstance(r, Route) and r.methods and r.matches(request.scope)[0] != Match.NONE:
+            methods |= r.methods
+    if methods and request.url.path.startswith(request.app.state.api_prefix):
+        methods.add("OPTIONS")  # answered by the middleware (CORS preflight)
+    return sorted(methods)
+
+
 def _is_api(hub: Hub, request: Request) -> bool:
     return request.url.path.startswith(hub_prefix(hub) + "api")
 
@@ -119,16 +130,26 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # routes are split per method, so Starlette names only the first route's methods
+            headers["Allow"] = ", ".join(_allowed_methods(request.app.routes, request))
         if _is_api(hub, request):
-            return error_response(exc.status_code, exc.detail if exc.status_code != 404 else "Not found")
-        return error_page(
+            detail = exc.detail if exc.status_code != 404 else "Not found"
+            return error_response(exc.status_code, detail, headers)
+        resp = error_page(
             request,
             exc.status_code,
             "Nothing is served at this address." if exc.status_code == 404 else str(exc.detail),
         )
+        resp.headers.update(headers)
+        return resp
 
     async def too_large(request: Request, exc: Exception) -> Response:
-        return error_response(413, f"Request body larger than {hub.settings.hub.max_body_bytes} bytes")
+        message = f"Request body larger than {hub.settings.hub.max_body_bytes} bytes"
+        if _is_api(hub, request):
+            return error_response(413, message)
+        return error_page(request, 413, message)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -150,9 +171,13 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.api_prefix = hub_prefix(hub) + "api"
     app.state.metrics = metrics
+    app.state.trusted_proxies = forwarded.default_trusted(hub.settings)
     app.state.limiter = LoginRateLimiter(
-        hub.settings.hub.login_rate_limit, hub.settings.hub.login_rate_window_seconds
+        hub.settings.hub.login_rate_limit,
+        hub.settings.hub.login_rate_window_seconds,
+        per_address=hub.settings.hub.login_rate_limit_per_address,
     )
     return app
 

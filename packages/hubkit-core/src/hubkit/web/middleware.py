@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
 from ..api.base import BodyTooLarge
+from ..inputs import BadInput, check_text, decode_url_part
 from ..metrics import Metrics
 
 COMMON = [
@@ -53,6 +54,13 @@ class HubMiddleware:
         method = scope["method"]
         if api and method == "OPTIONS":
             await self._reply_empty(send)
+            return
+        try:  # text entering through the URL must be UTF-8, before any handler sees it
+            check_text(path, "URL path")
+            decode_url_part(scope.get("raw_path") or b"", "URL path")
+            decode_url_part(scope.get("query_string", b"").replace(b"+", b" "), "query string")
+        except BadInput as exc:
+            await self._reply(send, 400, str(exc), api)
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")

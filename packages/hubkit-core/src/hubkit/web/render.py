@@ -47,7 +47,8 @@ def render(
         "request": request,
     }
     ctx.update(context or {})
-    body = _env.get_template(template).render(ctx)
+    # stored text that predates the input checks (a lone surrogate) must not make a page fail
+    body = _env.get_template(template).render(ctx).encode("utf-8", "xmlcharrefreplace")
     resp = HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
     xsrf.persist_anchor(hub, request, resp)
     return resp

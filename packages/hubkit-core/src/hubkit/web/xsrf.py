@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from ..auth import forwarded
 from ..auth.sessions import is_secure
 
 if TYPE_CHECKING:
@@ -77,9 +78,9 @@ def base_path(hub: Hub) -> str:
 
 def _allowed_hosts(hub: Hub, conn: HTTPConnection) -> set[str]:
     hosts = {conn.headers.get("host", "")}
-    fwd = conn.headers.get("x-forwarded-host")
+    fwd = forwarded.of(conn).host  # only when a trusted proxy reports it
     if fwd:
-        hosts.add(fwd.split(",")[0].strip())
+        hosts.add(fwd)
     if hub.settings.hub.public_url:
         hosts.add(urlsplit(hub.settings.hub.public_url).netloc)
     hosts.discard("")

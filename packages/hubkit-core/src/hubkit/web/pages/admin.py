@@ -156,7 +156,7 @@ async def _do(hub: Any, ident: Identity, form: dict[str, str]) -> str:
         user = await svc.require_user(session, name)
         msg = ""
         if action == "rename":
-            new = form.get("new_name", "").strip()
+            new = await svc.normalize(hub, form.get("new_name", ""))
             await svc.rename_user(session, user, new)
             msg = f"Renamed {name} to {new}."
         elif action in ("set_admin", "unset_admin"):

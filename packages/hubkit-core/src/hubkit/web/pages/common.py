@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ...auth.identity import Identity, resolve
 from ...auth.sessions import hub_prefix
+from ...inputs import encodable
 from .. import xsrf
 from ..render import error_page, redirect
 
@@ -64,10 +65,17 @@ async def require_login(request: Request) -> Identity:
 
 async def checked_form(request: Request, *, max_fields: int = 100) -> FormData:
     """Parse a posted form and enforce the XSRF rules (403 page on failure)."""
+    from ...api.base import BodyTooLarge
+
     try:
         form = await request.form(max_files=0, max_fields=max_fields, max_part_size=64 * 1024)
+    except BodyTooLarge:
+        raise  # answered 413 by the app, as for the API
     except Exception:
         raise PageError(error_page(request, 400, "Malformed form submission.")) from None
+    for value in form.values():
+        if isinstance(value, str) and not encodable(value):
+            raise PageError(error_page(request, 400, "The form contains text that is not valid UTF-8."))
     try:
         xsrf.check(hub_of(request), request, str(form.get("_xsrf", "")) or request.headers.get("x-xsrftoken"))
     except xsrf.XSRFError as exc:

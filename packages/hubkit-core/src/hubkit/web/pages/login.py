@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...auth import forwarded
 from ...auth.login import LoginError, complete, form_login
 from ...auth.sessions import clear_session, hub_prefix, is_secure, read_session, set_session
 from ...auth.signing import sign, unsign
@@ -51,7 +52,7 @@ async def login_post(request: Request) -> Response:
     form = await checked_form(request, max_fields=50)
     username = str(form.get("username", ""))
     password = str(form.get("password", ""))
-    addr = request.client.host if request.client else ""
+    addr = forwarded.of(request).addr
     extra = {k: str(v) for k, v in form.items() if k not in ("password", "_xsrf")}
     metrics = request.app.state.metrics
     try:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from ...api.base import JSONResponse
 from ...auth import scopes as sc
 from ...auth.identity import resolve
 from ...auth.sessions import hub_prefix

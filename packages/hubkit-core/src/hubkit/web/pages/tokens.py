@@ -9,12 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ...api.base import APIError
 from ...api.models import iso
-from ...api.tokens import check_grantable
+from ...auth import grants
 from ...auth import scopes as sc
 from ...auth.sessions import hub_prefix
-from ...auth.tokens import issue_token
+from ...auth.tokens import MAX_EXPIRES_IN, issue_token
 from ...services import users as svc
 from ...storage.orm import APIToken
 from ..render import redirect, render
@@ -81,15 +80,19 @@ async def token_create(request: Request) -> Response:
     raw_scopes = str(form.get("scopes", "")).split()
     expires = str(form.get("expires_in", ""))
     try:
-        scopes = sc.validate(raw_scopes) if raw_scopes else ["inherit"]
-        check_grantable(scopes, owner=ident.name, admin=ident.admin)
+        scopes = grants.new_token_scopes(
+            sc.validate(raw_scopes) if raw_scopes else ["inherit"],
+            caller=ident.scopes,
+            owner=ident.name,
+            owner_all=sc.owner_scopes(ident.name, admin=ident.admin),
+        )
         expires_in = int(expires) if expires else None
-        if expires_in is not None and expires_in <= 0:
-            raise ValueError("expiry must be positive")
+        if expires_in is not None and not 0 < expires_in <= MAX_EXPIRES_IN:
+            raise ValueError(f"expiry must be between 1 and {MAX_EXPIRES_IN} seconds")
         cap = hub.settings.hub.token_expires_in_max_seconds
         if cap and (expires_in is None or expires_in > cap):
             raise ValueError(f"tokens on this hub expire within {cap} seconds")
-    except (sc.ScopeError, ValueError, APIError) as exc:
+    except (sc.ScopeError, ValueError, grants.ScopeNotHeld, grants.ExceedsCaller) as exc:
         return await _page(request, error=str(getattr(exc, "message", None) or exc), status=400)
     async with hub.db() as session:
         secret, _ = await issue_token(
