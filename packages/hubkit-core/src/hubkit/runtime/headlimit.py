@@ -24,6 +24,7 @@ def protocol_options(max_head: int) -> dict[str, Any]:
     class HeadLimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
         _head_bytes = 0
         _in_head = True
+        _refused = False
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -32,15 +33,27 @@ def protocol_options(max_head: int) -> dict[str, Any]:
         def on_headers_complete(self) -> None:
             self._in_head = False
             self._head_bytes = 0
+            size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if size > max_head:  # a whole oversized head that arrived in one read
+                self._refuse()
+                return
             super().on_headers_complete()
 
+        def on_body(self, body: bytes) -> None:
+            if not self._refused:
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
+            if self._refused:
+                return
             self._in_head = True
             super().on_message_complete()
 
         def data_received(self, data: bytes) -> None:
-            # count only chunks that arrive while a head is incomplete; a chunk that also carries the start
-            # of a body is judged after the parser has seen where the head ends
+            if self._refused:
+                return
+            # a head still incomplete after this read counts it; refused as soon as the cap is passed, so a
+            # client cannot make the parser buffer megabytes of header
             counting = self._in_head
             if counting:
                 self._head_bytes += len(data)
@@ -49,6 +62,7 @@ def protocol_options(max_head: int) -> dict[str, Any]:
                 self._refuse()
 
         def _refuse(self) -> None:
+            self._refused = True
             if self.transport.is_closing():
                 return
             head = (

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -71,6 +72,10 @@ async def checked_form(request: Request, *, max_fields: int = 100) -> FormData:
         form = await request.form(max_files=0, max_fields=max_fields, max_part_size=64 * 1024)
     except BodyTooLarge:
         raise  # answered 413 by the app, as for the API
+    except HTTPException as exc:
+        if "exceeded maximum size" in str(exc.detail):  # one field over max_part_size: too large, not malformed
+            raise PageError(error_page(request, 413, "A form field is larger than this hub accepts.")) from None
+        raise PageError(error_page(request, 400, "Malformed form submission.")) from None
     except Exception:
         raise PageError(error_page(request, 400, "Malformed form submission.")) from None
     for value in form.values():
