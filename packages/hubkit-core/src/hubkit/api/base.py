@@ -21,7 +21,7 @@ from ..auth import scopes as sc
 from ..auth.identity import Identity, resolve
 from ..errors import Conflict, HubkitError, InvalidOptions, LimitReached, NotFound
 from ..web import xsrf
-from .bodyschema import body_schema, validate
+from .requestschema import body_schema, check_query, validate
 
 if TYPE_CHECKING:
     from ..runtime.hub import Hub
@@ -83,6 +83,11 @@ def endpoint(func: Handler) -> Handler:
     @functools.wraps(func)
     async def wrapper(request: Request) -> Response:
         try:
+            template = getattr(request.scope.get("route"), "path", None)
+            if template is not None and request.query_params:
+                from ..auth.sessions import hub_prefix
+
+                check_query(hub_prefix(hub_of(request)) + "api", template, request.method, request.query_params)
             return await func(request)
         except (APIError, HubkitError, sc.ScopeError, xsrf.XSRFError) as exc:
             err = _map(exc)
@@ -100,10 +105,18 @@ async def read_json(
 ) -> Any:
     """Parse the body as JSON. Empty body → ``default``. Unknown top-level keys → 400 (nothing changes).
 
-    The body must also match the operation's schema in the OpenAPI document (:mod:`.bodyschema`)."""
+    The body must also match the operation's schema in the OpenAPI document (:mod:`.requestschema`)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
+    template = getattr(request.scope.get("route"), "path", None)
+    schema, required = None, False
+    if template is not None:
+        from ..auth.sessions import hub_prefix
+
+        schema, required = body_schema(hub_prefix(hub_of(request)) + "api", template, request.method)
     if not body.strip():
+        if required:
+            raise APIError(400, "This request needs a JSON body")
         return default
     if ctype and ctype not in ("application/json", "text/plain") and not ctype.endswith("+json"):
         raise APIError(400, f"Unsupported content type {ctype!r}; send application/json")
@@ -114,13 +127,8 @@ async def read_json(
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise APIError(400, f"Invalid JSON keys: {unknown[:10]}")
-    template = getattr(request.scope.get("route"), "path", None)
-    if template is not None:
-        from ..auth.sessions import hub_prefix
-
-        schema = body_schema(hub_prefix(hub_of(request)) + "api", template, request.method)
-        if schema is not None:
-            validate(schema, data)
+    if schema is not None:
+        validate(schema, data)
     return data
 
 

@@ -15,7 +15,26 @@ from .. import JUPYTERHUB_COMPAT_VERSION, __version__
 from ..auth.tokens import MAX_EXPIRES_IN
 from .base import JSONResponse
 
-NAME = {"type": "string", "minLength": 1, "maxLength": 255}
+# What a user, group, server or service name may not contain (hubkit.services.users.check_name): control and
+# invisible characters, Unicode spaces, URL metacharacters, private-use and surrogate code points, and a leading
+# dot. Unassigned code points and compatibility forms (full-width letters) are refused too, but a regular
+# expression cannot say so: those answer 400 although this pattern admits them.
+_NOT_IN_NAMES = (
+    r"\x00-\x20\x7f-\x9f/\\?#%&\"'<>`\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u1680\u180e"
+    r"\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ue000-\uf8ff\ufeff\ufff9-\ufffd"
+)
+NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": f"^[^.{_NOT_IN_NAMES}][^{_NOT_IN_NAMES}]*$",
+}
+TOKEN_ID = {"type": "string", "pattern": "^a[0-9]{1,19}$"}
+OAUTH_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+    "required": ["error"],
+}
 TS = {"type": ["string", "null"], "format": "date-time"}
 ERROR = {
     "type": "object",
@@ -23,6 +42,13 @@ ERROR = {
     "required": ["status", "message"],
 }
 SCOPES = {"type": "array", "items": {"type": "string"}}
+COMMON_ERRORS = {
+    "400": "Bad request: malformed or schema-violating input, or a state that forbids it",
+    "403": "Missing credentials or scope",
+    "404": "Not found (or hidden by the caller's scopes)",
+    "409": "Conflicts with the current state, or lost a race to a concurrent identical request",
+    "413": "Request body too large",
+}
 
 
 def _path_param(name: str) -> dict[str, Any]:
@@ -52,10 +78,14 @@ def op(
     body: dict[str, Any] | None = None,
     auth: bool = True,
     tag: str = "hub",
+    errors: dict[str, str] | None = None,
+    error_schema: dict[str, Any] = ERROR,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {code: {"description": desc} for code, desc in ok.items()}
-    for code, desc in (("400", "Bad request"), ("403", "Missing credentials or scope"), ("404", "Not found")):
-        responses.setdefault(code, {"description": desc, "content": {"application/json": {"schema": ERROR}}})
+    for code, desc in (errors or COMMON_ERRORS).items():
+        responses.setdefault(
+            code, {"description": desc, "content": {"application/json": {"schema": error_schema}}}
+        )
     out: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if params:
         out["parameters"] = params
@@ -67,10 +97,20 @@ def op(
 
 
 USER = [_path_param("name")]
+TOKEN = [*USER, {"name": "token_id", "in": "path", "required": True, "schema": TOKEN_ID}]
 SERVER = [_path_param("name"), _path_param("server_name")]
+MAX_INT = 2**53
 PAGING = [
-    _query("offset", {"type": "integer", "minimum": 0}),
-    _query("limit", {"type": "integer", "minimum": 1}),
+    _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_INT}),
+    _query(
+        "limit",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_INT,
+            "description": "at most 200 items are returned whatever the limit",
+        },
+    ),
 ]
 START_BODY = _body(
     {
@@ -251,8 +291,8 @@ def document(api: str) -> dict[str, Any]:
             ),
         },
         f"{u}/tokens/{{token_id}}": {
-            "get": op("Read a token", {"200": "token model"}, params=[*USER, _path_param("token_id")]),
-            "delete": op("Revoke a token", {"204": "revoked"}, params=[*USER, _path_param("token_id")]),
+            "get": op("Read a token", {"200": "token model"}, params=TOKEN),
+            "delete": op("Revoke a token", {"204": "revoked"}, params=TOKEN),
         },
         f"{api}/groups": {
             "get": op("List groups (list:groups)", {"200": "list or envelope"}, params=PAGING),
@@ -352,9 +392,14 @@ def document(api: str) -> dict[str, Any]:
         f"{api}/oauth2/token": {
             "post": op(
                 "OAuth2 token exchange",
-                {"200": "token", "401": "invalid_client"},
+                {"200": "token"},
                 auth=False,
                 tag="oauth",
+                errors={
+                    "400": "invalid_request / invalid_grant / unsupported_grant_type",
+                    "401": "invalid_client",
+                },
+                error_schema=OAUTH_ERROR,
                 body={
                     "required": True,
                     "content": {

@@ -1,13 +1,15 @@
-"""Request bodies are checked against the schemas of the OpenAPI document the hub serves.
+"""Request bodies and query parameters are checked against the OpenAPI document the hub serves.
 
 One source of truth: what ``/hub/api/openapi.json`` promises is what the hub accepts (an integer
-``display_name`` is a 400, not a stored integer). Only the JSON Schema keywords that document uses are
-understood; an unknown keyword fails loudly in the tests, never silently at run time.
+``display_name`` or ``offset=-1`` is a 400, not something quietly stored or clamped). Only the JSON Schema
+keywords that document uses are understood; an unknown keyword fails loudly in the tests, never silently at
+run time. Unknown query parameters are ignored, as JupyterHub ignores them.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from ..inputs import BadInput
@@ -26,6 +28,8 @@ KNOWN = {
     "maximum",
     "enum",
     "format",
+    "pattern",
+    "description",
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
@@ -61,6 +65,8 @@ def validate(schema: dict[str, Any], value: Any, where: str = "body") -> None:
             raise BadInput(f"{where} must have at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise BadInput(f"{where} must have at most {schema['maxLength']} characters")
+        if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
+            raise BadInput(f"{where} contains characters that are not allowed here")
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
             raise BadInput(f"{where} must be at least {schema['minimum']}")
@@ -92,19 +98,57 @@ def validate(schema: dict[str, Any], value: Any, where: str = "body") -> None:
 
 
 @functools.cache
-def _bodies(api: str) -> dict[tuple[str, str], dict[str, Any]]:
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@functools.cache
+def _operations(api: str) -> dict[tuple[str, str], dict[str, Any]]:
     from .openapi import document
 
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for path, ops in document(api)["paths"].items():
-        for method, op in ops.items():
-            content = (op.get("requestBody") or {}).get("content", {})
-            schema = content.get("application/json", {}).get("schema")
-            if schema is not None:
-                out[(path, method.upper())] = schema
-    return out
+    return {
+        (path, method.upper()): op
+        for path, ops in document(api)["paths"].items()
+        for method, op in ops.items()
+    }
 
 
-def body_schema(api: str, route_path: str, method: str) -> dict[str, Any] | None:
-    """The documented JSON body schema of one operation (``route_path`` is the route's template)."""
-    return _bodies(api).get((route_path, method.upper()))
+def body_schema(api: str, route_path: str, method: str) -> tuple[dict[str, Any] | None, bool]:
+    """The documented JSON body schema of one operation (``route_path`` is the route's template), and
+    whether the body is required."""
+    body = _operations(api).get((route_path, method.upper()), {}).get("requestBody") or {}
+    schema = body.get("content", {}).get("application/json", {}).get("schema")
+    return schema, bool(body.get("required"))
+
+
+TRUE = {"", "1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off"}
+_INT = re.compile(r"^[+-]?[0-9]{1,30}$")
+
+
+def _coerce(raw: str, schema: dict[str, Any], where: str) -> Any:
+    kind = schema.get("type")
+    if kind == "integer":
+        if not _INT.match(raw):
+            raise BadInput(f"{where} must be an integer")
+        return int(raw)
+    if kind == "boolean":
+        low = raw.lower()
+        if low not in TRUE | FALSE:
+            raise BadInput(f"{where} must be true or false")
+        return low in TRUE
+    return raw
+
+
+def check_query(api: str, route_path: str, method: str, query: Any) -> None:
+    """Every documented query parameter present in ``query`` (a multi-dict with ``getlist``) must match."""
+    op = _operations(api).get((route_path, method.upper()))
+    if op is None:
+        return
+    for param in op.get("parameters", ()):
+        if param.get("in") != "query":
+            continue
+        name = param["name"]
+        for raw in query.getlist(name):
+            where = f"query parameter {name}"
+            validate(param["schema"], _coerce(raw, param["schema"], where), where)
