@@ -31,7 +31,14 @@ class HubMiddleware:
         self.max_body = max_body
         self.metrics = metrics
 
-    async def _reply(self, send: Send, status: int, message: str, api: bool) -> None:
+    async def _reply(
+        self, send: Send, status: int, message: str, api: bool, scope: Scope | None = None
+    ) -> None:
+        """An answer given here, before routing; counted in the metrics like every other answer."""
+        if scope is not None:
+            self.metrics.request_duration.labels(
+                method=scope["method"], route="refused", code=str(status)
+            ).observe(0)
         body = json.dumps({"status": status, "message": message}).encode() if api else message.encode()
         ctype = b"application/json" if api else b"text/plain; charset=utf-8"
         await send(
@@ -60,7 +67,7 @@ class HubMiddleware:
             decode_url_part(scope.get("raw_path") or b"", "URL path")
             decode_url_part(scope.get("query_string", b"").replace(b"+", b" "), "query string")
         except BadInput as exc:
-            await self._reply(send, 400, str(exc), api)
+            await self._reply(send, 400, str(exc), api, scope)
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
@@ -68,11 +75,11 @@ class HubMiddleware:
             try:
                 too_big = int(length) > self.max_body
             except ValueError:
-                await self._reply(send, 400, "Invalid Content-Length header", api)
+                await self._reply(send, 400, "Invalid Content-Length header", api, scope)
                 return
             if too_big:
                 self.metrics.throttled.labels(reason="body-too-large").inc()
-                await self._reply(send, 413, f"Request body larger than {self.max_body} bytes", api)
+                await self._reply(send, 413, f"Request body larger than {self.max_body} bytes", api, scope)
                 return
         seen = 0
 

@@ -1,0 +1,132 @@
+"""The long schemathesis run of docs/benchmarks.md: every conformance check, positive and negative modes, against
+a real hub behind hubkit-proxy. The hub's own /hub/metrics counts what it answered (by status code), so the
+figures do not depend on schemathesis' reporting.
+
+    python benchmarks/fuzz/run.py --max-examples 700 [--seed N] [--db sqlite|postgres]
+
+Writes benchmarks/results/fuzz/<UTC time>.json and prints a summary computed from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "hardening"))
+from hardhub import HardHub  # noqa: E402
+from test_schemathesis import EXCLUDED  # noqa: E402
+
+
+def hub_answers(hub: HardHub, token: str) -> dict[str, int]:
+    """Requests the hub answered, by status code, from its own Prometheus histogram."""
+    text = httpx.get(f"{hub.url}/hub/metrics", headers={"Authorization": f"token {token}"}, timeout=30).text
+    counts: dict[str, int] = {}
+    for m in re.finditer(r"^hubkit_request_duration_seconds_count\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
+        code = re.search(r'code="(\d+)"', m.group(1))
+        if code:
+            counts[code.group(1)] = counts.get(code.group(1), 0) + int(float(m.group(2)))
+    return counts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max-examples", type=int, default=700)
+    ap.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    ap.add_argument("--db", choices=["sqlite"], default="sqlite")
+    args = ap.parse_args()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    load_before = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="hubkit-fuzz-"))
+    hub = HardHub(tmp, "sqlite:///hub.sqlite").start()
+    try:
+        token = hub.token("boss")
+        before = hub_answers(hub, token)
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "run",
+                f"{hub.url}/hub/api/openapi.json",
+                "--checks",
+                "all",
+                "--exclude-checks",
+                EXCLUDED,
+                "--mode",
+                "all",
+                "--max-examples",
+                str(args.max_examples),
+                "--seed",
+                str(args.seed),
+                "--workers",
+                "1",
+                "--header",
+                f"Authorization: token {token}",
+                "--request-timeout",
+                "30",
+                "--suppress-health-check",
+                "all",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            check=False,
+        )
+        wall = time.monotonic() - t0
+        after = hub_answers(hub, token)
+        tracebacks = hub.log_text().count("Traceback")
+    finally:
+        hub.stop()
+    out = proc.stdout + proc.stderr
+    answered = {c: after.get(c, 0) - before.get(c, 0) for c in sorted(set(after) | set(before))}
+    answered = {c: n for c, n in answered.items() if n}
+    m = re.search(r"(\d+) generated, (\d+) passed", out) or re.search(r"(\d+) generated", out)
+    failures = re.findall(r"❌ (ST\d+ [^:]+): (\d+)", out)
+    result = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": commit,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "cores": os.cpu_count(),
+        "max_examples": args.max_examples,
+        "seed": args.seed,
+        "checks": "all",
+        "excluded_checks": EXCLUDED.split(","),
+        "schemathesis_exit": proc.returncode,
+        "cases_generated": int(m.group(1)) if m else None,
+        "failures": {name: int(n) for name, n in failures},
+        "hub_answers_by_status": answered,
+        "hub_requests": sum(answered.values()),
+        "hub_5xx": sum(n for c, n in answered.items() if c.startswith("5")),
+        "hub_tracebacks_logged": tracebacks,
+        "wall_seconds": round(wall, 1),
+        "schemathesis_summary": out[out.find("SUMMARY") - 40 :][-3000:] if "SUMMARY" in out else out[-3000:],
+    }
+    dest = ROOT / "benchmarks" / "results" / "fuzz"
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{result['when'].replace(':', '')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"{result['hub_requests']} requests answered by the hub in {wall:.0f} s "
+        f"({result['cases_generated']} schemathesis cases, seed {args.seed}, commit {commit}); "
+        f"5xx: {result['hub_5xx']}; failed checks: {sum(result['failures'].values())}"
+        f"{' ' + str(result['failures']) if result['failures'] else ''}; status codes: {answered}; "
+        f"load average {load_before[0]:.1f} before, {result['loadavg_after'][0]:.1f} after; raw: {path.relative_to(ROOT)}"
+    )
+    return 0 if proc.returncode == 0 and result["hub_5xx"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
