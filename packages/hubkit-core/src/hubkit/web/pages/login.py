@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from sqlalchemy import delete
@@ -21,6 +22,7 @@ from .common import PageError, checked_form, current_user, hub_of, page, safe_ne
 
 STATE_COOKIE = "hubkit-oauth-state"
 STATE_MAX_AGE = 600
+log = logging.getLogger("hubkit.login")
 
 
 def _home(request: Request) -> str:
@@ -134,6 +136,10 @@ async def oauth_callback(request: Request) -> Response:
     hub = hub_of(request)
     state = unsign(hub.cookie_secret, STATE_COOKIE, request.cookies.get(STATE_COOKIE), max_age=STATE_MAX_AGE)
     if state is None:
+        log.info(
+            "oauth login refused from %s: no login attempt in this browser (state cookie missing or expired)",
+            forwarded.of(request).addr,
+        )
         return error_page(
             request, 400, "The sign-in took too long or came from another browser; please try again."
         )
