@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hubkit.auth.signing import sign, unsign
 from hubkit.interfaces import AuthResult, UserInfo
 from hubkit.storage.orm import User
-from oauth_helpers import ACCOUNTS, CLIENT_SECRET, RunningHub, browse
+from hubkit_oauth.login_state import LoginState
+from oauth_helpers import ACCOUNTS, CLIENT_SECRET, RunningHub, browse, sign_in_at_op
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
@@ -130,5 +132,61 @@ async def test_no_token_in_any_log_record(running_hub: RunningHub, caplog: pytes
                refreshed.auth_state["access_token"], refreshed.auth_state["refresh_token"], CLIENT_SECRET]
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "alice" in logged  # the records were captured
+    for secret in secrets:
+        assert secret not in logged
+
+
+async def test_each_refused_login_leaves_a_log_line_with_its_reason(
+    running_hub: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As for form logins, an operator sees every refused OAuth login and why, and never a code, a state
+    value or a token."""
+    rh = running_hub
+    caplog.set_level(logging.INFO)
+    callback = f"{rh.url}/hub/oauth_callback"
+    secrets: list[str] = []
+
+    async def answer(browser: httpx.AsyncClient, login: str) -> tuple[dict[str, str], str]:
+        """The OP's answer to a login the hub started in ``browser``, and that browser's state cookie."""
+        params = await sign_in_at_op(browser, f"{rh.url}/hub/oauth_login", login=login, until=callback)
+        cookie = browser.cookies["hubkit-oauth-state"]
+        secrets.extend([params["code"], params["state"], cookie])
+        return params, cookie
+
+    async def refused(reason: str, params: dict[str, str], cookie: str | None, status: int = 403) -> None:
+        mark = len(caplog.records)
+        async with httpx.AsyncClient() as other:
+            headers = {"Cookie": f"hubkit-oauth-state={cookie}"} if cookie else {}
+            page = await other.get(callback, params=params, headers=headers)
+        assert page.status_code == status, page.text
+        lines = [r.getMessage() for r in caplog.records[mark:] if "refused" in r.getMessage()]
+        assert len(lines) == 1 and reason in lines[0], (reason, lines)
+
+    async with httpx.AsyncClient() as browser:
+        params, cookie = await answer(browser, "alice")
+        await refused("no login attempt", params, None, status=400)  # another browser got the answer
+        await refused("state mismatch", {**params, "state": "not-the-one"}, cookie)
+        without_iss = {k: v for k, v in params.items() if k != "iss"}
+        await refused("no iss parameter", without_iss, cookie)
+        await refused("is not the issuer", {**params, "iss": "https://attacker.example"}, cookie)
+        login = LoginState.decode(unsign(rh.hub.cookie_secret, "hubkit-oauth-state", cookie, max_age=600) or "")
+        other_nonce = LoginState(login.state, "someone-elses-nonce", login.verifier, login.next_url,
+                                 login.issued_at).encode()
+        forged = sign(rh.hub.cookie_secret, "hubkit-oauth-state", other_nonce)
+        await refused("nonce mismatch", params, forged)  # spends the code, as a real attacker's try would
+        await refused("refused: invalid_grant", params, cookie)  # the same code again: a replay
+    async with httpx.AsyncClient() as browser:
+        params, cookie = await answer(browser, "mallory")
+        await refused("policy: 'mallory' is not allowed: it is in none of the allowed groups", params, cookie)
+    async with httpx.AsyncClient() as browser:  # a login that works, for its tokens
+        params, cookie = await answer(browser, "bob")
+        assert (await browser.get(callback, params=params)).status_code in (302, 303)
+    user = await stored_user(rh, "bob")
+    assert user is not None
+    secrets += [user.auth_state[k] for k in ("access_token", "refresh_token", "id_token")]
+    # the hub's records (the test's own HTTP client logs the URLs it fetches, as the hub's CLI keeps it from doing)
+    hub_records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any(r.name.startswith("hubkit") for r in hub_records)
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in hub_records)
     for secret in secrets:
         assert secret not in logged

@@ -267,3 +267,25 @@ async def test_unreachable_provider_and_config_guard(hub_port: int, redirect_uri
     with pytest.raises(ConfigError, match="no one could log in"):
         await closed.startup()
     await closed.aclose()
+
+
+async def test_callback_without_iss_is_refused_when_the_provider_promises_one(
+    real_op: RealOP, hub_port: int, redirect_uri: str
+) -> None:
+    """RFC 9207: the OP advertises ``authorization_response_iss_parameter_supported``, so an answer without
+    ``iss`` did not come from it (a mix-up attack relays another provider's code without one)."""
+    auth = make_oidc(real_op, hub_port)
+    assert (await auth.metadata()).iss_parameter_supported
+    start = await auth.start_login("/", redirect_uri)
+    async with httpx.AsyncClient() as browser:
+        params = await sign_in_at_op(browser, start.url, login="alice", until=redirect_uri)
+    assert params["iss"] == real_op.issuer
+    without = {k: v for k, v in params.items() if k != "iss"}
+    with pytest.raises(AuthFailed, match="does not say which provider sent it"):
+        await auth.complete_login(without, start.state, redirect_uri)
+    with pytest.raises(AuthFailed, match="different provider"):
+        await auth.complete_login({**params, "iss": "https://attacker.example"}, start.state, redirect_uri)
+    # refused before the code was spent: the provider's own answer still logs in
+    done = await auth.complete_login(params, start.state, redirect_uri)
+    assert done.result.name == "alice"
+    await auth.aclose()

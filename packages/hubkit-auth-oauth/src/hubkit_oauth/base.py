@@ -34,6 +34,7 @@ from .config import OAuthConfig
 from .identity import Identity
 from .login_state import LoginState
 from .policy import AccessPolicy
+from .refusal import LoginRefused, reason_of
 from .tokens import TokenEndpoint, TokenRejected
 from .transport import ProviderHTTP, ProviderUnreachable
 
@@ -153,7 +154,9 @@ class OAuthAuthenticator:
     async def complete_login(self, params: Mapping[str, str], state: str, redirect_uri: str) -> LoginCompletion:
         try:
             return await self._complete_login(params, state, redirect_uri)
-        except AuthFailed:
+        except AuthFailed as exc:
+            # one line per refusal, as for form logins; reasons never carry the code, state or a token
+            log.info("%s login refused: %s", self.provider, reason_of(exc))
             raise
         except Exception as exc:  # a provider answering in an unexpected shape must not become a 500
             log.error("%s login failed unexpectedly: %s", self.provider, type(exc).__name__, exc_info=True)
@@ -162,24 +165,28 @@ class OAuthAuthenticator:
                 "Start again; if it keeps happening, tell the hub's administrator."
             ) from None
 
-    def check_callback(self, params: Mapping[str, str]) -> None:
-        """Provider-specific checks of the callback parameters (OIDC: the ``iss`` parameter)."""
+    async def check_callback(self, params: Mapping[str, str]) -> None:
+        """Provider-specific checks of the callback parameters (OIDC: the ``iss`` parameter, RFC 9207)."""
 
     async def _complete_login(self, params: Mapping[str, str], state: str, redirect_uri: str) -> LoginCompletion:
         login = LoginState.decode(state)
         login.check_age(self.config.login_timeout)
         if params.get("error"):  # shown even without a matching state: an error page grants nothing
-            raise AuthFailed(_callback_error(params.get("error", ""), params.get("error_description", "")))
+            error = _error_code(params.get("error", ""))
+            raise LoginRefused(_callback_error(error, params.get("error_description", "")),
+                               reason=f"the provider answered with the error {error!r}")
         got_state = params.get("state") or ""
         if not hmac.compare_digest(got_state.encode(), login.state.encode()):
-            raise AuthFailed(
+            raise LoginRefused(
                 "The login answer does not match the login this browser started (state mismatch). "
-                "Start the login again, in one browser tab."
+                "Start the login again, in one browser tab.",
+                reason="state mismatch (the callback's state is not this browser's login attempt)",
             )
-        self.check_callback(params)
+        await self.check_callback(params)
         code = params.get("code")
         if not code:
-            raise AuthFailed("The login provider sent no authorization code. Start the login again.")
+            raise LoginRefused("The login provider sent no authorization code. Start the login again.",
+                               reason="the callback carries no authorization code")
         endpoints = await self.endpoints()
         tokens = await self.tokens.exchange_code(
             endpoints.token, code=code, redirect_uri=redirect_uri, verifier=login.verifier
@@ -257,7 +264,7 @@ class OAuthAuthenticator:
         except ProviderUnreachable:
             return now < expires_at
         except AuthFailed as exc:
-            log.info("%s refresh for %s: no longer allowed: %s", self.provider, user.name, exc)
+            log.info("%s refresh for %s: no longer allowed: %s", self.provider, user.name, reason_of(exc))
             return False
 
     def logout_url(self, user: UserInfo, auth_state: JSONDict | None) -> str | None:
@@ -277,8 +284,11 @@ class OAuthAuthenticator:
         return f"{self.hub.public_url.rstrip('/')}{self.hub.base_url.rstrip('/')}/hub/login"
 
 
-def _callback_error(error: str, description: str) -> str:
-    code = "".join(c for c in error if c.isalnum() or c in "_-.")[:60]
+def _error_code(error: str) -> str:
+    return "".join(c for c in error if c.isalnum() or c in "_-.")[:60]
+
+
+def _callback_error(code: str, description: str) -> str:
     known = _CALLBACK_ERRORS.get(code)
     detail = "".join(c for c in description if c.isprintable())[:200]
     if known:

@@ -11,21 +11,23 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from hubkit.errors import AuthFailed
 from joserfc import jws
 from joserfc.errors import JoseError
 
 from .jwks import JWKSCache
+from .refusal import LoginRefused, printable
 
 _KTY = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 
 
-class InvalidIDToken(AuthFailed):
+class InvalidIDToken(LoginRefused):
     """The provider's sign-in token failed verification."""
 
 
 def _bad(what: str) -> InvalidIDToken:
-    return InvalidIDToken(f"The sign-in token from the login provider was rejected: {what}. Start the login again.")
+    what = printable(what, 200)
+    return InvalidIDToken(f"The sign-in token from the login provider was rejected: {what}. Start the login again.",
+                          reason=f"ID token rejected: {what}")
 
 
 async def verify_id_token(

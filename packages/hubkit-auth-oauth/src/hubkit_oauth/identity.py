@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubkit.errors import AuthFailed
+from .refusal import LoginRefused
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,10 @@ def username_from(claims: Mapping[str, Any], path: str, *, lowercase: bool) -> s
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise AuthFailed(
+        raise LoginRefused(
             f"The login provider did not send the '{path}' claim that names your hub account. "
-            "Ask the hub's administrator to check username_claim."
+            "Ask the hub's administrator to check username_claim.",
+            reason=f"no usable {path!r} claim (username_claim)",
         )
     name = value.strip()
     return name.lower() if lowercase else name

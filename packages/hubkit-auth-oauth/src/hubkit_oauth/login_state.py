@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
-from hubkit.errors import AuthFailed
+
+from .refusal import LoginRefused
 
 _VERSION = "v1"
 
 
-class LoginExpired(AuthFailed):
+class LoginExpired(LoginRefused):
     """A login attempt older than ``login_timeout``."""
 
 
@@ -47,7 +48,8 @@ class LoginState:
 
     @classmethod
     def decode(cls, value: str) -> LoginState:
-        unreadable = AuthFailed("This login attempt could not be read (it was changed or is incomplete). Start again.")
+        unreadable = LoginRefused("This login attempt could not be read (it was changed or is incomplete). "
+                                  "Start again.", reason="login state unreadable")
         version, _, body = (value or "").partition(".")
         if version != _VERSION or not body:
             raise unreadable
@@ -66,7 +68,8 @@ class LoginState:
     def check_age(self, timeout: float, now: float | None = None) -> None:
         age = (time.time() if now is None else now) - self.issued_at
         if age > timeout or age < -300:
-            raise LoginExpired("This login attempt has expired. Start the login again.")
+            raise LoginExpired("This login attempt has expired. Start the login again.",
+                               reason=f"login attempt expired ({age:.0f} s old)")
 
 
 def safe_next_url(next_url: str) -> str:

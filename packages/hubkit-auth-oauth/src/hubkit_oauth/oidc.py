@@ -17,6 +17,7 @@ from .id_token import verify_id_token
 from .identity import Identity, claim, group_names, username_from, verified
 from .jwks import JWKSCache
 from .login_state import LoginState
+from .refusal import LoginRefused, printable
 from .transport import ProviderUnreachable, host_of
 
 log = logging.getLogger("hubkit.oauth")
@@ -32,6 +33,7 @@ class ProviderMetadata:
     jwks_uri: str
     userinfo_endpoint: str | None = None
     end_session_endpoint: str | None = None
+    iss_parameter_supported: bool = False  # RFC 9207: every authorization response names the issuer
 
 
 class OIDCAuthenticator(OAuthAuthenticator):
@@ -78,6 +80,7 @@ class OIDCAuthenticator(OAuthAuthenticator):
                 jwks_uri=str(doc["jwks_uri"]),
                 userinfo_endpoint=doc.get("userinfo_endpoint"),
                 end_session_endpoint=doc.get("end_session_endpoint"),
+                iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported") is True,
             )
         except KeyError as exc:
             raise ProviderUnreachable(
@@ -107,14 +110,24 @@ class OIDCAuthenticator(OAuthAuthenticator):
     def cached_end_session_endpoint(self) -> str | None:
         return self._metadata.end_session_endpoint if self._metadata else None
 
-    def check_callback(self, params: Mapping[str, str]) -> None:
-        """RFC 9207: a callback naming another issuer is a mix-up attack or a misconfiguration."""
+    async def check_callback(self, params: Mapping[str, str]) -> None:
+        """RFC 9207 against mix-up attacks: a callback naming another issuer is refused, and so is one naming
+        none when the provider promises to always name itself (an attacker's provider would not)."""
+        meta = await self.metadata()
         iss = params.get("iss")
-        meta = self._metadata
-        if iss is not None and meta is not None and TENANT_PLACEHOLDER not in meta.issuer and iss != meta.issuer:
-            raise AuthFailed(
+        if iss is None:
+            if meta.iss_parameter_supported:
+                raise LoginRefused(
+                    "The login answer does not say which provider sent it, though this provider always does. "
+                    "Start the login again.",
+                    reason="the callback has no iss parameter, though the provider advertises RFC 9207",
+                )
+            return
+        if TENANT_PLACEHOLDER not in meta.issuer and iss != meta.issuer:
+            raise LoginRefused(
                 "The login answer came from a different provider than the one this login started with. "
-                "Start the login again."
+                "Start the login again.",
+                reason=f"the callback's iss {printable(iss)!r} is not the issuer {meta.issuer!r}",
             )
 
     def authorize_params(self, login: LoginState) -> dict[str, str]:
@@ -135,14 +148,17 @@ class OIDCAuthenticator(OAuthAuthenticator):
                 nonce=nonce, algorithms=self.config.id_token_algorithms, leeway=self.config.clock_skew,
             )
             if previous is not None and claims.get("sub") != (previous.get("user") or {}).get("sub"):
-                raise AuthFailed("The login provider returned a different account on refresh.")
+                raise LoginRefused("The login provider returned a different account on refresh.",
+                                   reason="the refreshed ID token names another subject")
         elif nonce is not None:
-            raise AuthFailed("The login provider sent no ID token; is the 'openid' scope requested?")
+            raise LoginRefused("The login provider sent no ID token; is the 'openid' scope requested?",
+                               reason="no ID token in the token answer (is the 'openid' scope requested?)")
         if self.config.use_userinfo and meta.userinfo_endpoint:
             info = await self.http.get_json(meta.userinfo_endpoint, token=tokens["access_token"])
             if isinstance(info, dict):
                 if claims.get("sub") and info.get("sub") != claims["sub"]:
-                    raise AuthFailed("The login provider's user information names a different account.")
+                    raise LoginRefused("The login provider's user information names a different account.",
+                                       reason="userinfo names another subject than the ID token")
                 claims = {**claims, **info}
         return self.identity_from_claims(claims)
 

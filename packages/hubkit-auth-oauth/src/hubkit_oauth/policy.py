@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hubkit.errors import AuthFailed
-
 from .config import OAuthConfig
 from .identity import Identity
+from .refusal import LoginRefused, printable
 
 _UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\\?#%&\"'<>`]")
 
 
-class AccessDenied(AuthFailed):
+class AccessDenied(LoginRefused):
     """The provider vouched for the person but the hub's rules keep them out."""
 
 
@@ -42,11 +41,15 @@ class AccessPolicy:
         """Raise :class:`AccessDenied` with the reason, or say whether the person is admin and their groups."""
         name = identity.username
         if name in self.blocked:
-            raise AccessDenied(f"The account '{name}' is blocked on this hub.")
+            raise AccessDenied(f"The account '{name}' is blocked on this hub.",
+                               reason=f"policy: {printable(name)!r} is blocked")
         groups = set(identity.groups)
         is_admin = name in self.admin_users or bool(groups & self.admin_groups)
         if not (is_admin or self.config.allow_all or self._allowed(identity, groups)):
-            raise AccessDenied(self._denial(identity))
+            why = self._why_not(identity)
+            raise AccessDenied(f"Your account '{name}' is not allowed on this hub: {why}. "
+                               "Ask the hub's administrator for access.",
+                               reason=f"policy: {printable(name)!r} is not allowed: {why}")
         admin = is_admin if (self.admin_users or self.admin_groups) else None
         return Decision(admin=admin, groups=self.map_groups(identity.groups))
 
@@ -55,7 +58,7 @@ class AccessPolicy:
             return True
         return bool(self.domains) and identity.email_verified and _domain(identity.email) in self.domains
 
-    def _denial(self, identity: Identity) -> str:
+    def _why_not(self, identity: Identity) -> str:
         reasons = []
         if self.allowed_users:
             reasons.append("it is not on the list of allowed users")
@@ -66,9 +69,7 @@ class AccessPolicy:
                 reasons.append("it has no verified e-mail address in an allowed domain")
         if self.allowed_groups:
             reasons.append("it is in none of the allowed groups")
-        why = "; ".join(reasons) or "no one is allowed in yet"
-        return (f"Your account '{identity.username}' is not allowed on this hub: {why}. "
-                "Ask the hub's administrator for access.")
+        return "; ".join(reasons) or "no one is allowed in yet"
 
     def map_groups(self, provider_groups: tuple[str, ...]) -> tuple[str, ...] | None:
         """Provider group names -> hubkit group names (``group_map``, else prefix + name)."""

@@ -12,19 +12,19 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
-from hubkit.errors import AuthFailed
 
+from .refusal import LoginRefused
 from .transport import ProviderHTTP, ProviderUnreachable, host_of, parse_json
 
 TOKEN_FIELDS = ("access_token", "token_type", "refresh_token", "id_token", "scope")
 
 
-class TokenRejected(AuthFailed):
+class TokenRejected(LoginRefused):
     """The token endpoint answered with an OAuth error (``invalid_grant``: code used already or expired)."""
 
     def __init__(self, error: str, message: str) -> None:
         self.error = error
-        super().__init__(message)
+        super().__init__(message, reason=f"the provider's token endpoint refused: {error}")
 
 
 class TokenEndpoint:

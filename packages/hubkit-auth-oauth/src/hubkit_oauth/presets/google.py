@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from hubkit.errors import AuthFailed
 from pydantic import Field, field_validator
 
 from ..config import OIDCConfig
@@ -13,6 +12,7 @@ from ..identity import Identity
 from ..login_state import LoginState
 from ..oidc import OIDCAuthenticator
 from ..policy import AccessDenied
+from ..refusal import LoginRefused, printable
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 _LEGACY_ISSUER = "accounts.google.com"  # Google documents that older tokens carry it without the scheme
@@ -65,8 +65,10 @@ class GoogleAuthenticator(OIDCAuthenticator):
                 shown = " or ".join(domains)
                 raise AccessDenied(
                     f"Sign in with a Google account of {shown}; the account you used "
-                    f"({identity.email or identity.username}) is not one. Start the login again."
+                    f"({identity.email or identity.username}) is not one. Start the login again.",
+                    reason=f"policy: {printable(identity.username)!r} is not in the hosted domain {shown}",
                 )
             if not identity.email_verified:
-                raise AuthFailed("Google has not verified this account's e-mail address.")
+                raise LoginRefused("Google has not verified this account's e-mail address.",
+                                   reason=f"policy: {printable(identity.username)!r} has no verified e-mail")
         return identity
