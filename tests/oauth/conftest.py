@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 import uvicorn
 from hubkit.testing import require
-from oauth_helpers import CLIENT_ID, CLIENT_SECRET, OP_MODULE, RealOP, RunningHub, free_port, new_key
+from oauth_helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OP_MODULE,
+    RealOP,
+    RunningHub,
+    StartHub,
+    free_port,
+    new_key,
+)
 
 
 def _need_op() -> None:
@@ -29,12 +38,12 @@ def redirect_uri(hub_port: int) -> str:
     return f"http://127.0.0.1:{hub_port}/hub/oauth_callback"
 
 
-def _make_op(tmp: Path, hub_port: int) -> RealOP:
+def _make_op(tmp: Path, hub_port: int, access_ttl: int = 3) -> RealOP:
     return RealOP(
         port=free_port(), workdir=tmp,
         redirect_uris=[f"http://127.0.0.1:{hub_port}/hub/oauth_callback"],
         post_logout_uris=[f"http://127.0.0.1:{hub_port}/hub/login"],
-        keys=[new_key("key-1")],
+        keys=[new_key("key-1")], access_ttl=access_ttl,
     )
 
 
@@ -43,6 +52,18 @@ def real_op(tmp_path_factory: pytest.TempPathFactory, hub_port: int) -> Iterator
     """A real OP shared by a module's tests (never restarted)."""
     _need_op()
     op = _make_op(tmp_path_factory.mktemp("op"), hub_port)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@pytest.fixture(scope="module")
+def short_token_op(tmp_path_factory: pytest.TempPathFactory, hub_port: int) -> Iterator[RealOP]:
+    """A real OP whose access tokens live 8 s: long enough to be shared, short enough to expire in a test."""
+    _need_op()
+    op = _make_op(tmp_path_factory.mktemp("op"), hub_port, access_ttl=8)
     op.start()
     try:
         yield op
@@ -63,36 +84,52 @@ def own_op(tmp_path: Path, hub_port: int) -> Iterator[RealOP]:
 
 
 @pytest.fixture
-async def running_hub(hub_factory: Any, real_op: RealOP, hub_port: int, tmp_path: Path) -> AsyncIterator[RunningHub]:
-    """A started hub (``hub_factory`` of hubkit's pytest plugin) with the ``oidc`` backend pointed at the real
-    OP, its web app served by uvicorn on ``hub_port`` (the OP knows that callback URL)."""
+async def start_hub(hub_factory: Any, hub_port: int, tmp_path: Path) -> AsyncIterator[StartHub]:
+    """``await start_hub(op, **oidc_options)``: a started hub (``hub_factory`` of hubkit's pytest plugin)
+    with the ``oidc`` backend pointed at the real OP ``op``, its web app served by uvicorn on ``hub_port``
+    (the OP knows that callback URL)."""
     import hubkit_oauth.plugin as oauth_plugin
     from cryptography.fernet import Fernet
     from hubkit.testing.plugin import make_settings
     from hubkit.web import create_app
 
     url = f"http://127.0.0.1:{hub_port}"
-    oidc = {
-        "issuer": real_op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "scopes": ["openid", "profile", "email", "groups", "offline_access"],
-        "allowed_groups": ["staff", "students"], "admin_groups": ["hub-admins"], "jwks_refetch_interval": 0,
-    }
-    settings = make_settings(
-        tmp_path / "hub",
-        hub={"ip": "127.0.0.1", "port": hub_port, "public_url": url, "crypt_keys": [Fernet.generate_key().decode()]},
-        auth={"backend": "oidc", "backends": {"oidc": oidc}},
-    )
-    hub = await hub_factory(settings, [oauth_plugin])
-    app = create_app(hub)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=hub_port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.02)
-    assert server.started, "the hub's web app did not start"
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(op: RealOP, **options: Any) -> RunningHub:
+        oidc = {
+            "issuer": op.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "scopes": ["openid", "profile", "email", "groups", "offline_access"],
+            "allowed_groups": ["staff", "students"], "admin_groups": ["hub-admins"], "jwks_refetch_interval": 0,
+            **options,
+        }
+        settings = make_settings(
+            tmp_path / "hub",
+            hub={"ip": "127.0.0.1", "port": hub_port, "public_url": url,
+                 "crypt_keys": [Fernet.generate_key().decode()]},
+            auth={"backend": "oidc", "backends": {"oidc": oidc}},
+        )
+        hub = await hub_factory(settings, [oauth_plugin])
+        server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=hub_port,
+                                               log_level="warning"))
+        task = asyncio.create_task(server.serve())
+        servers.append((server, task))
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.02)
+        assert server.started, "the hub's web app did not start"
+        return RunningHub(hub, url, op)
+
     try:
-        yield RunningHub(hub, url, real_op)
+        yield start
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+        for server, task in servers:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def running_hub(start_hub: StartHub, real_op: RealOP) -> RunningHub:
+    """A started hub logging in through the module's real OP."""
+    return await start_hub(real_op)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,9 @@ class RunningHub:
     op: RealOP
 
 
+StartHub = Callable[..., Awaitable[RunningHub]]  # the start_hub fixture: await start_hub(op, **oidc_options)
+
+
 def hub_info(hub_port: int) -> HubInfo:
     url = f"http://127.0.0.1:{hub_port}"
     return HubInfo(hub_id="oauth-test", data_dir="/tmp", hub_api_url=f"{url}/hub/api", hub_url=url,
@@ -167,6 +172,12 @@ def make_oidc(op: RealOP, hub_port: int, **overrides: Any) -> OIDCAuthenticator:
     }
     options.update(overrides)
     return OIDCAuthenticator(OIDCConfig(**options), hub_info(hub_port))
+
+
+async def wait_until_due(auth: Any, state: dict[str, Any]) -> None:
+    """Sleep until the real access token in ``state`` is due for refresh (inside the refresh margin)."""
+    due_at = state["expires_at"] - auth.refresh_margin_for(state)
+    await asyncio.sleep(max(0.0, due_at - time.time()) + 0.1)
 
 
 async def full_login(auth: OIDCAuthenticator, browser: httpx.AsyncClient, *, login: str, redirect_uri: str,

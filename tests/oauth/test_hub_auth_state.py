@@ -9,7 +9,7 @@ import httpx
 import pytest
 from hubkit.auth.tokens import issue_token
 from hubkit.storage.orm import User
-from oauth_helpers import RunningHub, browse
+from oauth_helpers import RunningHub, browse, wait_until_due
 from sqlalchemy import select
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -31,8 +31,7 @@ async def test_auth_state_endpoint_refreshes_before_answering(running_hub: Runni
     async with rh.hub.db() as session:
         bob = (await session.execute(select(User).where(User.name == "bob"))).scalar_one()
         old = dict(bob.auth_state)
-        bob.auth_state = {**old, "expires_at": time.time() + 5}  # due for refresh (60 s margin)
-        await session.commit()
+    await wait_until_due(rh.hub.authenticator, old)  # the OP's 3 s access token needs refreshing now
     admin = await _token(rh, "alice", ["admin:auth_state"])
     plain = await _token(rh, "bob", ["read:users"])
     url = f"{rh.url}/hub/api/users/bob/auth-state"

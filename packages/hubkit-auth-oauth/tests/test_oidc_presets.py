@@ -188,6 +188,32 @@ async def test_concurrent_refreshes_share_one_rotation(provider: FakeProvider, h
     await auth2.aclose()
 
 
+async def test_a_shared_refresh_is_not_handed_out_once_it_is_due_itself(provider: FakeProvider,
+                                                                        hub: HubInfo) -> None:
+    """A caller still holding the spent refresh token gets the shared result only while that result is fresh;
+    later the refresh continues from the newer (rotated) refresh token instead of handing out a token about
+    to expire, or asking the person to log in again."""
+    provider.id_claims = {"sub": "u1", "preferred_username": "kim"}
+    provider.expires_in = 4  # the margin is capped at half of it: 2 s
+    auth = _generic(provider, hub)
+    old = dict((await login(auth)).result.auth_state or {})
+    assert auth.refresh_margin_for(old) == 2
+    await asyncio.sleep(old["expires_at"] - 2 - time.time() + 0.1)  # due now
+    user = UserInfo(name="kim")
+    first = await auth.refresh_user(user, old)
+    assert isinstance(first, AuthResult)
+    assert await auth.refresh_user(user, old) == first  # moments later: shared, the old token is spent
+    new = first.auth_state or {}
+    await asyncio.sleep(new["expires_at"] - 2 - time.time() + 0.1)  # the shared result is due as well
+    later = await auth.refresh_user(user, old)
+    assert isinstance(later, AuthResult) and later != first
+    assert (later.auth_state or {})["expires_at"] - time.time() > 2
+    refreshes = [p["refresh_token"] for kind, p in provider.requests
+                 if kind == "token" and p["grant_type"] == "refresh_token"]
+    assert refreshes == [old["refresh_token"], new["refresh_token"]]
+    await auth.aclose()
+
+
 async def test_callback_from_another_issuer_is_refused(provider: FakeProvider, hub: HubInfo) -> None:
     auth = _generic(provider, hub)
     start = await auth.start_login("/", REDIRECT_URI)

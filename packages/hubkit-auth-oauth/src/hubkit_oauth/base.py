@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 from urllib.parse import quote, urlencode
 
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
@@ -209,37 +209,67 @@ class OAuthAuthenticator:
             user_info={"provider": self.provider, "email": identity.email},
         )
 
-    async def refresh_user(self, user: UserInfo, auth_state: JSONDict | None) -> AuthResult | bool:
-        """``True`` while the access token is good for longer than ``refresh_margin``; a new result after a
-        refresh (groups re-synced, rules re-applied); ``False`` when the person must log in again."""
-        if not auth_state or not auth_state.get("access_token"):
-            return True
-        now = time.time()
+    def refresh_margin_for(self, auth_state: Mapping[str, Any]) -> float:
+        """``refresh_margin``, at most half the access token's lifetime: with 20 s tokens and the 60 s default
+        every token would be "due" the moment it arrives, and no refresh could ever be shared."""
+        margin = self.config.refresh_margin
+        lifetime = auth_state.get("lifetime")
+        if _is_number(lifetime) and lifetime > 0:
+            margin = min(margin, lifetime / 2)
+        return margin
+
+    def is_fresh(self, auth_state: Mapping[str, Any], now: float | None = None) -> bool:
+        """The access token lives longer than the refresh margin (a token without expiry always does)."""
         expires_at = auth_state.get("expires_at")
-        if not isinstance(expires_at, int | float):
-            return True  # a token without expiry (a classic GitHub OAuth app token)
-        if now < expires_at - self.config.refresh_margin:
+        if not _is_number(expires_at):
             return True
-        refresh_token = auth_state.get("refresh_token")
-        if not isinstance(refresh_token, str) or not refresh_token:
-            return now < expires_at
-        # A spawn and the auth-state API may refresh the same user at once; with rotating refresh tokens the
-        # second use of the old token would fail, so one refresh per token is shared for a minute.
-        key = hashlib.sha256(refresh_token.encode()).hexdigest()
+        return (time.time() if now is None else now) < expires_at - self.refresh_margin_for(auth_state)
+
+    async def refresh_user(self, user: UserInfo, auth_state: JSONDict | None) -> AuthResult | bool:
+        """``True`` while the access token is good for longer than the refresh margin; a new result after a
+        refresh (groups re-synced, rules re-applied); ``False`` when the person must log in again.
+
+        What is handed out (the stored state on ``True``, or the new result) never expires within the
+        margin, except while the provider cannot be reached: then a token is used for as long as it lasts."""
+        if not auth_state or not auth_state.get("access_token") or self.is_fresh(auth_state):
+            return True
         async with self._refresh_locks.setdefault(user.name, asyncio.Lock()):
-            cutoff = time.monotonic() - 60
-            self._recent = {k: v for k, v in self._recent.items() if v[0] > cutoff}
-            if key in self._recent:
-                return self._recent[key][1]
             try:
-                outcome = await self._refresh(user, auth_state, refresh_token, expires_at)
+                return await self._refresh_due(user, auth_state)
             except Exception as exc:
                 log.error("%s refresh for %s failed unexpectedly: %s", self.provider, user.name,
                           type(exc).__name__, exc_info=True)
-                return time.time() < expires_at
-            if isinstance(outcome, AuthResult):
-                self._recent[key] = (time.monotonic(), outcome)
-            return outcome
+                return time.time() < float(auth_state["expires_at"])
+
+    async def _refresh_due(self, user: UserInfo, auth_state: JSONDict) -> AuthResult | bool:
+        """Refresh a due token, under the user's lock.
+
+        A spawn and the auth-state API may refresh the same user at once, and with rotating refresh tokens
+        the second use of the old token would fail. So a refresh finished moments ago from the same refresh
+        token is shared, but only while its own access token is fresh; once that is due too, the refresh
+        continues from its (newer) tokens rather than handing out a token about to expire."""
+        now = time.monotonic()
+        self._recent = {k: v for k, v in self._recent.items() if v[0] > now - _SHARE_SECONDS}
+        key = _token_key(auth_state.get("refresh_token"))
+        state: JSONDict = auth_state
+        entry = self._recent.get(key)
+        shared = entry[1] if entry is not None else None
+        if shared is not None:
+            if self.is_fresh(shared.auth_state or {}):
+                return shared
+            state = shared.auth_state or auth_state
+        refresh_token = state.get("refresh_token")
+        expires_at = float(state["expires_at"])
+        if not isinstance(refresh_token, str) or not refresh_token:
+            outcome: AuthResult | bool = time.time() < expires_at
+        else:
+            outcome = await self._refresh(user, state, refresh_token, expires_at)
+        if outcome is True and shared is not None:
+            return shared  # the provider is unreachable: the newer tokens last longest
+        if isinstance(outcome, AuthResult):
+            for used in {key, _token_key(refresh_token)}:
+                self._recent[used] = (time.monotonic(), outcome)
+        return outcome
 
     async def _refresh(self, user: UserInfo, auth_state: JSONDict, refresh_token: str,
                        expires_at: float) -> AuthResult | bool:
@@ -282,6 +312,17 @@ class OAuthAuthenticator:
         if self.config.post_logout_redirect_url:
             return self.config.post_logout_redirect_url
         return f"{self.hub.public_url.rstrip('/')}{self.hub.base_url.rstrip('/')}/hub/login"
+
+
+_SHARE_SECONDS = 300  # how long a refresh result is remembered for callers still holding the older tokens
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _token_key(refresh_token: Any) -> str:
+    return hashlib.sha256(str(refresh_token or "").encode()).hexdigest()
 
 
 def _error_code(error: str) -> str:

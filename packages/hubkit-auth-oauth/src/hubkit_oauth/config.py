@@ -75,7 +75,8 @@ class OAuthConfig(BaseModel):
     # tokens, timing, transport
     login_timeout: float = Field(600, gt=0, description="Seconds a started login may take before it expires.")
     refresh_margin: float = Field(
-        60, ge=0, description="Refresh the upstream access token this many seconds before it expires."
+        60, ge=0, description="Refresh the upstream access token this many seconds before it expires "
+        "(at most half the token's lifetime); a token inside this margin is never handed out."
     )
     clock_skew: float = Field(30, ge=0, description="Seconds of clock difference tolerated on token times.")
     http_timeout: float = Field(10, gt=0, description="Seconds to wait for the provider per request.")

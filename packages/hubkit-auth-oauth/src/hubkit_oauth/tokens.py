@@ -6,6 +6,7 @@ with an absolute ``expires_at`` so expiry can be judged later without knowing wh
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -60,14 +61,18 @@ class TokenEndpoint:
 
 
 def token_state(data: dict[str, Any], *, now: float | None = None) -> dict[str, Any]:
-    """The parts of a token answer worth keeping, with ``expires_in`` turned into ``expires_at``."""
-    state = {k: data[k] for k in TOKEN_FIELDS if isinstance(data.get(k), str) and data[k]}
-    expires_in = data.get("expires_in")
+    """The parts of a token answer worth keeping, with ``expires_in`` turned into ``expires_at``.
+
+    ``lifetime`` keeps the provider's ``expires_in`` (seconds the token was issued for), which caps the refresh
+    margin for providers whose access tokens live only seconds."""
+    state: dict[str, Any] = {k: data[k] for k in TOKEN_FIELDS if isinstance(data.get(k), str) and data[k]}
     try:
-        if expires_in is not None:
-            state["expires_at"] = (time.time() if now is None else now) + float(expires_in)
+        lifetime = float(data["expires_in"]) if data.get("expires_in") is not None else None
     except (TypeError, ValueError):
-        pass
+        lifetime = None
+    if lifetime is not None and math.isfinite(lifetime):
+        state["expires_at"] = (time.time() if now is None else now) + lifetime
+        state["lifetime"] = lifetime
     return state
 
 
