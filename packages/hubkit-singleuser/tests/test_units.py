@@ -6,6 +6,7 @@ import pytest
 
 from hubkit_singleuser.hubenv import HubEnv, HubEnvError
 from hubkit_singleuser.launcher import choose_app
+from hubkit_singleuser.logscrub import scrub
 from hubkit_singleuser.oauth import pkce_challenge, safe_next
 from hubkit_singleuser.scopes import allowed
 
@@ -95,3 +96,12 @@ def test_slow_optional_import_is_skipped_unless_asked(monkeypatch: pytest.Monkey
     with pytest.raises(ImportError):
         import rfc3987_syntax  # noqa: F401
     monkeypatch.delitem(sys.modules, "rfc3987_syntax")
+
+
+def test_log_scrub() -> None:
+    assert scrub("403 GET /user/a/api/status?token=abc123 (127.0.0.1)") == (
+        "403 GET /user/a/api/status?token=[secret] (127.0.0.1)"
+    )
+    line = "GET /user/a/oauth_callback?code=C0DE&state=ST&next=/lab uri='/x?access_token=T'"
+    assert scrub(line) == "GET /user/a/oauth_callback?code=[secret]&state=[secret]&next=/lab uri='/x?access_token=[secret]'"
+    assert scrub("GET /user/a/lab?reset (no secret)") == "GET /user/a/lab?reset (no secret)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__, runtime
+from . import __version__, logscrub, runtime
 from .activity import ActivityReporter
 from .identity import HubIdentityProvider
 
@@ -16,12 +16,18 @@ VERSION_HEADER = "6.1.1"  # PEP 440 and JupyterHub-compatible: stock clients par
 
 
 def _link_jupyter_server_extension(serverapp: Any) -> None:
+    logscrub.install()
     env = runtime.hub().env
     serverapp.ip = env.bind_ip
     serverapp.port = env.bind_port
     serverapp.port_retries = 0
     serverapp.base_url = env.service_prefix
+    # Never a browser, and never the "No web browser found ... ?token=" lines: LabApp copies its own
+    # open_browser (default: ServerApp's *config*, else True) onto the server after this link, so the config
+    # value must say no too, not only the attribute.
+    serverapp.config.ServerApp.open_browser = False
     serverapp.open_browser = False
+    serverapp.no_browser_open_file = True
     serverapp.allow_remote_access = True
     serverapp.trust_xheaders = True
     serverapp.quit_button = False

@@ -50,6 +50,13 @@ class HubIdentityProvider(IdentityProvider):
 
         return OAuthLogoutHandler
 
+    @default("token")
+    def _token_default(self) -> str:
+        """No Jupyter token: every request is checked with the hub. A generated one would be useless here and
+        would be printed as a ``?token=`` URL into the server's log."""
+        self.token_generated = False
+        return ""
+
     @property
     def auth_enabled(self) -> bool:
         return True
