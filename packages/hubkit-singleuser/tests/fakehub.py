@@ -31,6 +31,7 @@ class FakeHub:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (user, challenge)
     port: int = 0
+    failing: bool = False  # identity lookups answer 503, as a hub in trouble (or restarting) does
 
     def add_token(self, name: str, scopes: list[str], kind: str = "user") -> str:
         tok = secrets.token_hex(16)
@@ -76,6 +77,8 @@ class FakeHub:
                 hub.requests.append(("GET", u.path, dict(self.headers)))
                 if u.path in ("/hub/api", "/hub/api/"):
                     return self._send(200, {"version": "6.1.1"})
+                if u.path == "/hub/api/user" and hub.failing:
+                    return self._send(503, {"status": 503})
                 if u.path == "/hub/api/user":
                     model = hub.tokens.get(self._token())
                     return self._send(200, model) if model else self._send(403, {"status": 403})

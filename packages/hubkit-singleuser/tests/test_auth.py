@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from fakehub import FakeHub
-from su_harness import Server
+from su_harness import Server, launch, shutdown
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -120,3 +122,34 @@ def test_login_next_cannot_leave_the_server(server: Server, fakehub: FakeHub) ->
         r = c.get(server.url + "login?next=https://evil.example/")
         assert r.status_code == 200
         assert str(r.url).startswith(server.url)
+
+
+def test_revoked_token_is_refused_within_the_configured_cache_window(fakehub: FakeHub, tmp_path: Path) -> None:
+    """A hub logout revokes the browser's token at the hub; the server believes the hub's last answer for
+    HUBKIT_SINGLEUSER_AUTH_CACHE_SECONDS, so that is how long the revoked token still works here."""
+    server = launch(fakehub, tmp_path, extra={"HUBKIT_SINGLEUSER_AUTH_CACHE_SECONDS": "2"})
+    try:
+        alice = fakehub.add_token("alice", ["access:servers!server=alice/"])
+        url = server.url + "api/status"
+        headers = {"Authorization": f"token {alice}"}
+        assert httpx.get(url, headers=headers).status_code == 200
+        asked = len([p for m, p, h in fakehub.requests if p == "/hub/api/user"])
+        assert httpx.get(url, headers=headers).status_code == 200  # from the cache: the hub is not asked
+        assert len([p for m, p, h in fakehub.requests if p == "/hub/api/user"]) == asked
+        del fakehub.tokens[alice]  # revoked at the hub
+        revoked_at = time.monotonic()
+        while httpx.get(url, headers=headers).status_code == 200:
+            assert time.monotonic() - revoked_at < 2 + 3, "the revoked token still works after the window"
+            time.sleep(0.1)
+        assert httpx.get(url, headers=headers).status_code == 403
+        # a hub that cannot answer does not lock out someone it vouched for moments ago (the server
+        # outlives a hub restart), but a token it never vouched for gets nowhere
+        carol = fakehub.add_token("carol", ["access:servers!server=alice/"])
+        assert httpx.get(url, headers={"Authorization": f"token {carol}"}).status_code == 200
+        fakehub.failing = True
+        time.sleep(2.2)  # past the cache window
+        assert httpx.get(url, headers={"Authorization": f"token {carol}"}).status_code == 200
+        stranger = fakehub.add_token("alice", ["access:servers!server=alice/"])
+        assert httpx.get(url, headers={"Authorization": f"token {stranger}"}).status_code == 502
+    finally:
+        shutdown(server)

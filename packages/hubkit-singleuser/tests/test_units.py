@@ -105,3 +105,12 @@ def test_log_scrub() -> None:
     line = "GET /user/a/oauth_callback?code=C0DE&state=ST&next=/lab uri='/x?access_token=T'"
     assert scrub(line) == "GET /user/a/oauth_callback?code=[secret]&state=[secret]&next=/lab uri='/x?access_token=[secret]'"
     assert scrub("GET /user/a/lab?reset (no secret)") == "GET /user/a/lab?reset (no secret)"
+
+
+def test_auth_cache_seconds() -> None:
+    assert HubEnv.from_environ(BASE).auth_cache_seconds == 10
+    assert HubEnv.from_environ({**BASE, "HUBKIT_SINGLEUSER_AUTH_CACHE_SECONDS": "2.5"}).auth_cache_seconds == 2.5
+    assert HubEnv.from_environ({**BASE, "HUBKIT_SINGLEUSER_AUTH_CACHE_SECONDS": "0"}).auth_cache_seconds == 0
+    for bad in ("soon", "-1", "nan", "1e9"):
+        with pytest.raises(HubEnvError, match="HUBKIT_SINGLEUSER_AUTH_CACHE_SECONDS"):
+            HubEnv.from_environ({**BASE, "HUBKIT_SINGLEUSER_AUTH_CACHE_SECONDS": bad})

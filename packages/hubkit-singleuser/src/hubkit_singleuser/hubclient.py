@@ -13,8 +13,14 @@ from tornado.web import HTTPError
 
 from .hubenv import HubEnv
 
-CACHE_SECONDS = 300.0
 CACHE_MAX = 1000
+# While the hub cannot be reached (a restart), people it vouched for this recently keep access: the server
+# outlives the hub. A hub that answers is always believed, after at most env.auth_cache_seconds.
+STALE_IF_HUB_DOWN_SECONDS = 300.0
+
+
+class HubUnavailable(HTTPError):
+    """The hub could not be reached, or failed (5xx): it said nothing about the token."""
 
 
 class HubClient:
@@ -29,30 +35,42 @@ class HubClient:
         try:
             resp = await AsyncHTTPClient().fetch(req, raise_error=False)
         except OSError as e:
-            raise HTTPError(500, f"cannot reach the hub at {self.env.api_url}: {e}") from e
+            raise HubUnavailable(500, f"cannot reach the hub at {self.env.api_url}: {e}") from e
         return resp.code, resp.body or b""
 
     async def identify(self, token: str) -> dict[str, Any] | None:
-        """The hub's model for ``token`` (``GET {api}/user``), or ``None`` when the hub does not know it."""
+        """The hub's model for ``token`` (``GET {api}/user``), or ``None`` when the hub does not know it.
+
+        Answers are reused for ``auth_cache_seconds`` (the longest a revoked token still works here)."""
         key = hashlib.sha256(token.encode()).hexdigest()
         hit = self._cache.get(key)
         now = time.monotonic()
-        if hit and hit[0] > now:
+        if hit and now - hit[0] < self.env.auth_cache_seconds:
             return hit[1]
+        try:
+            model = await self._ask_hub(token)
+        except HubUnavailable:
+            if hit and hit[1] is not None and now - hit[0] < STALE_IF_HUB_DOWN_SECONDS:
+                return hit[1]
+            raise
+        if len(self._cache) >= CACHE_MAX:
+            self._cache = {
+                k: v for k, v in self._cache.items() if now - v[0] < self.env.auth_cache_seconds
+            }
+        self._cache[key] = (now, model)
+        return model
+
+    async def _ask_hub(self, token: str) -> dict[str, Any] | None:
         code, body = await self._fetch(
             HTTPRequest(f"{self.env.api_url}/user", headers=self._headers(token), request_timeout=30)
         )
         if code == 403 or code == 401:
-            model = None
-        elif code >= 500 or code == 599:
-            raise HTTPError(502, f"the hub answered {code} when checking a token")
-        elif code >= 400:
+            return None
+        if code >= 500 or code == 599:
+            raise HubUnavailable(502, f"the hub answered {code} when checking a token")
+        if code >= 400:
             raise HTTPError(500, f"failed to check authorization with the hub ({code}): {_reason(body)}")
-        else:
-            model = json.loads(body)
-        if len(self._cache) >= CACHE_MAX:
-            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-        self._cache[key] = (now + CACHE_SECONDS, model)
+        model: dict[str, Any] = json.loads(body)
         return model
 
     def forget(self, token: str) -> None:

@@ -25,6 +25,24 @@ def _json_list(raw: str, name: str) -> list[str]:
     return value
 
 
+# How long the hub's answer about a token is trusted: also how long a hub logout (which revokes the browser's
+# OAuth token at the hub) takes to reach this server. JupyterHub's singleuser trusts it for 300 s.
+DEFAULT_AUTH_CACHE_SECONDS = 10.0
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HubEnvError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value <= 86400:
+        raise HubEnvError(f"{name} must be between 0 and 86400 seconds, got {raw!r}")
+    return value
+
+
 def _slash(path: str) -> str:
     path = path or "/"
     if not path.startswith("/"):
@@ -52,6 +70,7 @@ class HubEnv:
     default_url: str
     root_dir: str
     cookie_secure: bool
+    auth_cache_seconds: float = DEFAULT_AUTH_CACHE_SECONDS
 
     @property
     def hub_prefix(self) -> str:
@@ -95,6 +114,7 @@ class HubEnv:
             raise HubEnvError("JUPYTERHUB_ACTIVITY_INTERVAL must be a number of seconds") from None
         if interval <= 0:
             raise HubEnvError("JUPYTERHUB_ACTIVITY_INTERVAL must be positive")
+        cache = _seconds(e, "HUBKIT_SINGLEUSER_AUTH_CACHE_SECONDS", DEFAULT_AUTH_CACHE_SECONDS)
         public = e.get("JUPYTERHUB_PUBLIC_URL", "")
         return cls(
             api_token=e["JUPYTERHUB_API_TOKEN"],
@@ -115,4 +135,5 @@ class HubEnv:
             default_url=e.get("JUPYTERHUB_DEFAULT_URL", ""),
             root_dir=os.path.expanduser(e.get("JUPYTERHUB_ROOT_DIR", "")),
             cookie_secure=public.startswith("https:"),
+            auth_cache_seconds=cache,
         )
