@@ -77,15 +77,17 @@ async def token(
     try:
         await migrate.ensure_schema(engine, storage, auto=is_sqlite(engine.url))
         async with create_sessionmaker(engine)() as s:
-            row = (await s.execute(select(User).where(User.name == user))).scalar_one_or_none()
-            if row is None:
+            # only the id: loading the row would decrypt its auth_state, which minting a token never needs
+            user_id = (await s.execute(select(User.id).where(User.name == user))).scalar_one_or_none()
+            if user_id is None:
                 if not create:
                     raise NotFound(f"no user {user!r} (pass --create to add it)")
                 row = User(name=user, admin=user in settings.hub.admin_users, cookie_id=secrets.token_hex(16))
                 s.add(row)
                 await s.flush()
+                user_id = row.id
             secret, _tok = await issue_token(
-                s, user_id=row.id, scopes=scopes, note=note, expires_in=expires_in
+                s, user_id=user_id, scopes=scopes, note=note, expires_in=expires_in
             )
             await s.commit()
     finally:
