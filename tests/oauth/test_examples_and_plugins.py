@@ -26,6 +26,24 @@ def registry() -> BackendRegistry[Any]:
     return reg
 
 
+EXAMPLE_CONFIGS = sorted(EXAMPLES.glob("*/hubkit.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=lambda p: p.parent.name)
+def test_every_example_config_loads_and_routes_through_a_proxy(path: Path) -> None:
+    """Each example's hubkit.toml loads, every backend section validates against the installed plugins, and
+    a proxy is named: without one, logins work and /user/<name>/ answers 503 (tests/oauth/test_examples_e2e,
+    tests/e2e, tests/vm and tests/docker then reach JupyterLab through it)."""
+    from hubkit.plugins.hooks import collect_registries
+    from hubkit.plugins.manager import build_plugin_manager
+    from hubkit.runtime.backends import validate_sections
+
+    settings = load_settings(path, env={})
+    validate_sections(settings, collect_registries(build_plugin_manager(load_entry_points=True)))
+    assert settings.proxy.backend != "none", f"{path}: no [proxy] backend, so /user/<name>/ cannot be reached"
+    assert len(EXAMPLE_CONFIGS) >= 5  # demo, docker, oauth-github, oauth-oidc, vm
+
+
 @pytest.mark.parametrize(("example", "backend"), [("oauth-github", "github"), ("oauth-oidc", "oidc")])
 def test_example_configs_load(example: str, backend: str) -> None:
     env = {f"HUBKIT_AUTH__{backend.upper()}__CLIENT_SECRET": "from-the-environment"}
