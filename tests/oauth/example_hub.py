@@ -53,6 +53,7 @@ class ExampleHub:
     port: int  # public (hubkit-proxy); the provider knows <public_url>/hub/oauth_callback
     auth: dict[str, Any]  # [auth.<backend>] values for this machine's provider
     env: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # keys a how-to adds, by section
     hub_port: int = field(default_factory=free_port)
     proxy_api_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -84,6 +85,8 @@ class ExampleHub:
         backend = data["auth"]["backend"]
         data["auth"][backend] = {**data["auth"][backend], **self.auth}
         data["proxy"].setdefault("hubkit-proxy", {})["api_url"] = f"http://127.0.0.1:{self.proxy_api_port}"
+        for section, values in self.extra.items():
+            data.setdefault(section, {}).update(values)
         return data
 
     def start(self) -> None:

@@ -64,6 +64,7 @@ async def test_oidc_example_lab_logout_token_and_culler(
         "oauth-oidc", tmp_path, hub_port,
         auth={"issuer": real_op.issuer, "client_id": CLIENT_ID},
         env={"HUBKIT_AUTH__OIDC__CLIENT_SECRET": CLIENT_SECRET, "HUBKIT_CRYPT_KEY": Fernet.generate_key().decode()},
+        extra={"hub": {"admin_users": ["idle-culler"]}, "auth": {"blocked_users": ["idle-culler"]}},  # idle-culler.md
     )
     example_hubs.append(hub)
     await anyio.to_thread.run_sync(hub.start)
@@ -74,7 +75,7 @@ async def test_oidc_example_lab_logout_token_and_culler(
 
         # `hubkit token` for a user with stored (encrypted) auth state: alice, an admin by her provider group
         admin = await anyio.to_thread.run_sync(hub.token, "alice")
-        culler = await anyio.to_thread.run_sync(lambda: hub.token("alice", *CULLER_SCOPES))
+        culler = await anyio.to_thread.run_sync(lambda: hub.token("idle-culler", *CULLER_SCOPES))
         await anyio.to_thread.run_sync(hub.start_server, admin, "bob")
 
         await reach_lab(bob, hub, "bob")
@@ -92,7 +93,14 @@ async def test_oidc_example_lab_logout_token_and_culler(
         lab = await bob.get(f"{hub.url}/user/bob/lab")
         assert lab.status_code == 302 and "/user/bob/login" in lab.headers["location"]
 
-    # the stock idle culler, as docs/idle-culler.md runs it, with the token `hubkit token` minted
+    # the stock idle culler, as docs/idle-culler.md runs it, with the token `hubkit token` minted for the
+    # account nobody can log in as
+    async with httpx.AsyncClient() as client:  # even a provider account of that name in the admin group
+        claims = {"preferred_username": "idle-culler", "email": "x@uni.example", "email_verified": True,
+                  "groups": ["hub-admins"]}
+        assert (await client.post(f"{real_op.issuer}/__test/accounts/idle-culler", json=claims)).status_code == 204
+        page = await browse(client, f"{hub.url}/hub/oauth_login", login="idle-culler")
+        assert page.status_code == 403 and "not allowed" in page.text
     await asyncio.sleep(1.5)  # idle for longer than --timeout
     log = await run_culler(hub.api, culler, "--timeout=1")
     headers = {"Authorization": f"token {admin}"}
