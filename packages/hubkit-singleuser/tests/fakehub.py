@@ -1,7 +1,7 @@
 """A small, real HTTP hub for package tests: identity, OAuth authorize/token (with PKCE), activity.
 
-It implements only what a single-user server calls (compat A3-A5), and records every request so tests can
-assert on what the server actually sent.
+It implements only what a single-user server calls (identity, OAuth authorize and token, activity), and
+records every request so tests can assert on what the server actually sent.
 """
 
 from __future__ import annotations

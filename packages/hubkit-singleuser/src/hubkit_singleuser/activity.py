@@ -1,4 +1,5 @@
-"""Activity reports to the hub: the JupyterHub body (compat A3) plus hubkit's richer per-server facts.
+"""Activity reports to the hub: the JupyterHub body plus hubkit's richer per-server facts
+(docs/singleuser.md, "Activity reports").
 
 ``servers[name].hubkit`` = ``{"kernels", "kernels_busy", "connections", "terminals", "last_busy"}`` lets the
 hub's culler spare a server whose kernel is computing and stop one whose tab is merely left open.

@@ -1,4 +1,4 @@
-"""The JUPYTERHUB_* environment a hub gives its servers (compat section A2), parsed once and validated."""
+"""The JUPYTERHUB_* environment a hub gives its servers (docs/singleuser.md), parsed once and validated."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Browser login through the hub's OAuth2 provider (authorization code + PKCE S256), compat section A5.
+"""Browser login through the hub's OAuth2 provider (authorization code + PKCE S256; docs/singleuser.md).
 
 ``/login`` starts it (jupyter redirects unauthenticated page requests there), ``/oauth_callback`` finishes it
 and stores the access token in a signed, HttpOnly cookie named after the OAuth client id.
