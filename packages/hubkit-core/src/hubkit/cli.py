@@ -81,7 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     cfgsub = cfg.add_subparsers(dest="config_command", metavar="CONFIG_COMMAND", required=True)
     show = cfgsub.add_parser("show", help="the effective configuration (secrets masked)")
     _common(show)
+    _add_installed_commands(sub)
     return parser
+
+
+def _add_installed_commands(sub: Any) -> None:
+    """Subcommands from other distributions (e.g. ``hubkit rehearse``): entry-point group ``hubkit.commands``,
+    each a callable that adds its parser to ``sub`` and sets the default ``hubkit_command`` to a function of
+    the parsed arguments returning the exit code. Such a command runs without loading the hub's config."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="hubkit.commands"):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken add-on must not take the hub's own CLI down
+            print(f"hubkit: warning: command {ep.name!r} ({ep.value}) not loaded: {exc}", file=sys.stderr)
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from . import commands
 
+    installed = getattr(args, "hubkit_command", None)
+    if installed is not None:
+        return int(installed(args))
     if args.generate_config is not None:
         return commands.generate_config(args.generate_config, force=args.force)
     settings = load(args)
