@@ -44,16 +44,15 @@ class Admin:
                 tg.create_task(one(n))
         return found
 
-    async def create_users(self, names: list[str]) -> set[str]:
-        """Create the missing ones; returns the names this call created (existing users are left alone)."""
-        created: set[str] = set()
+    async def create_users(self, names: list[str], created: set[str]) -> None:
+        """Create the missing ones, adding to ``created`` as they are (existing users are left alone), so a
+        failure half-way still knows what to remove."""
         for i in range(0, len(names), BATCH):
             r = await self.browser.api("POST", "users", json_body={"usernames": names[i : i + BATCH]})
             if r.status_code == 201:
                 created.update(str(u["name"]) for u in r.json())
             elif r.status_code != 409:  # 409: all of them exist already
                 raise HubHTTPError("POST", str(r.url), r.status_code, r.text)
-        return created
 
     async def issue_token(self, name: str, expires_in: int) -> str:
         r = await self.browser.api(

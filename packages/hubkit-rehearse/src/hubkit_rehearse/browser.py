@@ -51,6 +51,13 @@ def _message(body: str) -> str:
     return body[:200]
 
 
+def closed_before_answer(exc: httpx.RemoteProtocolError) -> bool:
+    """The server closed a kept-alive connection as the request went out, before any byte of an answer.
+    Browsers send such a request again on a new connection (any method: nothing was answered), and so do we;
+    each time is counted, since a hub or proxy that does this often has a keep-alive bug worth knowing."""
+    return "without sending a response" in str(exc)
+
+
 class Origin:
     """scheme://host:port of the hub, plus its path prefix (a hub may live under /jhub/)."""
 
@@ -122,6 +129,7 @@ class Browser:
         self.token = token
         self.ca_file = ca_file
         self.hub_xsrf: str | None = None
+        self.reconnects = 0  # requests sent again after a kept-alive connection closed without an answer
         self.client = httpx.AsyncClient(
             timeout=timeout,
             verify=tls_context(ca_file),
@@ -147,7 +155,13 @@ class Browser:
     async def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
         self.origin.check(url)
         kw["headers"] = self._headers(kw.get("headers"))
-        return await self.client.request(method, url, **kw)
+        try:
+            return await self.client.request(method, url, **kw)
+        except httpx.RemoteProtocolError as exc:
+            if not closed_before_answer(exc):
+                raise
+            self.reconnects += 1  # as a browser does: once, on a fresh connection
+            return await self.client.request(method, url, **kw)
 
     async def follow(self, url: str, *, max_hops: int = MAX_REDIRECTS) -> tuple[httpx.Response, int]:
         """GET ``url`` and follow redirects like a browser, on the hub's origin only (OffOrigin otherwise)."""
@@ -185,7 +199,15 @@ class Browser:
         url = self.origin.hub("hub/api/" + path)
         headers = self._headers(self._api_headers({"Accept": "text/event-stream"}))
         self.origin.check(url)
-        async with self.client.stream("GET", url, headers=headers) as r:
+        request = self.client.build_request("GET", url, headers=headers)
+        try:
+            r = await self.client.send(request, stream=True)
+        except httpx.RemoteProtocolError as exc:
+            if not closed_before_answer(exc):
+                raise
+            self.reconnects += 1
+            r = await self.client.send(request, stream=True)
+        try:
             if r.status_code != 200:
                 body = (await r.aread()).decode(errors="replace")
                 raise HubHTTPError("GET", url, r.status_code, body)
@@ -197,6 +219,8 @@ class Browser:
                         continue
                     if isinstance(event, dict):
                         yield event
+        finally:
+            await r.aclose()
 
     def cookie(self, name: str, path: str) -> str | None:
         """The value of cookie ``name`` whose path covers ``path`` (most specific first)."""

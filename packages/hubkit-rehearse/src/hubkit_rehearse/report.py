@@ -107,6 +107,10 @@ def throughput_table(summary: dict[str, Any]) -> Table:
         ],
         ["users answered 429 (spawn limit)", str(q["users_429"])],
         ["429 answers in total", str(q["retries_429"])],
+        [
+            "requests re-sent: kept-alive connection closed before answering",
+            f"{q.get('reconnects', 0)} (for {q.get('users_reconnected', 0)} users)",
+        ],
     ]
     return t
 
@@ -201,6 +205,14 @@ def compare_tables(a: RunRecord, b: RunRecord) -> tuple[list[str], list[Table]]:
         ["highest queue position", str(qa["max_position"] or "-"), str(qb["max_position"] or "-"), "-"]
     )
     o.rows.append(["429 answers", str(qa["retries_429"]), str(qb["retries_429"]), "-"])
+    o.rows.append(
+        [
+            "requests re-sent on closed keep-alive",
+            str(qa.get("reconnects", 0)),
+            str(qb.get("reconnects", 0)),
+            "-",
+        ]
+    )
     o.rows.append(
         ["run duration", f"{a.duration:.0f} s", f"{b.duration:.0f} s", _ratio(a.duration, b.duration)]
     )

@@ -120,7 +120,12 @@ class Runner:
     async def run(self) -> RunRecord:
         remove_signals = self._install_signals()
         try:
-            record = await self._prepare()
+            try:
+                record = await self._prepare()
+            except PreflightError:
+                if self.created:  # created some users before it failed: remove them again
+                    await self._cleanup()
+                raise
             await self._drive()
             self.phase_label = "cleaning up"
             self._cleanup_task = asyncio.create_task(self._cleanup())
@@ -158,11 +163,14 @@ class Runner:
         else:
             names = user_names(plan.user_pattern, plan.users, plan.first_index)
         if self.admin is not None:
-            if plan.login == "token":
-                self.view.message(f"creating {len(names)} users through the REST API")
-                self.created = await self.admin.create_users(names)
-            else:
-                self.created = set(names) - await self.admin.existing(names)
+            try:
+                if plan.login == "token":
+                    self.view.message(f"creating {len(names)} users through the REST API")
+                    await self.admin.create_users(names, self.created)
+                else:
+                    self.created = set(names) - await self.admin.existing(names)
+            except Exception as exc:
+                raise PreflightError(f"preparing the users failed: {classify(exc, '')[1]}") from None
         self.clock = Clock()
         record = RunRecord(
             hub_url=self.origin.base,

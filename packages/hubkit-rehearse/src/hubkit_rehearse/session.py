@@ -72,7 +72,7 @@ def classify(exc: BaseException, user: str) -> tuple[str, str]:
     elif isinstance(exc, SpawnFailed):
         reason = "spawn failed: " + _normalize(str(exc), user)
     elif isinstance(exc, OffOrigin):
-        reason = "redirect to another origin refused (credentials stay with the hub)"
+        reason = "request to another origin refused (credentials stay with the hub)"
     elif isinstance(exc, KernelError | LoginRefused | UnexpectedPage):
         reason = _normalize(str(exc), user)
     elif isinstance(exc, httpx.TimeoutException):
@@ -167,6 +167,7 @@ class Session:
             raise
         finally:
             rec.end = self.clock.now()
+            rec.reconnects = self.browser.reconnects
 
     # -- login ---------------------------------------------------------------------------------------------
 
