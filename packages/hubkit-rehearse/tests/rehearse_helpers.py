@@ -264,7 +264,8 @@ c.DummyAuthenticator.password = {password!r}
 c.Authenticator.allow_all = True
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.concurrent_spawn_limit = {limit}
-c.JupyterHub.spawn_throttle_retry_range = {retry!r}
+# spawn_throttle_retry_range is not a config trait in 6.1.1; the tornado setting it feeds can be set
+c.JupyterHub.tornado_settings = {{"spawn_throttle_retry_range": {retry!r}}}
 c.JupyterHub.db_url = "sqlite:///{data}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{data}/jupyterhub_cookie_secret"
 c.JupyterHub.pid_file = "{data}/jupyterhub.pid"
@@ -272,7 +273,7 @@ c.ConfigurableHTTPProxy.pid_file = "{data}/jupyterhub-proxy.pid"
 c.JupyterHub.services = [{{"name": "rehearse-admin", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "admin", "services": ["rehearse-admin"]}}]
 c.JupyterHub.cleanup_servers = True
-c.JupyterHub.log_level = "WARNING"
+c.JupyterHub.log_level = "WARN"
 """
 JH_LOCAL = """
 c.JupyterHub.spawner_class = "simple"

@@ -45,12 +45,12 @@ def _load(values: Any) -> str:
 def overview(run: RunRecord, summary: dict[str, Any]) -> list[str]:
     plan = run.plan
     outcomes = summary["outcomes"]
-    think = plan.get("think") or [0, 0]
+    think = plan.get("think") or [0, 0]  # a result file from another version may lack any of these
     think_text = f"{think[0]:g}" if think[0] == think[1] else f"{think[0]:g}-{think[1]:g}"
     cells = len(plan.get("cells") or []) if plan.get("kernel") and plan.get("open") == "lab" else 0
     lines = [
         f"hub {run.hub_url} (version {run.hub_version}), started {run.started_at}, ran {run.duration:.0f} s",
-        f"{summary['users']} users, login {plan.get('login')}, ramp {plan.get('ramp'):g} s {plan.get('ramp_shape')}, "
+        f"{summary['users']} users, login {plan.get('login')}, ramp {float(plan.get('ramp') or 0):g} s {plan.get('ramp_shape')}, "
         f"open {plan.get('open')}, cells {cells}, think {think_text} s, concurrency {plan.get('concurrency')}"
         + (f", server {plan['server_name']!r}" if plan.get("server_name") else ""),
         "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())),
