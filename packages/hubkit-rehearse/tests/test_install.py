@@ -25,7 +25,7 @@ def test_installs_and_runs_alone(tmp_path: Path) -> None:
         capture_output=True,
         timeout=800,
     )
-    probe = "import importlib.util as u; print(' '.join(m for m in %r if u.find_spec(m)))" % (SERVER_SIDE,)
+    probe = f"import importlib.util as u; print(' '.join(m for m in {SERVER_SIDE!r} if u.find_spec(m)))"
     found = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert found == [], f"server-side packages came with hubkit-rehearse: {found}"
     for cmd in (
