@@ -4,6 +4,7 @@ user, the report files, compare, Ctrl-C, and the live view on a terminal."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import pty
 import select
@@ -82,6 +83,81 @@ def test_two_hundred_users_through_login_start_queue_and_stop(hub: HubkitHub, tm
     assert 'src="data:image/png;base64,' in html and "Latency per phase" in html
     assert (r.outdir / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "[rehearse] t=" in r.out and "arrived 200/200" in r.out
+    assert PASSWORD not in (r.outdir / "result.json").read_text()
+
+
+def test_user_file_and_the_concurrency_bound(hub: HubkitHub, tmp_path: Path) -> None:
+    """Tokens from a file (made here through the admin API, as an operator would for OAuth users); with
+    --concurrency 1 the second and third user wait for the first to finish, and the wait is recorded."""
+    names = ["file-1", "file-2", "file-3"]
+    assert hub.api("POST", "users", json={"usernames": names}).status_code == 201
+    try:
+        tokens = [hub.api("POST", f"users/{n}/tokens", json={"note": "test"}).json()["token"] for n in names]
+        userfile = tmp_path / "users.txt"
+        userfile.write_text(
+            "".join(f"{n} {t}\n" for n, t in zip(names, tokens, strict=True)) + f"intruder {tokens[0]}\n"
+        )
+        r = run_rehearse(
+            [
+                hub.url,
+                "--login",
+                "file",
+                "--user-file",
+                str(userfile),
+                "--users",
+                "4",
+                "--concurrency",
+                "1",
+                "--open",
+                "api",
+                "--think",
+                "0.3",
+            ],
+            tmp_path / "out",
+            password=None,
+        )
+        assert r.code == 1, r.err  # the fourth line's token is file-1's: refused, not used as someone else
+        by_name = {u["name"]: u for u in r.users()}
+        assert [by_name[n]["outcome"] for n in names] == ["ok", "ok", "ok"]
+        assert by_name["intruder"]["outcome"] == "failed"
+        assert "belongs to 'file-1'" in r.data["summary"]["failures"][0]["example"]
+        sessions = sorted(
+            (next(st["t0"] for st in u["steps"] if st["phase"] != "wait"), u["end"]) for u in r.users()
+        )
+        for (_, end), (start, _) in itertools.pairwise(sessions):
+            assert start >= end - 0.01, "two sessions ran at once despite --concurrency 1"
+        assert [u["steps"][0]["phase"] for u in r.users()][1:] == ["wait", "wait", "wait"]
+        assert r.data["cleanup"]["users_created"] == 0 and hub.running_servers() == {}
+        assert all(t not in (r.outdir / "result.json").read_text() for t in tokens)
+    finally:
+        for n in names:
+            hub.api("DELETE", f"users/{n}")
+
+
+def test_max_duration_stops_everything(hub: HubkitHub, tmp_path: Path) -> None:
+    before = hub.user_names()
+    r = run_rehearse(
+        [
+            hub.url,
+            "--users",
+            "3",
+            "--user-pattern",
+            "late-{i}",
+            "--open",
+            "api",
+            "--think",
+            "120",
+            "--max-duration",
+            "8",
+        ],
+        tmp_path / "out",
+        admin_token=hub.admin_token,
+    )
+    assert r.code == 1
+    assert r.data["interrupted"] == "--max-duration 8 s reached"
+    assert {u["outcome"] for u in r.users()} == {"cancelled"}
+    assert r.data["cleanup"]["servers_stopped"] == 3
+    assert hub.running_servers() == {} and hub.user_names() == before
 
 
 def test_compare_and_rerender(hub: HubkitHub, tmp_path: Path) -> None:

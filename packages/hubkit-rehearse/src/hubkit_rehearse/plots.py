@@ -32,7 +32,7 @@ def timeline_png(run: RunRecord, path: Path, title: str | None = None) -> Path:
     bin_seconds = max(0.5, end / 300)
     xs, series = occupancy(run.users, bin_seconds, end)
     fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+        2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
     )
     try:
         phases = [p for p in COLOURS if p in series]
@@ -40,7 +40,7 @@ def timeline_png(run: RunRecord, path: Path, title: str | None = None) -> Path:
             top.stackplot(
                 xs, *[series[p] for p in phases], labels=phases, colors=[COLOURS[p] for p in phases]
             )
-            top.legend(loc="upper left", ncol=len(phases), fontsize=8, frameon=False)
+            top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
         top.set_ylabel("users in phase")
         top.set_title(title or f"{run.hub_url}: {len(run.users)} users", fontsize=11)
         top.grid(alpha=0.3)
@@ -62,7 +62,7 @@ def timeline_png(run: RunRecord, path: Path, title: str | None = None) -> Path:
             plotted = True
         if plotted:
             bottom.set_yscale("log")
-            bottom.legend(loc="upper left", ncol=6, fontsize=8, frameon=False)
+            bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
         bottom.set_ylabel("step latency (s, log)")
         bottom.set_xlabel("seconds since the start of the run")
         bottom.grid(alpha=0.3, which="both")
