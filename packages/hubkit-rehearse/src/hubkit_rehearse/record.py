@@ -41,6 +41,7 @@ class UserRecord:
     cells: list[float] = field(default_factory=list)  # seconds per cell, in order
     queue_positions: list[int] = field(default_factory=list)  # as reported by the hub's progress events
     retries_429: int = 0  # start requests answered 429 (JupyterHub's concurrent_spawn_limit)
+    wait_429: float = 0.0  # seconds spent waiting the Retry-After of those answers
     redirects: int = 0  # redirects followed while opening the server
     reconnects: int = 0  # requests re-sent after a kept-alive connection closed before answering
     outcome: str = "pending"  # ok | failed | cancelled | pending

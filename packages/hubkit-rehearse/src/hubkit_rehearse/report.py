@@ -107,6 +107,7 @@ def throughput_table(summary: dict[str, Any]) -> Table:
         ],
         ["users answered 429 (spawn limit)", str(q["users_429"])],
         ["429 answers in total", str(q["retries_429"])],
+        ["seconds waited as Retry-After asked, all users", f"{q.get('seconds_waited_429', 0):.0f}"],
         [
             "requests re-sent: kept-alive connection closed before answering",
             f"{q.get('reconnects', 0)} (for {q.get('users_reconnected', 0)} users)",

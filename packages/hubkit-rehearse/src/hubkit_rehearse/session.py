@@ -238,6 +238,7 @@ class Session:
                 if r.status_code == 429:  # JupyterHub's concurrent_spawn_limit: come back later, as told
                     self.record.retries_429 += 1
                     wait = _retry_after(r)
+                    self.record.wait_429 += wait
                     if loop.time() + wait > deadline:
                         raise TimeoutError(
                             f"start refused with 429 until the {self.plan.spawn_timeout:.0f} s spawn timeout"

@@ -90,6 +90,7 @@ def queue_summary(users: Sequence[UserRecord]) -> dict[str, Any]:
         "users_429": sum(1 for r in retries if r),
         "retries_429": sum(retries),
         "max_429_per_user": max(retries) if retries else 0,
+        "seconds_waited_429": sum(u.wait_429 for u in users),
         "reconnects": sum(u.reconnects for u in users),
         "users_reconnected": sum(1 for u in users if u.reconnects),
     }
