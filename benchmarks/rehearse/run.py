@@ -23,6 +23,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -124,7 +125,10 @@ def rehearse(hub: HubProcess, label: str, args: list[str], out: Path, meta: dict
 def many_users(
     work: Path, out: Path, args: argparse.Namespace, meta: dict[str, Any]
 ) -> tuple[RunRecord, RunRecord]:
+    # --concurrency as large as the class: the tool must never hold an arriving user back
     common = [
+        "--concurrency",
+        str(args.users),
         "--users",
         str(args.users),
         "--ramp",
@@ -157,6 +161,8 @@ def lab_users(
     work: Path, out: Path, args: argparse.Namespace, meta: dict[str, Any]
 ) -> tuple[RunRecord, RunRecord]:
     common = [
+        "--concurrency",
+        str(args.lab_users),
         "--users",
         str(args.lab_users),
         "--ramp",
@@ -334,6 +340,10 @@ def write_docs(
     bench.write_text(text)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=300)
@@ -349,6 +359,10 @@ def main() -> int:
     p.add_argument("--skip-lab", action="store_true")
     p.add_argument("--no-docs", action="store_true", help="keep the results, leave docs/ alone")
     args = p.parse_args()
+    # started in the background (SIGINT ignored) or stopped with SIGTERM: still run the finally blocks that
+    # stop the hubs
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     if chp_bin() is None:
         print("configurable-http-proxy is missing: bash .ci/setup/proxy.sh", file=sys.stderr)
         return 2

@@ -42,7 +42,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     who = p.add_argument_group("users and login")
     who.add_argument(
-        "--users", type=int, default=5, help="simulated users (default 5; more than 10 needs --yes)"
+        "--users",
+        type=int,
+        default=None,
+        help="simulated users (default 5, or every line of --user-file; more than 10 needs --yes)",
     )
     who.add_argument(
         "--user-pattern", default="rehearse-{i}", help="user names, {i} counts up (default rehearse-{i})"
@@ -213,7 +216,7 @@ def _secret(path: Path | None, env: str) -> str | None:
 
 
 def plan_from_args(args: argparse.Namespace) -> Any:
-    from .plan import DEFAULT_CELLS, Cell, Plan, PlanError, load_cells, parse_think
+    from .plan import DEFAULT_CELLS, Cell, Plan, PlanError, load_cells, load_user_file, parse_think
 
     try:
         password = _secret(args.password_file, "HUBKIT_REHEARSE_PASSWORD") or ""
@@ -229,9 +232,15 @@ def plan_from_args(args: argparse.Namespace) -> Any:
         if not isinstance(options, dict):
             raise PlanError("--options must be a JSON object")
     cells = load_cells(args.cells_file) if args.cells_file else tuple(Cell(c, e) for c, e in DEFAULT_CELLS)
+    users = 5 if args.users is None else args.users
+    if args.login == "file" and args.user_file is not None:
+        listed = len(load_user_file(args.user_file))
+        users = listed if args.users is None else args.users
+        if users > listed:
+            raise PlanError(f"--users {users}, but --user-file lists only {listed}")
     plan = Plan(
         hub_url=args.hub_url,
-        users=args.users,
+        users=users,
         user_pattern=args.user_pattern,
         first_index=args.first_index,
         login=args.login,

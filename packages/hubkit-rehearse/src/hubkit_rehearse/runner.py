@@ -115,6 +115,8 @@ class Runner:
                 await self.admin.whoami()
             except HubHTTPError as exc:
                 raise PreflightError(f"the admin token was refused: {exc}") from None
+            except Exception as exc:
+                raise PreflightError(f"checking the admin token failed: {classify(exc, '')[1]}") from None
         return str(version)
 
     async def run(self) -> RunRecord:
@@ -157,7 +159,7 @@ class Runner:
         tokens: dict[str, str] = {}
         if plan.login == "file":
             assert plan.user_file is not None
-            pairs = load_user_file(plan.user_file)[: plan.users]
+            pairs = load_user_file(plan.user_file)[: plan.users]  # --users was checked against the file
             names = [n for n, _ in pairs]
             tokens = dict(pairs)
         else:
