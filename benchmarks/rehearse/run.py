@@ -37,7 +37,15 @@ sys.path.insert(0, str(ROOT / "packages" / "hubkit-rehearse" / "tests"))
 from hubkit_rehearse.record import RunRecord  # noqa: E402
 from hubkit_rehearse.report import compare_tables, run_tables, to_markdown  # noqa: E402
 from hubkit_rehearse.stats import fmt_seconds, summarize  # noqa: E402
-from rehearse_helpers import PASSWORD, HubkitHub, HubProcess, JupyterHub, chp_bin  # noqa: E402
+from rehearse_helpers import (  # noqa: E402
+    HTTP_TIMEOUT,
+    PASSWORD,
+    START_TIMEOUT,
+    HubkitHub,
+    HubProcess,
+    JupyterHub,
+    chp_bin,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "rehearse"
 DOCS = ROOT / "docs"
@@ -401,7 +409,8 @@ def main() -> int:
                     b,
                     "Local processes (hubkit: local spawner + hubkit-singleuser; JupyterHub: SimpleLocalProcessSpawner "
                     "+ jupyterhub-singleuser), JupyterLab opened through the OAuth redirects, a kernel, three cells "
-                    f"checked, think {args.lab_think} s, stop.",
+                    f"checked, think {args.lab_think} s, stop. Both hubs wait up to {HTTP_TIMEOUT} s for a server to "
+                    f"answer and {START_TIMEOUT} s for it to start.",
                 )
             )
     finally:

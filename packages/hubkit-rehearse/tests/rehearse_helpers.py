@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 PASSWORD = "rehearse-pw"
 ADDRESS_IN_USE = ("address already in use", "eaddrinuse", "errno 98")
+# the same patience on both hubs: how long a server may take to answer, and to start at all
+HTTP_TIMEOUT, START_TIMEOUT = 90, 120
 
 
 def require(condition: bool, reason: str) -> None:
@@ -210,7 +212,8 @@ class HubkitHub(HubProcess):
             "spawner": {
                 "backend": self.spawner,
                 "concurrent_spawn_limit": self.limit,
-                "http_timeout": 90,
+                "http_timeout": HTTP_TIMEOUT,
+                "start_timeout": START_TIMEOUT,
                 self.spawner: self.spawner_cfg,
             },
             "proxy": {"backend": "hubkit-proxy", "hubkit-proxy": {"api_url": f"http://127.0.0.1:{api_port}"}},
@@ -273,6 +276,8 @@ c.ConfigurableHTTPProxy.pid_file = "{data}/jupyterhub-proxy.pid"
 c.JupyterHub.services = [{{"name": "rehearse-admin", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "admin", "services": ["rehearse-admin"]}}]
 c.JupyterHub.cleanup_servers = True
+c.Spawner.http_timeout = {http_timeout}
+c.Spawner.start_timeout = {start_timeout}
 c.JupyterHub.log_level = "WARN"
 """
 JH_LOCAL = """
@@ -322,6 +327,8 @@ class JupyterHub(HubProcess):
             retry=self.retry,
             data=self.data,
             token=self.admin_token,
+            http_timeout=HTTP_TIMEOUT,
+            start_timeout=START_TIMEOUT,
         )
         if self.spawner == "local":
             text += JH_LOCAL.format(
