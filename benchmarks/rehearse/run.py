@@ -34,6 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "packages" / "hubkit-rehearse" / "tests"))
+from hubkit_rehearse.plots import timeline_png  # noqa: E402
 from hubkit_rehearse.record import RunRecord  # noqa: E402
 from hubkit_rehearse.report import compare_tables, run_tables, to_markdown  # noqa: E402
 from hubkit_rehearse.stats import fmt_seconds, summarize  # noqa: E402
@@ -233,7 +234,7 @@ def findings(a: RunRecord, b: RunRecord, meta: dict[str, Any]) -> list[str]:
         if a50 is None and b50 is None:
             continue
         out.append(
-            f"{what}: median {fmt_seconds(a50)} on {ha} vs {fmt_seconds(b50)} on {hb} ({_ratio(a50, b50)}), "
+            f"{what}: median {fmt_seconds(a50)} on {ha} vs {fmt_seconds(b50)} on {hb} ({hb}/{ha}: {_ratio(a50, b50)}), "
             f"p95 {fmt_seconds(a95)} vs {fmt_seconds(b95)} ({_ratio(a95, b95)})."
         )
     for run, s in ((a, sa), (b, sb)):
@@ -254,6 +255,12 @@ def findings(a: RunRecord, b: RunRecord, meta: dict[str, Any]) -> list[str]:
             out.append(
                 f"{label}: {q['reconnects']} requests were sent again because the hub or proxy closed a kept-alive "
                 "connection just as the request went out (a browser does the same)."
+            )
+        st = s.get("stall")
+        if st:
+            out.append(
+                f"{label}: the longest time in which no step finished while users waited on the hub was "
+                f"{fmt_seconds(st['seconds'])} (t={st['from']:.0f}-{st['to']:.0f} s, {st['users_waiting']} waiting)."
             )
         if s["failures"]:
             g = s["failures"][0]
@@ -289,7 +296,8 @@ def write_docs(
         BEGIN,
         "## Rehearsing a class (issue 17): `hubkit rehearse` against hubkit and JupyterHub 6.1.1",
         "",
-        f"Run {stamp}, commit `{meta['commit']}`, `benchmarks/rehearse/run.py`; full reports in "
+        f"Run {stamp}, commit `{meta['commit']}`, `benchmarks/rehearse/run.py` (this section is written by it from the "
+        "kept results; `--docs-from STAMP` writes it again); full reports in "
         "[benchmarks/rehearse.md](benchmarks/rehearse.md), raw JSON in " + f"`{rel}/`.",
         "",
     ]
@@ -300,7 +308,7 @@ def write_docs(
         for run in (a, b):
             name = meta["runs"][run.tags["label"]]["dir"]
             dst = img_dir / f"{stamp}-{name}.png"
-            shutil.copyfile(out / name / "timeline.png", dst)
+            timeline_png(run, dst, title=run.tags["label"])  # drawn from the kept result.json
             images.append(
                 f"![{run.tags['label']}: users per phase and step latency over time](benchmarks/rehearse/{dst.name})"
             )
@@ -352,7 +360,26 @@ def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def many_text(args: argparse.Namespace) -> tuple[str, str]:
+    return (
+        f"{args.users} users, {args.shape} ramp over {args.ramp:g} s, concurrent_spawn_limit {args.limit}",
+        f"Test servers that take {args.start_delay:g} s to start (hubkit's `test` spawner; the stand-in "
+        "in-hub spawner on JupyterHub), reached through each hub's proxy (`--open api`); login through "
+        f"the login form with a shared password, think {args.think} s, stop.",
+    )
+
+
+def lab_text(args: argparse.Namespace) -> tuple[str, str]:
+    return (
+        f"{args.lab_users} users with real JupyterLab, ramp {args.lab_ramp:g} s",
+        "Local processes (hubkit: local spawner + hubkit-singleuser; JupyterHub: SimpleLocalProcessSpawner "
+        "+ jupyterhub-singleuser), JupyterLab opened through the OAuth redirects, a kernel, three cells "
+        f"checked, think {args.lab_think} s, stop. Both hubs wait up to {HTTP_TIMEOUT} s for a server to "
+        f"answer and {START_TIMEOUT} s for it to start.",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=300)
     p.add_argument("--ramp", type=float, default=60)
@@ -366,7 +393,32 @@ def main() -> int:
     p.add_argument("--skip-many", action="store_true")
     p.add_argument("--skip-lab", action="store_true")
     p.add_argument("--no-docs", action="store_true", help="keep the results, leave docs/ alone")
-    args = p.parse_args()
+    p.add_argument(
+        "--docs-from", metavar="STAMP", help="only rewrite the docs from the kept results of that run"
+    )
+    return p
+
+
+def docs_from(stamp: str) -> int:
+    """The docs again from a kept run: the same figures, recomputed from its result files."""
+    out = RESULTS / stamp
+    meta = json.loads((out / "run.json").read_text())
+    args = parser().parse_args(meta["argv"])
+    runs = {label: RunRecord.load(out / info["dir"] / "result.json") for label, info in meta["runs"].items()}
+    many = [r for r in runs.values() if "lab" not in Path(meta["runs"][r.tags["label"]]["dir"]).name]
+    lab = [r for r in runs.values() if "lab" in Path(meta["runs"][r.tags["label"]]["dir"]).name]
+    pairs = []
+    for group, text in ((many, many_text(args)), (lab, lab_text(args))):
+        if len(group) == 2:
+            pairs.append((text[0], group[0], group[1], text[1]))
+    write_docs(pairs, meta, stamp, out)
+    return 0
+
+
+def main() -> int:
+    args = parser().parse_args()
+    if args.docs_from:
+        return docs_from(args.docs_from)
     # started in the background (SIGINT ignored) or stopped with SIGTERM: still run the finally blocks that
     # stop the hubs
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -390,29 +442,12 @@ def main() -> int:
     try:
         if not args.skip_many:
             a, b = many_users(work, out, args, meta)
-            pairs.append(
-                (
-                    f"{args.users} users, {args.shape} ramp over {args.ramp:g} s, concurrent_spawn_limit {args.limit}",
-                    a,
-                    b,
-                    f"Test servers that take {args.start_delay:g} s to start (hubkit's `test` spawner; the stand-in "
-                    "in-hub spawner on JupyterHub), reached through each hub's proxy (`--open api`); login through "
-                    f"the login form with a shared password, think {args.think} s, stop.",
-                )
-            )
+            title, what = many_text(args)
+            pairs.append((title, a, b, what))
         if not args.skip_lab:
             a, b = lab_users(work, out, args, meta)
-            pairs.append(
-                (
-                    f"{args.lab_users} users with real JupyterLab, ramp {args.lab_ramp:g} s",
-                    a,
-                    b,
-                    "Local processes (hubkit: local spawner + hubkit-singleuser; JupyterHub: SimpleLocalProcessSpawner "
-                    "+ jupyterhub-singleuser), JupyterLab opened through the OAuth redirects, a kernel, three cells "
-                    f"checked, think {args.lab_think} s, stop. Both hubs wait up to {HTTP_TIMEOUT} s for a server to "
-                    f"answer and {START_TIMEOUT} s for it to start.",
-                )
-            )
+            title, what = lab_text(args)
+            pairs.append((title, a, b, what))
     finally:
         meta["loadavg_at_end"] = list(os.getloadavg())
         (out / "run.json").write_text(json.dumps(meta, indent=1) + "\n")

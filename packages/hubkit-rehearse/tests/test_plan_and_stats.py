@@ -155,3 +155,15 @@ def test_result_file_round_trip_and_refusal(tmp_path: Path) -> None:
     path.write_text("not json")
     with pytest.raises(ValueError, match="cannot read"):
         RunRecord.load(path)
+
+
+def test_longest_stall_needs_steps_under_way() -> None:
+    from hubkit_rehearse.stats import longest_stall
+
+    users = [
+        _user("a", [("login", 0, 1, True), ("spawn", 1, 20, True), ("stop", 20, 21, True)]),
+        _user("b", [("login", 0, 2, True), ("think", 2, 50, True), ("stop", 50, 51, True)]),
+    ]
+    st = longest_stall(users)
+    # 21 -> 50 is longer, but only b's think (the tool's own wait) was under way then
+    assert st == {"seconds": 18, "from": 2, "to": 20, "users_waiting": 1}

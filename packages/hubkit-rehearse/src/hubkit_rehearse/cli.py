@@ -290,7 +290,8 @@ def write_outputs(run: Any, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     result = out / "result.json"
     run.save(result)
-    png = timeline_png(run, out / "timeline.png", title=f"{label(run)}: {len(run.users)} users")
+    title = run.tags.get("label") or f"{label(run)}: {len(run.users)} users"
+    png = timeline_png(run, out / "timeline.png", title=title)
     lines, tables = run_tables(run)
     page = write_html(out / "report.html", f"hubkit rehearse: {label(run)}", lines, tables, png)
     return {"result": result, "timeline": png, "report": page}

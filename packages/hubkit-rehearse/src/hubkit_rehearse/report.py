@@ -89,6 +89,15 @@ def _rate(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}/min"
 
 
+def _stall(st: dict[str, Any] | None) -> str:
+    if not st:
+        return "-"
+    return (
+        f"{fmt_seconds(st['seconds'])} (t={st['from']:.0f}-{st['to']:.0f} s, "
+        f"{st['users_waiting']} {'user' if st['users_waiting'] == 1 else 'users'} waiting on the hub)"
+    )
+
+
 def throughput_table(summary: dict[str, Any]) -> Table:
     tp = summary["throughput"]
     q = summary["queue"]
@@ -99,6 +108,7 @@ def throughput_table(summary: dict[str, Any]) -> Table:
         ["ready rate, busiest 10 s", _rate(tp["ready_per_min_peak_10s"])],
         ["sessions completed", str(tp["sessions_completed"])],
         ["session completion rate (first arrival to last end)", _rate(tp["sessions_per_min"])],
+        ["longest time no step finished while users waited on the hub", _stall(summary.get("stall"))],
         ["users shown a queue position", str(q["users_queued"])],
         ["highest queue position seen", "-" if q["max_position"] is None else str(q["max_position"])],
         [
@@ -214,6 +224,7 @@ def compare_tables(a: RunRecord, b: RunRecord) -> tuple[list[str], list[Table]]:
             "-",
         ]
     )
+    o.rows.append(["longest time no step finished", _stall(sa.get("stall")), _stall(sb.get("stall")), "-"])
     o.rows.append(
         ["run duration", f"{a.duration:.0f} s", f"{b.duration:.0f} s", _ratio(a.duration, b.duration)]
     )

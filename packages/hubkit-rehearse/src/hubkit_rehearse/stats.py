@@ -3,6 +3,7 @@ queue positions, and the timeline (users in each phase over time). Nothing here 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -133,6 +134,22 @@ def throughput(users: Sequence[UserRecord]) -> dict[str, Any]:
     }
 
 
+HUB_FACING = ("login", "start", "spawn", "open", "kernel", "cells", "stop")
+
+
+def longest_stall(users: Sequence[UserRecord]) -> dict[str, Any] | None:
+    """The longest time in which no hub-facing step finished although users were waiting on one: a hub,
+    proxy or spawner that stops answering for a while shows up here even when every session succeeds."""
+    spans = [[(s.t0, s.t1) for s in u.steps if s.phase in HUB_FACING and s.t1 is not None] for u in users]
+    ends = sorted({t1 for user in spans for _, t1 in user})
+    gaps = sorted(((b - a, a, b) for a, b in itertools.pairwise(ends)), reverse=True)
+    for length, a, b in gaps[:20]:
+        waiting = sum(1 for user in spans if any(t0 <= a and t1 >= b for t0, t1 in user))
+        if waiting:
+            return {"seconds": length, "from": a, "to": b, "users_waiting": waiting}
+    return None
+
+
 def summarize(run: RunRecord) -> dict[str, Any]:
     outcomes: dict[str, int] = defaultdict(int)
     for u in run.users:
@@ -145,6 +162,7 @@ def summarize(run: RunRecord) -> dict[str, Any]:
         "throughput": throughput(run.users),
         "failures": failure_groups(run.users),
         "queue": queue_summary(run.users),
+        "stall": longest_stall(run.users),
     }
 
 
