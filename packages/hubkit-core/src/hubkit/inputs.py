@@ -1,7 +1,7 @@
 """The rules every piece of text and JSON entering the hub passes, whichever door it comes through.
 
-Text must be encodable as UTF-8 (no lone surrogates, no invalid percent-escapes in paths) and JSON must be
-bounded in depth. Checked once, at the boundary, so nothing stored can later make a response fail: a lone
+Text must be encodable as UTF-8 (no lone surrogates, no invalid percent-escapes in paths), hold no NUL, and
+JSON must be bounded in depth. Checked once, at the boundary, so nothing stored can later make a response fail: a lone
 surrogate stored in one server's ``user_options`` once turned every user listing that included its owner into
 a 500. Framework-free: the API, the pages and the CLI all use it.
 """
@@ -33,6 +33,8 @@ def encodable(text: str) -> bool:
 def check_text(text: str, what: str = "text") -> str:
     if not encodable(text):
         raise BadInput(f"{what} contains characters that cannot be encoded as UTF-8 (lone surrogates)")
+    if "\x00" in text:  # PostgreSQL cannot store it in text, and nothing legitimate needs it
+        raise BadInput(f"{what} contains a NUL character")
     return text
 
 
@@ -62,7 +64,7 @@ def decode_url_part(raw: bytes | str, what: str = "URL path") -> str:
     becoming U+FFFD, which would otherwise reach the database as a user named ``"\\ufffd\\ufffd"``."""
     data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
     try:
-        return unquote_to_bytes(data).decode("utf-8")
+        return check_text(unquote_to_bytes(data).decode("utf-8"), what)
     except UnicodeDecodeError:
         raise BadInput(f"{what} contains percent-escapes that are not valid UTF-8") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -11,8 +12,11 @@ CHUNK = 8192
 
 
 def log_path(data_dir: str, user: str, server: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.@+-]", "_", user + (f".{server}" if server else ""))
-    return os.path.join(os.path.abspath(data_dir), "logs", f"{safe}.log")
+    """One file per (user, server), never shared: a readable prefix (bounded, so long names fit a file name)
+    plus a digest of the exact pair, so ``a`` + server ``b`` and user ``a.b`` (or ``zoë`` and ``zo_``) differ."""
+    readable = re.sub(r"[^A-Za-z0-9_.@+-]", "_", user + (f".{server}" if server else ""))[:64]
+    digest = hashlib.sha256(f"{user}\0{server}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return os.path.join(os.path.abspath(data_dir), "logs", f"{readable}-{digest}.log")
 
 
 def open_log(path: str, cmd: list[str]) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.responses import Response
 
@@ -92,6 +92,10 @@ def endpoint(func: Handler) -> Handler:
         except (APIError, HubkitError, sc.ScopeError, xsrf.XSRFError) as exc:
             err = _map(exc)
             return error_response(err.status, err.message, err.headers)
+        except ClientDisconnect:
+            # the client went away while sending its body: nobody is there to read an answer or a traceback
+            log.debug("%s %s: client disconnected mid-body", request.method, request.url.path)
+            return error_response(400, "Client disconnected")
         except IntegrityError:
             # two requests created the same thing at once; the other one won (see storage/races.py)
             log.info("%s %s lost a create race", request.method, request.url.path)

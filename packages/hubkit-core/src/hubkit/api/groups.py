@@ -104,6 +104,7 @@ async def delete_group(request: Request) -> Response:
 
 @endpoint
 async def change_members(request: Request) -> Response:
+    await require(request, "groups")  # credentials before the body is read
     body = await read_json(request, allowed={"users"}, default={})
 
     async def change() -> Response:
@@ -122,6 +123,7 @@ async def change_members(request: Request) -> Response:
 
 @endpoint
 async def put_properties(request: Request) -> Response:
+    await require(request, "groups")  # credentials before the body is read
     body = await read_json(request, default=None)
     if body is None:
         raise APIError(400, "properties must be a JSON object")

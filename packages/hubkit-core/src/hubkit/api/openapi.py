@@ -56,7 +56,10 @@ def _path_param(name: str) -> dict[str, Any]:
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema}
+    out = {"name": name, "in": "query", "required": False, "schema": schema}
+    if schema.get("type") == "boolean":
+        out["allowEmptyValue"] = True  # a bare ?flag means true, as in JupyterHub
+    return out
 
 
 def _body(schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:

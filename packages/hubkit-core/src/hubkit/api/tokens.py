@@ -12,7 +12,7 @@ from starlette.routing import Route
 from ..auth import grants
 from ..auth import scopes as sc
 from ..auth.identity import Identity
-from ..auth.tokens import MAX_EXPIRES_IN, issue_token
+from ..auth.tokens import MAX_EXPIRES_IN, issue_token, parse_token_id
 from ..services import users as svc
 from ..storage.orm import APIToken
 from .base import APIError, JSONResponse, authed, check, endpoint, hub_of, read_json
@@ -27,9 +27,10 @@ ROLE_SCOPES: dict[str, list[str]] = {
 
 
 def _token_id(raw: str) -> int:
-    if not raw.startswith("a") or not raw[1:].isdigit() or len(raw) > 20:
+    tid = parse_token_id(raw[1:]) if raw.startswith("a") else None
+    if tid is None:
         raise APIError(404, f"No such token: {raw[:24]}")
-    return int(raw[1:])
+    return tid
 
 
 def requested_scopes(body: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ normalize → rate limit → authenticate → ``hubkit_check_allowed`` → ``hub
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,20 +58,35 @@ async def form_login(
     wait = limiter.retry_after(name, remote_addr)
     if wait > 0:
         raise LoginError("Too many failed logins; try again later.", status=429, retry_after=wait)
+    limiter.failed(name, remote_addr)  # counted now: parallel guesses must not all pass the check above
     try:
         result = await hub.authenticator.authenticate(
             Credentials(username=name, password=password, remote_addr=remote_addr, form=form)
         )
     except AuthFailed as exc:
-        limiter.failed(name, remote_addr)
         log.info("login refused for %s from %s", _safe(name), remote_addr)
         raise LoginError(str(exc) or REFUSED) from None
     if result is None:
-        limiter.failed(name, remote_addr)
         log.info("login refused for %s from %s", _safe(name), remote_addr)
         raise LoginError(REFUSED)
     limiter.succeeded(name, remote_addr)
     return await complete(hub, result)
+
+
+def usable_groups(user: str, names: list[str] | tuple[str, ...]) -> list[str]:
+    """Group names from an identity provider, in NFKC form (``ﬁnance`` → ``finance``, full-width letters →
+    ASCII); one the hub's name rules still refuse is skipped and logged, never a reason to refuse the login."""
+    out: list[str] = []
+    for raw in names:
+        name = unicodedata.normalize("NFKC", raw)
+        try:
+            svc.check_name(name, what="group name")
+        except svc.InvalidName as exc:
+            log.warning("login of %s: group %s skipped: %s", _safe(user), _safe(raw), exc)
+            continue
+        if name not in out:
+            out.append(name)
+    return out
 
 
 async def complete(hub: Hub, result: AuthResult) -> LoggedIn:
@@ -101,12 +117,11 @@ async def complete(hub: Hub, result: AuthResult) -> LoggedIn:
             if forced_admin:
                 user.admin = True
             if result.groups is not None:
-                wanted = list(dict.fromkeys(result.groups))
+                wanted = usable_groups(name, result.groups)
                 groups = list((await session.execute(select(Group).where(Group.name.in_(wanted)))).scalars())
                 have = {g.name for g in groups}
                 for g in wanted:
                     if g not in have:
-                        svc.check_name(g, what="group name")
                         grp = Group(name=g, properties={}, users=[])
                         session.add(grp)
                         groups.append(grp)

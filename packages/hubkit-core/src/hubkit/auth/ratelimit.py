@@ -6,6 +6,9 @@ herself, logging in from her own address, is never refused. The per-address buck
 spray of guesses across accounts. The address is the one :mod:`hubkit.web.forwarded` trusts, never a header any
 client can send.
 
+An attempt is counted *before* the password is checked (and taken back if it succeeds), so guesses sent in
+parallel, which would all be checked before any failure was recorded, count as they arrive.
+
 State is kept **in process memory** (timestamp deques): cheap, no DB writes on the login path, lost on restart.
 With N hub processes each keeps its own counts; that is documented in docs/security.md.
 """
@@ -62,4 +65,9 @@ class LoginRateLimiter:
             self._fails.setdefault(key, deque()).append(now)
 
     def succeeded(self, user: str, addr: str) -> None:
+        """A login went through: its (user, address) count starts again, and the attempt that was counted in
+        advance (see :meth:`failed`) is taken back from the address's count."""
         self._fails.pop((user, addr), None)
+        q = self._fails.get(("", addr))
+        if q:
+            q.pop()

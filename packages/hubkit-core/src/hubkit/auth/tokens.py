@@ -19,6 +19,17 @@ from ..storage.orm import APIToken
 MAX_EXPIRES_IN = 100 * 365 * 24 * 3600
 
 
+MAX_TOKEN_ID = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
+
+
+def parse_token_id(digits: str) -> int | None:
+    """A token row id from text, or ``None`` when it cannot be one (so the caller answers 404, not 500)."""
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 10:
+        return None
+    value = int(digits)
+    return value if 0 < value <= MAX_TOKEN_ID else None
+
+
 def new_secret() -> str:
     return secrets.token_hex(16)
 

@@ -69,6 +69,13 @@ class HubConfig(_Model):
     max_header_bytes: int = Field(
         65536, ge=4096, description="Largest request head (request line + headers) the hub reads; 431 beyond."
     )
+    request_head_timeout_seconds: float = Field(
+        20,
+        gt=0,
+        le=3600,
+        description="A connection whose request head is not complete this long after it opened (or the head "
+        "began) is closed with 408.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -49,7 +49,10 @@ async def issue_code(
 
 
 async def take_code(session: AsyncSession, code: str, client: str) -> OAuthCode | None:
-    """Fetch and delete (single use) a live code issued to ``client``."""
+    """Fetch and delete (single use) a live code issued to ``client``.
+
+    The DELETE decides: of several exchanges of one code at the same moment, only the one whose DELETE removed
+    the row gets it (a SELECT first would let them all see it)."""
     if not code or len(code) > 256:
         return None
     row = (
@@ -57,7 +60,10 @@ async def take_code(session: AsyncSession, code: str, client: str) -> OAuthCode 
     ).scalar_one_or_none()
     if row is None:
         return None
-    await session.delete(row)
+    session.expunge(row)
+    gone = await session.execute(delete(OAuthCode).where(OAuthCode.id == row.id))
+    if gone.rowcount != 1:  # type: ignore[attr-defined]
+        return None  # another exchange took it first
     if row.client_identifier != client or row.expires_at <= datetime.now(UTC):
         return None
     return row

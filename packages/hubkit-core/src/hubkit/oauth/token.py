@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..api.base import JSONResponse, hub_of
+from ..api.base import BodyTooLarge, JSONResponse, hub_of
 from ..auth.tokens import hash_secret, issue_token
+from ..inputs import encodable
 from .codes import find_client, pkce_ok, take_code
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -31,9 +32,13 @@ async def token(request: Request) -> Response:
     hub = hub_of(request)
     try:
         form = await request.form(max_files=0, max_fields=20)
+    except BodyTooLarge:
+        raise  # 413, as everywhere
     except Exception:
         return oauth_error(400, "invalid_request", "Malformed form body.")
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not all(encodable(v) and "\x00" not in v for v in fields.values()):
+        return oauth_error(400, "invalid_request", "The form holds text that is not valid UTF-8.")
     if fields.get("grant_type") != "authorization_code":
         return oauth_error(400, "unsupported_grant_type")
     client_id = fields.get("client_id", "")

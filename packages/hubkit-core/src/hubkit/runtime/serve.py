@@ -89,7 +89,7 @@ async def run_hub(settings: Any) -> None:
             access_log=False,
             # the hub decides itself which X-Forwarded-* to believe (auth/forwarded.py, [hub] trusted_proxies)
             proxy_headers=False,
-            **protocol_options(settings.hub.max_header_bytes),
+            **protocol_options(settings.hub.max_header_bytes, settings.hub.request_head_timeout_seconds),
         )
         log.info("hubkit %s listening on %s:%d", __version__, host, port)
         await serve_then_adopt(hub, uvicorn.Server(config))

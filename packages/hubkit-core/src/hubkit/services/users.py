@@ -32,6 +32,22 @@ _NAME_RE = re.compile(r"^[^\x00-\x20\x7f-\x9f/\\?#%&\"'<>`]+$")
 _REFUSED_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Cn"}
 
 
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): code points that render as nothing. Many
+# are format characters (refused by category above), but some are letters or marks (the Hangul fillers, variation
+# selectors, U+034F), which NFKC keeps. U+2800 BRAILLE PATTERN BLANK is not ignorable but shows as a blank.
+_INVISIBLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800),
+    (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+
+
+def _invisible(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _INVISIBLE)
+
+
 class InvalidName(HubkitError):
     """A user, group or server name that could not appear safely in a URL path."""
 
@@ -51,7 +67,7 @@ def check_name(name: object, *, what: str = "user name") -> str:
             "or leading dot"
         )
     for ch in name:
-        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch == "\ufffd":
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch == "\ufffd" or _invisible(ch):
             raise InvalidName(f"invalid {what}: it contains {_char(ch)}, an invisible or unusable character")
     if unicodedata.normalize("NFKC", name) != unicodedata.normalize("NFC", name):
         odd = next(c for c in name if unicodedata.normalize("NFKC", c) != c)

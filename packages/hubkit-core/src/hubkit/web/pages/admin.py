@@ -119,9 +119,42 @@ async def admin(request: Request) -> Response:
     )
 
 
+# The scope each admin action needs, as the REST API would demand it (checked per target user or group).
+ACTION_SCOPES = {
+    "add_users": "admin:users",
+    "add_group": "admin:groups",
+    "delete_group": "delete:groups",
+    "delete_user": "delete:users",
+    "start": "servers",
+    "stop": "servers",
+    "rename": "admin:users",
+    "set_admin": "admin:users",
+    "unset_admin": "admin:users",
+    "revoke_tokens": "admin:users",
+    "add_member": "groups",
+    "remove_member": "groups",
+}
+
+
+def _allowed(ident: Identity, action: str, form: dict[str, str]) -> bool:
+    scope = ACTION_SCOPES.get(action)
+    if scope is None:
+        return True  # unknown actions are answered as such below
+    grants_admin = action in ("set_admin", "unset_admin") or (action == "add_users" and form.get("admin") == "on")
+    if grants_admin and not ident.admin:
+        return False
+    if action in ("add_group", "delete_group", "add_member", "remove_member"):
+        return sc.allows(ident.scopes, scope, group=form.get("group", ""))
+    if action == "add_users":
+        return sc.has_any(ident.scopes, (scope,)) and sc.ALL in ident.scopes.get(scope, set())
+    return sc.allows(ident.scopes, scope, user=form.get("user", ""), server=form.get("server") or None)
+
+
 async def _do(hub: Any, ident: Identity, form: dict[str, str]) -> str:
     action = form.get("action", "")
     name = form.get("user", "")
+    if not _allowed(ident, action, form):
+        return f"You are not allowed to {action.replace('_', ' ')} here."
     if action == "add_users":
         names = [n.strip() for n in form.get("names", "").replace(",", "\n").splitlines() if n.strip()]
         if not names:

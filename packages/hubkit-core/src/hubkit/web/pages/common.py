@@ -51,8 +51,11 @@ def login_redirect(request: Request) -> Response:
 
 
 async def current_user(request: Request) -> Identity | None:
+    """The logged-in person. Pages are for browsers: only the hub's session cookie logs in here. A request with
+    an API token (``Authorization``) is anonymous to pages, so a narrow token can never act through a page with
+    its owner's full rights (the API checks a token's scopes; pages act as the person)."""
     ident = await resolve(hub_of(request), request)
-    if ident is not None and ident.kind != "user":
+    if ident is None or ident.kind != "user" or ident.via != "cookie":
         return None
     return ident
 
@@ -79,7 +82,7 @@ async def checked_form(request: Request, *, max_fields: int = 100) -> FormData:
     except Exception:
         raise PageError(error_page(request, 400, "Malformed form submission.")) from None
     for value in form.values():
-        if isinstance(value, str) and not encodable(value):
+        if isinstance(value, str) and (not encodable(value) or "\x00" in value):
             raise PageError(error_page(request, 400, "The form contains text that is not valid UTF-8."))
     try:
         xsrf.check(hub_of(request), request, str(form.get("_xsrf", "")) or request.headers.get("x-xsrftoken"))

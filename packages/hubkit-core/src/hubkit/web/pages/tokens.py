@@ -13,7 +13,7 @@ from ...api.models import iso
 from ...auth import grants
 from ...auth import scopes as sc
 from ...auth.sessions import hub_prefix
-from ...auth.tokens import MAX_EXPIRES_IN, issue_token
+from ...auth.tokens import MAX_EXPIRES_IN, issue_token, parse_token_id
 from ...services import users as svc
 from ...storage.orm import APIToken
 from ..render import redirect, render
@@ -111,13 +111,13 @@ async def token_revoke(request: Request) -> Response:
     hub = hub_of(request)
     ident = await require_login(request)
     form = await checked_form(request)
-    raw = str(form.get("token_id", ""))
-    if raw.isdigit():
+    tid = parse_token_id(str(form.get("token_id", "")))
+    if tid is not None:
         async with hub.db() as session:
             user = await svc.require_user(session, ident.name)
             await session.execute(
                 delete(APIToken).where(
-                    APIToken.id == int(raw), APIToken.user_id == user.id, APIToken.kind != "server"
+                    APIToken.id == tid, APIToken.user_id == user.id, APIToken.kind != "server"
                 )
             )
             await session.commit()
