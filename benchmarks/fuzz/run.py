@@ -113,6 +113,10 @@ def main() -> int:
         "hub_tracebacks_logged": tracebacks,
         "wall_seconds": round(wall, 1),
         "schemathesis_summary": out[out.find("SUMMARY") - 40 :][-3000:] if "SUMMARY" in out else out[-3000:],
+        # every failure schemathesis reported, with its reproduction (bounded)
+        "schemathesis_failures": out[out.find("FAILURES") : out.find("SUMMARY")][:40_000]
+        if "FAILURES" in out
+        else "",
     }
     dest = ROOT / "benchmarks" / "results" / "fuzz"
     dest.mkdir(parents=True, exist_ok=True)
