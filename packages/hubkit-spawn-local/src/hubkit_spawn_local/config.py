@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 DEFAULT_ENV_KEEP = [
     "PATH",
@@ -80,6 +80,18 @@ class LocalSpawnerConfig(BaseModel):
         None, description="A folder of shared material linked read-only into each user's home on first start."
     )
     shared_data_link: str = Field("shared", description="Name of the link in the user's home.")
+    port_range: list[StrictInt] | None = Field(
+        None,
+        description="[low, high]: take server ports from this inclusive range, e.g. [40000, 49999] behind a "
+        "firewall (default: any free port the OS picks).",
+    )
+    port_bind_wait_seconds: float = Field(
+        30,
+        gt=0,
+        le=600,
+        description="With port_range: how long start waits for the server to listen on its port, so a port "
+        "another program took meanwhile is retried with the next one.",
+    )
     log_lines: int = Field(
         40, ge=1, le=1000, description="Lines of the server log kept for failure messages."
     )
@@ -88,6 +100,21 @@ class LocalSpawnerConfig(BaseModel):
     @classmethod
     def _check_mem(cls, v: int | str | None) -> int | str | None:
         parse_size(v)
+        return v
+
+    @field_validator("port_range")
+    @classmethod
+    def _check_port_range(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if len(v) != 2:
+            raise ValueError(f"port_range takes two ports, [low, high] (e.g. [40000, 49999]), not {len(v)}")
+        for port in v:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} in port_range is outside 1..65535")
+        low, high = v
+        if low > high:
+            raise ValueError(f"port_range [{low}, {high}] is reversed: write [{high}, {low}]")
         return v
 
     @field_validator("shared_data_link")

@@ -40,6 +40,24 @@ def is_ours_and_alive(pid: int, started: int | None) -> bool:
     return started is None or start_time(pid) == started
 
 
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live (non-zombie) processes in a process group."""
+    if pgid <= 1:
+        return []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    out = []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        f = _stat_fields(int(name))
+        if f and len(f) > 2 and f[2] == str(pgid) and f[0] not in ("Z", "X"):
+            out.append(int(name))
+    return out
+
+
 def group_alive(pgid: int) -> bool:
     """Any (non-zombie) process left in the process group?"""
     if pgid <= 1:

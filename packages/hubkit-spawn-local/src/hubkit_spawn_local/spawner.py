@@ -31,16 +31,17 @@ from hubkit.interfaces import (
 )
 from hubkit.plugins.registry import HubInfo
 
-from . import logs, procinfo
+from . import listeners, logs, procinfo
 from .accounts import Account, own_account, user_account
 from .config import LocalSpawnerConfig
 from .environment import build_cmd, build_env
 from .index import ProcessIndex
 from .limits import LimitPlan, cgroup_name, plan_limits, remove_cgroups
-from .ports import free_port
+from .ports import PortRange, free_port
 from .shared import link_shared_data
 
 STOP_POLL = 0.05
+MAX_PORT_TRIES = 5  # starts on a fresh port after another program took the chosen one
 
 
 def _prepare_home(path: str, account: Account, create: bool) -> None:
@@ -86,6 +87,9 @@ class LocalSpawner:
         # Popen objects of servers started by *this* hub process: lets us reap them (no zombies).
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._exited: dict[int, int] = {}  # exit codes we reaped, so a later poll can still report them
+        self._reserved: set[int] = set()  # ports chosen by starts still in progress
+        rng = config.port_range
+        self.port_range = PortRange(rng[0], rng[1]) if rng else None
 
     @property
     def as_user(self) -> bool:
@@ -121,23 +125,31 @@ class LocalSpawner:
             )
         return account, home
 
+    def _ports_in_use(self) -> set[int]:
+        """Ports of this hub's live servers and of starts in flight (which may not listen yet)."""
+        used = set(self._reserved)
+        for st in self.index.load().values():
+            port, pid = st.get("port"), st.get("pid")
+            alive = isinstance(pid, int) and procinfo.is_ours_and_alive(pid, st.get("start_time"))
+            if isinstance(port, int) and alive:
+                used.add(port)
+        return used
+
+    def _choose_port(self, tried: list[int]) -> int:
+        if self.port_range is None:
+            return free_port()
+        port = self.port_range.pick(self._ports_in_use() | set(tried))
+        if port is None:
+            raise SpawnFailed(
+                f"no free port in [spawner.local] port_range {self.port_range}: all {len(self.port_range)} "
+                "are taken by this hub's servers or by other programs",
+                reason_code="no-free-port",
+            )
+        return port
+
     async def start(self, spec: ServerSpec, ctx: SpawnContext) -> StartResult:
         account, home = self._account(spec)
         _prepare_home(home, account, self.config.create_home)
-        runs_as_root = (account.uid if account.switch else os.geteuid()) == 0
-        port = free_port()
-        env = build_env(spec, account, home, port, self.config.env_keep, os.environ)
-        cmd = build_cmd(
-            spec.cmd or self.config.cmd,
-            spec.args,
-            env,
-            as_root=runs_as_root,
-            allow_root=self.config.allow_root_flag,
-        )
-        bindir = os.path.dirname(cmd[0])
-        if bindir not in env["PATH"].split(os.pathsep):
-            env["PATH"] = bindir + os.pathsep + env["PATH"]
-
         plan = plan_limits(
             cgroup_name(self.hub.hub_id, spec.user.name, spec.server_name),
             self.config.mem_limit_bytes,
@@ -151,16 +163,66 @@ class LocalSpawner:
                 await ctx.emit(
                     ProgressEvent(Phase.STARTING, f"warning: {msg}", detail={"limits": "unsupported"})
                 )
-        if self.config.mem_limit_bytes is not None:
-            env.setdefault("MEM_LIMIT", str(self.config.mem_limit_bytes))
-        if self.config.cpu_limit is not None:
-            env.setdefault("CPU_LIMIT", str(self.config.cpu_limit))
-
         if self.config.shared_data_dir:
             for msg in link_shared_data(
                 self.config.shared_data_dir, home, self.config.shared_data_link, account
             ):
                 await ctx.emit(ProgressEvent(Phase.STARTING, f"shared data: {msg}"))
+        tried: list[int] = []
+        while True:
+            port = self._choose_port(tried)
+            self._reserved.add(port)  # no await between choosing and reserving: concurrent starts differ
+            try:
+                proc, result = await self._launch(spec, ctx, account, home, plan, port)
+                if self.port_range is None:
+                    return result
+                bind = await listeners.wait_bound(
+                    proc, port, str(result.state["log_path"]), self.config.port_bind_wait_seconds
+                )
+            finally:
+                self._reserved.discard(port)
+            if bind is not listeners.Bind.TAKEN:
+                return result
+            tried.append(port)
+            await self.stop(spec, dict(result.state, cgroups=[]), now=True)  # the cgroups are reused
+            if len(tried) >= MAX_PORT_TRIES:
+                remove_cgroups(plan.cgroup_dirs)
+                raise SpawnFailed(
+                    f"ports {', '.join(map(str, tried))} of port_range {self.port_range} were taken by other "
+                    "programs while the server started",
+                    reason_code="port-collision",
+                )
+            await ctx.emit(
+                ProgressEvent(
+                    Phase.STARTING,
+                    f"port {port} was taken by another program while the server started; trying another",
+                    detail={"port": port},
+                )
+            )
+
+    async def _launch(
+        self, spec: ServerSpec, ctx: SpawnContext, account: Account, home: str, plan: LimitPlan, port: int
+    ) -> tuple[subprocess.Popen[bytes], StartResult]:
+        runs_as_root = (account.uid if account.switch else os.geteuid()) == 0
+        env = build_env(spec, account, home, port, self.config.env_keep, os.environ)
+        try:
+            cmd = build_cmd(
+                spec.cmd or self.config.cmd,
+                spec.args,
+                env,
+                as_root=runs_as_root,
+                allow_root=self.config.allow_root_flag,
+            )
+        except SpawnFailed:
+            remove_cgroups(plan.cgroup_dirs)
+            raise
+        bindir = os.path.dirname(cmd[0])
+        if bindir not in env["PATH"].split(os.pathsep):
+            env["PATH"] = bindir + os.pathsep + env["PATH"]
+        if self.config.mem_limit_bytes is not None:
+            env.setdefault("MEM_LIMIT", str(self.config.mem_limit_bytes))
+        if self.config.cpu_limit is not None:
+            env.setdefault("CPU_LIMIT", str(self.config.cpu_limit))
 
         log_file = logs.log_path(self.hub.data_dir, spec.user.name, spec.server_name)
         state: JSONDict = {
@@ -204,7 +266,7 @@ class LocalSpawner:
         state.update(pid=proc.pid, pgid=proc.pid, start_time=procinfo.start_time(proc.pid))
         self.index.put(spec.full_name, state)
         await ctx.save_state(dict(state))
-        return StartResult(Endpoint(f"http://127.0.0.1:{port}"), state)
+        return proc, StartResult(Endpoint(f"http://127.0.0.1:{port}"), state)
 
     # -- poll / stop ------------------------------------------------------------------------------------------
 
