@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from ..storage.orm import APIToken, Server, Service, User
 from . import scopes as sc
+from .jupyterhub_tokens import find_imported
 from .sessions import read_session
 from .tokens import hash_secret
 
@@ -68,31 +69,35 @@ async def from_token(hub: Hub, secret: str) -> Identity | None:
     tokens): this runs on every API request, so it avoids loading ORM objects."""
     if not secret or len(secret) > 256:
         return None
+    query = (
+        select(
+            APIToken.id,
+            APIToken.kind,
+            APIToken.scopes,
+            APIToken.expires_at,
+            APIToken.session_id,
+            APIToken.oauth_client,
+            APIToken.user_id,
+            APIToken.service_id,
+            APIToken.last_activity,
+            User.name,
+            User.admin,
+            Server.name,
+        )
+        .select_from(APIToken)
+        .outerjoin(User, User.id == APIToken.user_id)
+        .outerjoin(Server, Server.id == APIToken.server_id)
+    )
     async with hub.db() as session:
-        row = (
-            await session.execute(
-                select(
-                    APIToken.id,
-                    APIToken.kind,
-                    APIToken.scopes,
-                    APIToken.expires_at,
-                    APIToken.session_id,
-                    APIToken.oauth_client,
-                    APIToken.user_id,
-                    APIToken.service_id,
-                    APIToken.last_activity,
-                    User.name,
-                    User.admin,
-                    Server.name,
-                )
-                .select_from(APIToken)
-                .outerjoin(User, User.id == APIToken.user_id)
-                .outerjoin(Server, Server.id == APIToken.server_id)
-                .where(APIToken.hashed == hash_secret(secret))
-            )
-        ).one_or_none()
+        row = (await session.execute(query.where(APIToken.hashed == hash_secret(secret)))).one_or_none()
         if row is None:
-            return None
+            # not one of hubkit's own: perhaps a token imported from JupyterHub (its hash, by prefix)
+            imported = await find_imported(session, secret)
+            if imported is None:
+                return None
+            row = (await session.execute(query.where(APIToken.id == imported))).one_or_none()
+            if row is None:
+                return None
         tid, kind, raw_scopes, expires_at, session_id, client, user_id, service_id, used = row[:9]
         uname, uadmin, sname = row[9:]
         now = datetime.now(UTC)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..storage.orm import APIToken
+from .jupyterhub_tokens import find_imported
 
 # A lifetime beyond this is not a lifetime (and ``now + timedelta`` overflows near 9999-12-31).
 MAX_EXPIRES_IN = 100 * 365 * 24 * 3600
@@ -83,6 +84,9 @@ async def lookup_token(session: AsyncSession, secret: str) -> APIToken | None:
     row = (
         await session.execute(select(APIToken).where(APIToken.hashed == hash_secret(secret)))
     ).scalar_one_or_none()
+    if row is None:  # tokens imported from JupyterHub keep its hash
+        imported = await find_imported(session, secret)
+        row = await session.get(APIToken, imported) if imported is not None else None
     if row is None:
         return None
     if row.expires_at is not None and row.expires_at <= datetime.now(UTC):

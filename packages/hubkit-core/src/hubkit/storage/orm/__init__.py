@@ -2,6 +2,7 @@
 
 from .base import Base, metadata
 from .groups import Group, user_group
+from .jupyterhub import JupyterHubTokenHash
 from .oauth import OAuthClient, OAuthCode
 from .servers import Server, ServerStatus
 from .services import Service
@@ -13,6 +14,7 @@ __all__ = [
     "APIToken",
     "Base",
     "Group",
+    "JupyterHubTokenHash",
     "OAuthClient",
     "OAuthCode",
     "Server",
