@@ -1,5 +1,6 @@
-"""The ``hubkit`` command: run the hub, ``--generate-config``, ``db upgrade``, ``token``, ``plugins``,
-``config show``. Configuration and plugin errors print one line naming the problem and exit 2."""
+"""The ``hubkit`` command: run the hub, ``--generate-config``, ``db upgrade|backup|restore``, ``token``,
+``import-jupyterhub``, ``plugins``, ``config show``. Configuration and plugin errors print one line naming
+the problem and exit 2."""
 
 from __future__ import annotations
 
@@ -68,6 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     up = dbsub.add_parser("upgrade", help="create or migrate the schema (core and plugin branches)")
     _common(up)
+    bk = dbsub.add_parser("backup", help="copy the SQLite database, consistently, while the hub runs")
+    _common(bk)
+    bk.add_argument("dest", help="backup file to write, or a directory for hubkit-<time>.sqlite")
+    rs = dbsub.add_parser(
+        "restore", help="replace the SQLite database with a backup (the hub must be stopped)"
+    )
+    _common(rs)
+    rs.add_argument("backup", help="backup file made by `hubkit db backup`")
+    imp = sub.add_parser("import-jupyterhub", help="copy users, groups, servers and tokens from JupyterHub")
+    _common(imp)
+    imp.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="DB_URL",
+        help="JupyterHub's database, e.g. sqlite:///jupyterhub.sqlite or postgresql://user@host/jupyterhub",
+    )
+    imp.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
     tok = sub.add_parser("token", help="issue an API token for a user and print it")
     _common(tok)
     tok.add_argument("user")
@@ -151,7 +171,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     if args.command == "db":
+        if args.db_command == "backup":
+            return commands.db_backup(settings, args.dest)
+        if args.db_command == "restore":
+            return commands.db_restore(settings, args.backup)
         return asyncio.run(commands.db_upgrade(settings))
+    if args.command == "import-jupyterhub":
+        return asyncio.run(
+            commands.import_jupyterhub(settings, args.source, dry_run=args.dry_run, json_out=args.json)
+        )
     if args.command == "token":
         return asyncio.run(
             commands.token(

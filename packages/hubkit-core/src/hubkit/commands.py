@@ -65,6 +65,52 @@ async def db_upgrade(settings: Any) -> int:
     return 0
 
 
+def _sqlite_file(settings: Any, action: str) -> str:
+    from .storage.backup import sqlite_path
+    from .storage.engine import normalize_url
+
+    data_dir = str(Path(settings.hub.data_dir).resolve())
+    return sqlite_path(normalize_url(settings.hub.db_url, data_dir), action)
+
+
+def db_backup(settings: Any, dest: str) -> int:
+    from .storage.backup import backup
+
+    info = backup(_sqlite_file(settings, "backup"), dest)
+    print(
+        f"backed up to {info.path}: {info.size} bytes, schema {', '.join(info.revisions)}, "
+        f"{info.users} users, {info.servers} servers, integrity ok"
+    )
+    return 0
+
+
+def db_restore(settings: Any, source: str) -> int:
+    from .storage.backup import restore
+    from .storage.migrate import script_revisions
+
+    db = _sqlite_file(settings, "restore")
+    info, kept = restore(source, db, script_revisions(_registries()[1].storage))
+    print(
+        f"restored {source} into {db}: schema {', '.join(info.revisions)}, {info.users} users, "
+        f"{info.servers} servers"
+    )
+    if kept:
+        print(f"the database it replaced is kept as {kept}")
+    return 0
+
+
+async def import_jupyterhub(settings: Any, source: str, *, dry_run: bool, json_out: bool) -> int:
+    from .importers.jupyterhub import run_import
+
+    storage, engine = _storage_and_engine(settings)
+    try:
+        return await run_import(
+            settings, source, dry_run=dry_run, json_out=json_out, engine=engine, storage=storage
+        )
+    finally:
+        await engine.dispose()
+
+
 async def token(
     settings: Any, user: str, scopes: list[str], *, note: str, expires_in: float | None, create: bool
 ) -> int:

@@ -109,6 +109,13 @@ def script_heads(storage: StorageRegistry | None = None) -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config(storage)).get_heads())
 
 
+def script_revisions(storage: StorageRegistry | None = None) -> set[str]:
+    """Every revision this hubkit (and its plugins) can upgrade from."""
+    from alembic.script import ScriptDirectory
+
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config(storage)).walk_revisions()}
+
+
 _REV = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*['\"]([^'\"]+)['\"]", re.M)
 _DOWN = re.compile(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(.+)$", re.M)
 

@@ -1,0 +1,50 @@
+"""``hubkit import-jupyterhub``: copy users, groups, named servers and API tokens from a JupyterHub database.
+
+``source`` reads JupyterHub's tables, ``plan`` decides (pure), ``target`` reads and writes hubkit's,
+``report`` says what happened; :func:`run_import` ties them together for the CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from ...errors import HubkitError
+from .plan import Policy, plan_import
+from .report import as_json, as_text
+from .source import read_jupyterhub
+
+
+async def run_import(
+    settings: Any, source: str, *, dry_run: bool, json_out: bool, engine: Any, storage: Any
+) -> int:
+    """Read ``source``, plan against the hubkit database behind ``engine``, apply unless ``dry_run``."""
+    from ...storage import migrate
+    from ...storage.engine import create_sessionmaker, is_sqlite
+    from .target import apply, load_state
+
+    data = await read_jupyterhub(source)
+    await migrate.ensure_schema(engine, storage, auto=is_sqlite(engine.url))
+    policy = Policy(
+        allow_named_servers=settings.hub.allow_named_servers,
+        named_server_limit=settings.hub.named_server_limit_per_user,
+    )
+    shown = make_url(source).render_as_string(hide_password=True)
+    async with create_sessionmaker(engine)() as session:
+        plan = plan_import(
+            data, await load_state(session), source=shown, policy=policy, now=datetime.now(UTC)
+        )
+        if not dry_run and plan.actions:
+            try:
+                await apply(session, plan.actions)
+            except IntegrityError:
+                raise HubkitError(
+                    "hubkit's database changed while the import ran (a user, group or server was added at the "
+                    "same time): nothing was written; run the import again"
+                ) from None
+    sys.stdout.write((as_json(plan, dry_run=dry_run) if json_out else as_text(plan, dry_run=dry_run)) + "\n")
+    return 0
