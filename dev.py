@@ -36,6 +36,7 @@ TEST_EXTRAS = [
     "jupyterhub-idle-culler",
     "jupyterlab>=4",
     "asyncpg>=0.29",
+    "psycopg2-binary>=2.9",  # JupyterHub on PostgreSQL (tests/migrate)
     "websockets>=12",
     "psutil>=5.9",
     "ruff>=0.5",
