@@ -7,6 +7,10 @@ after the backup ran. A hub started on the restored copy serves that data (and t
 
 from __future__ import annotations
 
+import configparser
+import os
+import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hubkit.testing import require
 from hubkit.testing.processes import cli_token, free_port, hub_api, start_hub_cli, wait_health
 
 pytestmark = [pytest.mark.timeout(300)]
@@ -179,3 +184,50 @@ def test_postgres_is_refused_with_a_pointer_to_pg_dump(tmp_path: Path) -> None:
     r = cli(config, "db", "restore", str(tmp_path / "x"), "--db-url", url)
     assert r.returncode == 1 and "pg_restore" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+
+VM = Path(__file__).resolve().parents[2] / "examples" / "vm"
+
+
+def test_vm_backup_units_verify_and_their_commands_work(tmp_path: Path) -> None:
+    """examples/vm/hubkit-backup.{service,timer}: systemd accepts them, and the unit's own command lines (paths
+    pointed at this machine) back a hub's database up and prune to the newest 14 copies."""
+    require(shutil.which("systemd-analyze") is not None, "systemd-analyze missing (apt-get install systemd)")
+    config = write_config(tmp_path, "hub", free_port())
+    backups = tmp_path / "backups"
+    local = (
+        (VM / "hubkit-backup.service")
+        .read_text()
+        .replace("/opt/hubkit/venv/bin/hubkit", str(Path(sys.executable).parent / "hubkit"))
+        .replace("/etc/hubkit/hubkit.toml", str(config))
+        .replace("/var/backups/hubkit", str(backups))
+        .replace("/var/lib/hubkit", str(tmp_path))
+    )
+    (tmp_path / "hubkit-backup.service").write_text(local)
+    shutil.copy(VM / "hubkit-backup.timer", tmp_path / "hubkit-backup.timer")
+    for unit in ("hubkit-backup.service", "hubkit-backup.timer"):
+        proc = subprocess.run(
+            ["systemd-analyze", "verify", str(tmp_path / unit)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert [line for line in proc.stderr.splitlines() if "hubkit-backup" in line] == []
+
+    service = configparser.ConfigParser(interpolation=None)
+    service.read_string(local)
+    run = {key: shlex.split(service["Service"][key]) for key in ("ExecStartPre", "ExecStart", "ExecStartPost")}
+    assert cli(config, "db", "upgrade").returncode == 0
+    subprocess.run(run["ExecStartPre"], check=True, timeout=60)
+    assert oct(backups.stat().st_mode & 0o777) == "0o700"
+    for i in range(15):  # older copies from earlier nights
+        old = backups / f"hubkit-202601{i + 1:02d}T031500Z.sqlite"
+        old.write_bytes(b"")
+        os.utime(old, (1_700_000_000 + i * 86400,) * 2)
+    for key in ("ExecStart", "ExecStartPost"):
+        r = subprocess.run(run[key], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert r.returncode == 0, (key, r.stdout, r.stderr)
+    kept = sorted(backups.glob("hubkit-*.sqlite"), key=lambda p: p.stat().st_mtime)
+    assert len(kept) == 14
+    assert not (backups / "hubkit-20260101T031500Z.sqlite").exists()  # the two oldest went
+    assert not (backups / "hubkit-20260102T031500Z.sqlite").exists()
+    users_in(kept[-1])  # the new copy: an intact database
