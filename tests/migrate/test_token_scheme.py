@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,18 +14,12 @@ from hubkit.auth.jupyterhub_tokens import JupyterHubHash
 from hubkit.auth.tokens import issue_token, lookup_token
 from hubkit.importers.jupyterhub.actions import CreateUser, ImportToken
 from hubkit.importers.jupyterhub.target import apply
-from hubkit.storage import migrate
-from hubkit.storage.engine import create_engine, create_sessionmaker
+from hubkit.storage.engine import create_sessionmaker
 from hubkit.storage.orm import APIToken, JupyterHubTokenHash
 from jupyterhub.utils import hash_token, new_token
 from sqlalchemy import delete, event, select
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.mark.parametrize(
@@ -61,14 +54,6 @@ def test_matches_what_jupyterhub_stored(secret: str, rounds: int, algorithm: str
 )
 def test_hashes_it_cannot_check_are_refused(stored: str) -> None:
     assert JupyterHubHash.parse(stored) is None
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> Any:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/h.sqlite")
-    await migrate.upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 def count_selects(engine: Any) -> list[str]:

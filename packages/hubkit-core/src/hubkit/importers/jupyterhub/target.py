@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...auth.tokens import issue_token
@@ -91,22 +91,20 @@ async def apply(session: AsyncSession, actions: Sequence[Action]) -> None:
             await session.flush()
             user_ids[action.name] = user.id
         elif isinstance(action, PromoteAdmin):
-            row = await session.get(User, await user_id(action.name))
-            assert row is not None
-            row.admin = True
+            await session.execute(update(User).where(User.name == action.name).values(admin=True))
         elif isinstance(action, SetUserInfo):
-            row = await session.get(User, await user_id(action.name))
-            assert row is not None
-            row.user_info = action.user_info
+            await session.execute(
+                update(User).where(User.name == action.name).values(user_info=action.user_info)
+            )
         elif isinstance(action, CreateGroup):
             group = Group(name=action.name, properties=action.properties)
             session.add(group)
             await session.flush()
             group_ids[action.name] = group.id
         elif isinstance(action, SetGroupProperties):
-            grow = await session.get(Group, await group_id(action.name))
-            assert grow is not None
-            grow.properties = action.properties
+            await session.execute(
+                update(Group).where(Group.name == action.name).values(properties=action.properties)
+            )
         elif isinstance(action, AddMembers):
             gid = await group_id(action.group)
             rows = [{"user_id": await user_id(u), "group_id": gid} for u in action.users]
@@ -124,14 +122,11 @@ async def apply(session: AsyncSession, actions: Sequence[Action]) -> None:
                 )
             )
         elif isinstance(action, SetServerOptions):
-            srow = (
-                await session.execute(
-                    select(Server).where(
-                        Server.user_id == await user_id(action.user), Server.name == action.name
-                    )
-                )
-            ).scalar_one()
-            srow.user_options = action.user_options
+            await session.execute(
+                update(Server)
+                .where(Server.user_id == await user_id(action.user), Server.name == action.name)
+                .values(user_options=action.user_options)
+            )
         elif isinstance(action, ImportToken):
             await _import_token(session, await user_id(action.user), action)
     await session.commit()
