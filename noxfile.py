@@ -45,7 +45,9 @@ def integration(session: nox.Session) -> None:
     """Everything installed together; the cross-package tests in tests/."""
     for name in PACKAGES:
         _install_pkg(session, name)
-    session.install(*TEST_DEPS, "playwright", "jupyterlab>=4", "jupyterhub==6.1.1", "jupyterhub-idle-culler")
+    session.install(
+        *TEST_DEPS, "playwright", "jupyterlab>=4", "jupyterhub==6.1.1", "jupyterhub-idle-culler", "psycopg2-binary"
+    )
     session.run("pytest", "--import-mode=importlib", str(ROOT / "tests"), *session.posargs)
 
 

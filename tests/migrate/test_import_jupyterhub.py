@@ -3,6 +3,7 @@ PostgreSQL), then old JupyterHub tokens used against a running hubkit hub proces
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hubkit.testing import require
 from hubkit.testing.processes import free_port, start_hub_cli, wait_health
 from jhrun import JupyterHubRun, populate, running_jupyterhub
 
@@ -65,7 +67,7 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/jh/jupyterhub.sqlite", f"sqlite:///{tmp_path}/data/hubkit.sqlite"
     cluster = request.getfixturevalue("postgres_cluster")
-    pytest.importorskip("psycopg2", reason="JupyterHub needs psycopg2 for PostgreSQL")
+    require(importlib.util.find_spec("psycopg2") is not None, "JupyterHub needs psycopg2 (psycopg2-binary)")
 
     def url(db: str, driver: str) -> str:
         return f"postgresql{driver}://{cluster.user}@/{db}?host={cluster.sockdir}&port={cluster.port}"
