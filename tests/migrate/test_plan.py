@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hubkit.importers.jupyterhub.actions import (
     AddMembers,
     CreateServer,
+    CreateUser,
     ImportToken,
     PromoteAdmin,
     SetGroupProperties,
@@ -183,3 +184,13 @@ def test_a_second_plan_over_the_result_is_empty() -> None:
     assert second.actions == [] and second.skipped == []
     revoked = plan(d, HubkitState(after.users, after.groups, after.servers, {d.tokens[0].hashed: None}))
     assert revoked.actions == [] and "revoked in hubkit" in revoked.skipped[0].reason
+
+
+def test_user_names_logins_would_spell_differently_are_skipped() -> None:
+    d = data(users=(JHUser("Alice", False), JHUser("bob", False), JHUser("cafe\u0301", False)))
+    p = plan(d)
+    reasons = {s.what: s.reason for s in p.skipped}
+    assert "name this user 'alice'" in reasons["Alice"] and "normalize_usernames" in reasons["Alice"]
+    assert "name this user 'café'" in reasons["cafe\u0301"]  # NFC
+    kept = plan(d, policy=Policy(lower_usernames=False))
+    assert [a.name for a in kept.actions if isinstance(a, CreateUser)] == ["Alice", "bob"]

@@ -32,6 +32,7 @@ async def run_import(
     policy = Policy(
         allow_named_servers=settings.hub.allow_named_servers,
         named_server_limit=settings.hub.named_server_limit_per_user,
+        lower_usernames=settings.auth.normalize_usernames,
     )
     shown = make_url(source).render_as_string(hide_password=True)
     async with create_sessionmaker(engine)() as session:

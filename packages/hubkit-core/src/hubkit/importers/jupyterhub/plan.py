@@ -4,7 +4,8 @@ Pure: it compares what was read from JupyterHub with what hubkit already holds, 
 second time plans nothing. The rules:
 
 - users, groups and named servers are matched by name and created when missing; names hubkit refuses are
-  skipped (with the reason) together with everything that belongs to them;
+  skipped (with the reason) together with everything that belongs to them, and so are user names hubkit's
+  logins would spell differently (upper case, other Unicode forms: see ``[auth] normalize_usernames``);
 - admin flags are copied one way: a JupyterHub admin becomes a hubkit admin, a hubkit admin is never demoted;
 - group properties and user_info are merged key by key (JupyterHub's values win); members are added, never
   removed; user_options are copied onto servers that have none;
@@ -21,7 +22,7 @@ from typing import Any
 
 from ...auth import scopes as sc
 from ...auth.jupyterhub_tokens import JupyterHubHash
-from ...services.users import InvalidName, check_name
+from ...services.users import InvalidName, canonical_name, check_name
 from .actions import (
     AddMembers,
     CreateGroup,
@@ -52,6 +53,7 @@ class HubkitState:
 class Policy:
     allow_named_servers: bool = True
     named_server_limit: int = 0
+    lower_usernames: bool = True  # [auth] normalize_usernames
 
 
 def _valid(name: str, what: str) -> str | None:
@@ -63,6 +65,21 @@ def _valid(name: str, what: str) -> str | None:
     return None
 
 
+def _user_name_problem(name: str, policy: Policy) -> str | None:
+    """Why ``name`` cannot be a hubkit user: refused, or not the form hubkit's logins produce (such a user
+    could never log in, and "Alice" next to "alice" would be two accounts for one person)."""
+    try:
+        canonical = canonical_name(name, lower=policy.lower_usernames)
+    except InvalidName as exc:
+        return str(exc)
+    if canonical != name:
+        return (
+            f"hubkit's logins name this user {canonical!r} ([auth] normalize_usernames): rename the user in "
+            "JupyterHub first, or turn that setting off"
+        )
+    return None
+
+
 def _merged(current: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
     return {**(current or {}), **incoming}
 
@@ -71,7 +88,7 @@ def plan_import(
     data: JupyterHubData, state: HubkitState, *, source: str, policy: Policy, now: datetime
 ) -> Plan:
     plan = Plan(source=source, revision=data.revision)
-    admins = _plan_users(plan, data, state)
+    admins = _plan_users(plan, data, state, policy)
     _plan_groups(plan, data, state, set(admins))
     _plan_servers(plan, data, state, set(admins), policy)
     for token in data.tokens:
@@ -80,12 +97,12 @@ def plan_import(
     return plan
 
 
-def _plan_users(plan: Plan, data: JupyterHubData, state: HubkitState) -> dict[str, bool]:
+def _plan_users(plan: Plan, data: JupyterHubData, state: HubkitState, policy: Policy) -> dict[str, bool]:
     """Plan the users; returns the admin flag each imported user will have (skipped users are absent)."""
     out: dict[str, bool] = {}
     tally = plan.tally["users"]
     for u in data.users:
-        why = _valid(u.name, "user name")
+        why = _user_name_problem(u.name, policy)
         if why:
             plan.skip("user", u.name, why)
             continue
