@@ -94,6 +94,8 @@ def test_import_from_real_jupyterhub(tmp_path: Path, databases: tuple[str, str])
     assert "create user 'dana' (admin)" in dry["changes"]
     text = hubkit_cli(config, "import-jupyterhub", "--from", jh_url, "--dry-run")
     assert text.returncode == 0 and "would change:" in text.stdout and "dry run: nothing was written" in text.stdout
+    if hub_url.startswith("sqlite"):
+        assert not (tmp_path / "data" / "hubkit.sqlite").exists()  # a dry run writes nothing, not even a file
 
     first = import_json(config, jh_url)
     assert first["changes"] == dry["changes"], "the dry run said something else than the run did"

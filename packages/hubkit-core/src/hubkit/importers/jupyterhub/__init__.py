@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from ...errors import HubkitError
-from .plan import Policy, plan_import
+from .plan import HubkitState, Policy, plan_import
 from .report import as_json, as_text
 from .source import read_jupyterhub
 
@@ -28,7 +28,13 @@ async def run_import(
     from .target import apply, load_state
 
     data = await read_jupyterhub(source)
-    await migrate.ensure_schema(engine, storage, auto=is_sqlite(engine.url))
+    fresh = not await _has_database(engine)
+    if not dry_run:
+        await migrate.ensure_schema(engine, storage, auto=is_sqlite(engine.url))
+    elif not fresh and await migrate.current_heads(engine) != migrate.script_heads(storage):
+        raise HubkitError(
+            "hubkit's database schema is not current: run `hubkit db upgrade` (a dry run writes nothing)"
+        )
     policy = Policy(
         allow_named_servers=settings.hub.allow_named_servers,
         named_server_limit=settings.hub.named_server_limit_per_user,
@@ -36,9 +42,12 @@ async def run_import(
     )
     shown = make_url(source).render_as_string(hide_password=True)
     async with create_sessionmaker(engine)() as session:
-        plan = plan_import(
-            data, await load_state(session), source=shown, policy=policy, now=datetime.now(UTC)
+        state = (
+            HubkitState(users={}, groups={}, servers={}, token_hashes={})
+            if fresh
+            else await load_state(session)
         )
+        plan = plan_import(data, state, source=shown, policy=policy, now=datetime.now(UTC))
         if not dry_run and plan.actions:
             try:
                 await apply(session, plan.actions)
@@ -49,3 +58,17 @@ async def run_import(
                 ) from None
     sys.stdout.write((as_json(plan, dry_run=dry_run) if json_out else as_text(plan, dry_run=dry_run)) + "\n")
     return 0
+
+
+async def _has_database(engine: Any) -> bool:
+    """Whether hubkit's database exists with tables, found out without creating a SQLite file."""
+    import os
+
+    from ...storage import migrate
+    from ...storage.engine import is_sqlite
+
+    database = engine.url.database or ""
+    on_disk = is_sqlite(engine.url) and database not in ("", ":memory:")
+    if on_disk and not os.path.exists(database):  # noqa: ASYNC240 (one stat, before any connection)
+        return False
+    return bool(await migrate.has_tables(engine))
