@@ -157,7 +157,7 @@ def _check_hub(port: int, jh: JupyterHubRun) -> None:
     assert students["properties"] == {"course": "physics", "term": 3}
     assert students["users"] == ["alice", "bob"]
     assert api(port, dana, "/groups/staff").json()["users"] == ["dana"]
-    assert api(port, dana, "/users/o'brien").status_code == 404
+    assert api(port, dana, "/users/o'brien").status_code in (400, 404)  # a name hubkit refuses: not there
 
     # alice's scoped token: exactly its JupyterHub scopes
     r = api(port, jh.tokens["alice-scoped"], "/user")
