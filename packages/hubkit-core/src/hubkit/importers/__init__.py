@@ -1,0 +1,1 @@
+"""Importers: bring another hub's state into hubkit's database (``hubkit import-jupyterhub``)."""
