@@ -22,8 +22,8 @@ class LazyHubApp:
                 msg = await receive()
                 if msg["type"] == "lifespan.startup":
                     from hubkit.config.models import Settings
+                    from hubkit.runtime.app import create_app
                     from hubkit.runtime.hub import Hub
-                    from hubkit.web.app import create_app
 
                     settings = Settings.model_validate(json.loads(os.environ["HUBKIT_BENCH_SETTINGS"]))
                     self.hub = await Hub.create(settings, load_entry_points=False)

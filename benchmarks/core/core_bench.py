@@ -3,7 +3,7 @@
     python benchmarks/core/core_bench.py [--users 10000 50000] [--servers 1000] [--limit 100]
 
 For each user count: a fresh SQLite hub gets N users; 1,000 of them start at once through the spawn engine
-with the concurrent-spawn limit at 100 (test spawner, in-process servers) -> time to all ready, errors, and
+with the concurrent-spawn limit at 100 (stand-in spawner, in-process servers) -> time to all ready, errors, and
 whether every queue position sequence only decreased. Then the hub is stopped (servers keep running) and a
 new hub process object starts on the same database behind uvicorn -> time until /hub/health answers and until
 all servers are re-adopted. Figures are printed and written to docs/benchmarks/core.md.
@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import httpx
-from hubkit.builtin import test_spawner
 from hubkit.interfaces import Phase
+from hubkit.runtime.app import create_app
 from hubkit.runtime.hub import Hub
-from hubkit.runtime.serve import build_app, serve_then_adopt
+from hubkit.runtime.serve import serve_then_adopt
 from hubkit.storage.orm import User
 from hubkit.testing.plugin import make_settings
 from sqlalchemy import insert
@@ -88,7 +88,7 @@ async def restart(settings, servers: int) -> dict[str, float | int]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(hub), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(serve_then_adopt(hub, server))  # exactly what `hubkit` does
     url = f"http://127.0.0.1:{port}/hub/health"
     async with httpx.AsyncClient() as client:
@@ -130,7 +130,7 @@ async def run(users: int, servers: int, limit: int) -> dict[str, object]:
         burst = await spawn_burst(hub, servers)
         await hub.stop()
         again = await restart(settings, servers)
-        test_spawner.close_all_listeners()
+        hub.spawner.close_all()  # the first hub object's in-process servers
         return {"users": users, "servers": servers, "limit": limit, **burst, **again}
 
 
@@ -172,7 +172,7 @@ def report(results: list[dict[str, object]], cli: list[tuple[float, float]]) -> 
         "# hubkit-core benchmarks",
         "",
         f"Measured with `python benchmarks/core/core_bench.py` on {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, SQLite (WAL), test spawner (in-process servers), `none` proxy. "
+        f"Python {platform.python_version()}, SQLite (WAL), stand-in spawner (in-process servers), `none` proxy. "
         "The machine was shared with other jobs, so treat figures as upper bounds.",
         "",
         "## Restart with many users and running servers",

@@ -183,9 +183,9 @@ async def live_hub_factory(
 ) -> AsyncIterator[Callable[..., Awaitable[LiveHub]]]:
     import uvicorn
     from hubkit.config.models import Settings
+    from hubkit.runtime.app import create_app
     from hubkit.runtime.hub import Hub
     from hubkit.storage.orm import Server, ServerStatus, User
-    from hubkit.web.app import create_app
 
     started: list[tuple[Any, Any, Any, Path]] = []
 

@@ -90,8 +90,8 @@ async def start_hub(hub_factory: Any, hub_port: int, tmp_path: Path) -> AsyncIte
     (the OP knows that callback URL)."""
     import hubkit_oauth.plugin as oauth_plugin
     from cryptography.fernet import Fernet
+    from hubkit.runtime.app import create_app
     from hubkit.testing.plugin import make_settings
-    from hubkit.web import create_app
 
     url = f"http://127.0.0.1:{hub_port}"
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []

@@ -43,9 +43,12 @@ def recorder(tmp_path: Path, log: Path) -> Path:
 
 
 async def started(hub: HubInfo, **options: object) -> tuple[PAMAuthenticator, Hooks]:
+    """A started authenticator and the hooks of a hub that built it (as the hub does: its instance is a plugin)."""
     auth = PAMAuthenticator(PAMConfig.model_validate(options), hub)
     await auth.startup()
-    return auth, Hooks(build_plugin_manager(allow=["pam"]))
+    pm = build_plugin_manager(allow=["pam"])
+    pm.register_instance(auth, "auth:pam", "hubkit-auth-pam")
+    return auth, Hooks(pm)
 
 
 async def test_sessions_open_before_spawn_and_close_after_stop(

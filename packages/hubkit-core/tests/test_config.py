@@ -52,7 +52,7 @@ def _write(tmp_path, body: str):
     [
         ("sprot = 1\n", "hub.sprot: unknown key"),
         ("port = 'x'\n", "hub.port: Input should be a valid integer"),
-        ('[spawner]\nbackend = "dockr"\n', "unknown spawner backend 'dockr'; installed: test"),
+        ('[spawner]\nbackend = "dockr"\n', "unknown spawner backend 'dockr'; installed: none"),  # stand-in: only when configured
         ('[proxy]\nbackend = "nope"\n', "unknown proxy backend 'nope'; installed: none"),
         ('[spawner.test]\nmode = "fast"\n', "spawner.test.mode: Input should be 'inprocess' or 'process'"),
         ("[spawner.dockr]\nimage = 'x'\n", "spawner.dockr: section for unknown spawner backend 'dockr'"),
@@ -96,7 +96,7 @@ def test_generate_config_is_valid_and_complete(tmp_path, run_cli):
         "[hub]",
         "# port = 8000",
         "# concurrent_spawn_limit = 100",
-        "# [spawner.test]",
+        "# [spawner.stand-in]",
         '# mode = "inprocess"',
         "# [auth.dummy]",
         "Shared password",
@@ -147,5 +147,6 @@ def test_token_and_plugins_commands(tmp_path, run_cli):
     asyncio.run(check())
     r = run_cli("plugins")
     assert r.returncode == 0
-    assert "test_spawner (hubkit-core): hubkit_register_spawners" in r.stdout
-    assert "  test: fast test servers" in r.stdout
+    assert "standin (hubkit-core): hubkit_register_spawners" in r.stdout
+    assert "  stand-in: stand-in servers for tests" in r.stdout
+    assert "  test: former name of stand-in" in r.stdout

@@ -6,13 +6,13 @@ import json
 
 import pytest
 from hubkit.auth.tokens import hash_secret, lookup_token
-from hubkit.builtin import test_spawner
 from hubkit.errors import LimitReached, NotFound
 from hubkit.interfaces import ServerSpec, UserInfo
-from hubkit.spawn.env import HubUrls, build_env, env_with_url
+from hubkit.spawn.env import build_env
 from hubkit.spawn.poller import poll_once
 from hubkit.storage.orm import OAuthClient, Server, ServerStatus, Spawn
 from hubkit.testing.plugin import make_settings
+from hubkit.urls import HubUrls
 from sqlalchemy import select
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -40,7 +40,7 @@ def test_env_matches_compat_a2():
     assert "JUPYTERHUB_DEFAULT_URL" not in env and "JUPYTERHUB_SERVICE_URL" not in env
     spec = ServerSpec(UserInfo("alice"), "", 1, "/user/alice/", urls.hub_api_url, env=env)
     assert (
-        env_with_url(spec, "127.0.0.1", 53663)["JUPYTERHUB_SERVICE_URL"]
+        spec.env_with_url("127.0.0.1", 53663)["JUPYTERHUB_SERVICE_URL"]
         == "http://127.0.0.1:53663/user/alice/"
     )
 
@@ -136,8 +136,8 @@ async def test_poller_removes_route_of_dead_server(hub, make_user):
     await make_user("dead")
     assert await hub.spawns.wait(await hub.spawns.request_start("dead"), 10) == "ready"
     route = (await hub.proxy.get_routes())["/user/dead/"]
-    test_spawner._LISTENERS.pop(int(route.target.rsplit(":", 1)[1])).server.close()
-    assert await poll_once(hub.spawns) == 1
+    hub.spawner.kill(int(route.target.rsplit(":", 1)[1]))
+    assert await poll_once(hub.spawns.sp) == 1
     assert "/user/dead/" not in await hub.proxy.get_routes()
     async with hub.db() as s:
         assert (await s.execute(select(Server.status))).scalar_one() == ServerStatus.STOPPED
@@ -156,7 +156,7 @@ async def test_readopt_in_process(hub_factory, tmp_path):
         assert await hub1.spawns.wait(await hub1.spawns.request_start(n), 10) == "ready"
     gone_port = int((await hub1.proxy.get_routes())["/user/gone/"].target.rsplit(":", 1)[1])
     await hub1.stop()
-    test_spawner._LISTENERS.pop(gone_port).server.close()
+    hub1.spawner.kill(gone_port)
     async with hub1.db() as s:  # a spawn that was waiting in the old process's queue
         from sqlalchemy import update
 
@@ -202,7 +202,7 @@ async def test_servers_of_another_backend_are_left_alone(hub_factory, tmp_path):
 
 @pytest.mark.parametrize("mode", ["report", "remove"])
 async def test_orphans_reported_or_removed_after_adoption(hub_factory, tmp_path, mode):
-    """A test-spawner listener no server row knows about (its hub died between start and saving state)."""
+    """A stand-in listener no server row knows about (its hub died between start and saving state)."""
     settings = make_settings(tmp_path / mode, spawner={"reconcile_orphans": mode})
     hub1 = await hub_factory(settings)
     from hubkit.storage.orm import User
@@ -223,7 +223,7 @@ async def test_orphans_reported_or_removed_after_adoption(hub_factory, tmp_path,
     orphans = hub2.adoption.orphans
     assert orphans is not None
     if mode == "remove":
-        assert str(port) in orphans.removed and port not in test_spawner._LISTENERS
+        assert str(port) in orphans.removed and not hub1.spawner.serving(port)
     else:
-        assert str(port) in orphans.reported and port in test_spawner._LISTENERS
-        test_spawner._LISTENERS.pop(port).server.close()
+        assert str(port) in orphans.reported and hub1.spawner.serving(port)
+        hub1.spawner.kill(port)

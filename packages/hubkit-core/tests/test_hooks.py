@@ -7,8 +7,9 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hubkit.builtin.dummy_auth import DummyAuthConfig, DummyAuthenticator
 from hubkit.builtin.null_proxy import NullProxy
-from hubkit.builtin.test_spawner import TestSpawner, TestSpawnerConfig
+from hubkit.builtin.standin import StandInConfig, StandInSpawner
 from hubkit.errors import ConfigError, SpawnFailed
 from hubkit.interfaces import AuthResult, ExitStatus, Phase, RouteChangeKind, UserInfo, WebRoute
 from hubkit.plugins import hookimpl
@@ -62,9 +63,13 @@ async def test_hook_hubkit_register_authenticators(tmp_path, hub_factory):
         model_config = ConfigDict(extra="forbid")
         greeting: str = "hi"
 
-    class Fancy:
+    class Fancy(DummyAuthenticator):  # a whole authenticator: the hub checks the protocol at startup
         def __init__(self, config: FancyConfig, hub: Any) -> None:
-            self.config = config
+            super().__init__(DummyAuthConfig(), hub)
+            self.config = config  # type: ignore[assignment]
+
+        async def startup(self) -> None:
+            return None
 
     class Plugin:
         __name__ = "fancy"
@@ -79,7 +84,7 @@ async def test_hook_hubkit_register_authenticators(tmp_path, hub_factory):
 
 
 async def test_hook_hubkit_register_spawners(tmp_path, hub_factory, make_user=None):
-    class Counting(TestSpawner):
+    class Counting(StandInSpawner):
         starts = 0
 
         async def start(self, spec, ctx):
@@ -91,7 +96,7 @@ async def test_hook_hubkit_register_spawners(tmp_path, hub_factory, make_user=No
 
         @hookimpl
         def hubkit_register_spawners(self, registry):
-            registry.add("counting", Counting, config=TestSpawnerConfig)
+            registry.add("counting", Counting, config=StandInConfig)
 
     hub = await hub_factory(make_settings(tmp_path / "h", spawner={"backend": "counting"}), [Plugin()])
     from hubkit.storage.orm import User
@@ -288,11 +293,9 @@ async def test_hook_hubkit_post_stop(hub, make_user, recorder):
         assert await hub.spawns.wait(await hub.spawns.request_start(u), 10) == "ready"
     assert await hub.spawns.stop("s")
     # "d" dies behind the hub's back: the poller notices
-    from hubkit.builtin import test_spawner
-
     port = int((await hub.proxy.get_routes())["/user/d/"].target.rsplit(":", 1)[1])
-    test_spawner._LISTENERS.pop(port).server.close()
-    assert await poll_once(hub.spawns) == 1
+    hub.spawner.kill(port)
+    assert await poll_once(hub.spawns.sp) == 1
     stops = {spec.user.name: status for spec, status in recorder.of("post_stop")}
     assert stops["s"] is None
     assert isinstance(stops["d"], ExitStatus)

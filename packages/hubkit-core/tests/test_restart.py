@@ -11,6 +11,7 @@ twice the CPU count, wall time measures the neighbours, so the check becomes "wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -154,3 +155,77 @@ check_interval = 1
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _hub_config(path, port: int, data, *, kill_after_fork: bool) -> None:
+    path.write_text(
+        f"""
+[hub]
+port = {port}
+data_dir = "{data}"
+db_url = "sqlite:///hub.sqlite"
+admin_users = ["boss"]
+
+[spawner]
+backend = "stand-in"
+poll_interval = 1
+
+[spawner.stand-in]
+mode = "process"
+kill_hub_after_fork = {"true" if kill_after_fork else "false"}
+
+[proxy]
+backend = "none"
+"""
+    )
+
+
+def test_hub_killed_between_fork_and_saving_the_pid(tmp_path):
+    """Issue 12.12: the hub dies right after forking a server, before it saved the pid. After a restart the
+    server must not be left running as an orphan, and the next start must not run a second one beside it."""
+    from hubkit.builtin.standin import labelled_processes
+
+    port = free_port()
+    data = tmp_path / "data"
+    config = tmp_path / "hubkit.toml"
+    label = f"hubkit@{data.resolve()}"
+    health = f"http://127.0.0.1:{port}/hub/health"
+    try:
+        _hub_config(config, port, data, kill_after_fork=True)
+        proc, t0 = start_hub_cli(config, tmp_path / "hub.log", HUB_ENV)
+        try:
+            wait_health(health, proc, t0)
+            token = cli_token(config, "boss", HUB_ENV)
+            assert hub_api(port, token, "POST", "/users/kay").status_code == 201
+            with contextlib.suppress(httpx.TransportError):
+                hub_api(port, token, "POST", "/users/kay/server")
+            assert proc.wait(20) == -signal.SIGKILL  # died at the exact point
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        deadline = time.monotonic() + 10
+        while len(labelled_processes(label)) != 1:  # the orphan, running with no pid on record
+            assert time.monotonic() < deadline, labelled_processes(label)
+            time.sleep(0.05)
+
+        _hub_config(config, port, data, kill_after_fork=False)
+        log = tmp_path / "hub2.log"
+        proc, t0 = start_hub_cli(config, log, HUB_ENV)
+        try:
+            wait_health(health, proc, t0)
+            wait_log(log, "adopted 0 servers, cleaned 1, 0 errors")
+            assert labelled_processes(label) == {}  # found by its instance id and stopped
+            assert hub_api(port, token, "POST", "/users/kay/server").status_code in (201, 202)
+            deadline = time.monotonic() + 30
+            while not hub_api(port, token, "GET", "/users/kay").json()["servers"].get("", {}).get("ready"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert len(labelled_processes(label)) == 1  # exactly one server, not two
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    finally:
+        for pid in labelled_processes(label).values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

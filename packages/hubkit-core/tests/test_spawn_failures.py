@@ -37,7 +37,7 @@ def tiny_servers_of(user: str) -> list[int]:
 def hub_settings(tmp_path):
     return make_settings(
         tmp_path / "hub",
-        spawner={"start_timeout": 1.5, "http_timeout": 1.5, "stop_timeout": 5, "test": {"mode": "process"}},
+        spawner={"start_timeout": 1.5, "http_timeout": 1.5, "stop_timeout": 5, "stand-in": {"mode": "process"}},
     )
 
 

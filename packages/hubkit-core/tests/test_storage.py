@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 from hubkit.storage import migrate
+from hubkit.storage.crypt import CryptKeeper
 from hubkit.storage.engine import create_engine, create_sessionmaker, normalize_url
 from hubkit.storage.orm import User
-from hubkit.storage.types import CryptKeeper
 from sqlalchemy import select, text
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -68,11 +68,10 @@ def test_db_upgrade_cli_on_empty_postgres(postgres_cluster, tmp_path, run_cli):
 
 async def test_encrypted_column_roundtrip(db_url):
     key = Fernet.generate_key().decode()
-    CryptKeeper.configure([key])
     engine = create_engine(normalize_url(db_url))
     try:
         await migrate.upgrade(engine)
-        db = create_sessionmaker(engine)
+        db = create_sessionmaker(engine, crypt=CryptKeeper([key]))
         async with db() as s:
             s.add(User(name="alice", cookie_id="c", auth_state={"access_token": "s3cret"}))
             await s.commit()
@@ -82,12 +81,11 @@ async def test_encrypted_column_roundtrip(db_url):
         async with db() as s:
             u = (await s.execute(select(User))).scalar_one()
             assert u.auth_state == {"access_token": "s3cret"}
-        CryptKeeper.configure([Fernet.generate_key().decode()])  # wrong key: refuse, do not return garbage
-        async with db() as s:
+        wrong = create_sessionmaker(engine, crypt=CryptKeeper([Fernet.generate_key().decode()]))
+        async with wrong() as s:  # wrong key: refuse, do not return garbage
             with pytest.raises(RuntimeError, match="cannot be decrypted"):
-                (await s.execute(select(User))).scalar_one()
+                (await s.execute(select(User))).scalar_one().auth_state  # noqa: B018
     finally:
-        CryptKeeper.configure([])
         await engine.dispose()
 
 

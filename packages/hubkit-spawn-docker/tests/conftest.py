@@ -18,7 +18,6 @@ import pytest
 from hubkit.plugins.registry import HubInfo
 from hubkit.testing import require
 from hubkit_spawn_docker import DockerSpawner, DockerSpawnerConfig
-from hubkit_spawn_docker.backend import ACTIVE
 from hubkit_spawn_docker.naming import LABEL_HUB
 
 REPO = Path(__file__).resolve().parents[3]
@@ -92,7 +91,6 @@ def make_backend(hub_id: str, test_image: str) -> Iterator[Any]:
 
     yield make
     for b in made:
-        ACTIVE.discard(b)
         if b._client is not None:
             b._client.close()
             b._client = None

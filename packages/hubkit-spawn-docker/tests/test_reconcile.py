@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
 import docker
 import httpx
 import pytest
 from hubkit.interfaces import KnownServer, UserInfo
-from hubkit_spawn_docker import plugin
+from hubkit.plugins.hooks import Hooks
+from hubkit.plugins.manager import build_plugin_manager
 from hubkit_spawn_docker.testing import JUPYTER_CMD, RecordingContext, containers_of, make_spec, wait_ready
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.timeout(240)]
@@ -90,6 +98,51 @@ async def test_readopt_from_state_after_restart(
     assert containers_of(docker_client, hub_id, "quinn") == []
 
 
+async def test_hub_killed_between_create_and_saving_the_id(
+    make_backend, docker_client: docker.DockerClient, hub_id: str, test_image: str
+):
+    """Issue 12.12's audit, with a real kill: the hub dies right after the container exists, before it saved the
+    container id. The name saved before creating is enough for a new hub to report, stop and remove it."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, json, os, signal, sys
+        from hubkit.plugins.registry import HubInfo
+        from hubkit_spawn_docker import DockerSpawner, DockerSpawnerConfig
+        from hubkit_spawn_docker.testing import make_spec
+
+        class Ctx:
+            async def emit(self, event): pass
+            async def save_state(self, state): print(json.dumps(state), flush=True)
+
+        real_create = DockerSpawner._create
+        async def create_then_die(self, plan):
+            await real_create(self, plan)
+            os.kill(os.getpid(), signal.SIGKILL)  # the exact point: the container exists, its id is unsaved
+        DockerSpawner._create = create_then_die
+        hub = HubInfo(hub_id={hub_id!r}, data_dir="/tmp", hub_api_url="http://127.0.0.1:9/hub/api",
+                      hub_url="http://127.0.0.1:9", public_url="http://127.0.0.1:8000")
+        backend = DockerSpawner(config=DockerSpawnerConfig(image={test_image!r}, pull_policy="never"), hub=hub)
+        async def main():
+            await backend.startup()
+            await backend.start(make_spec({hub_id!r}, "vera", server_id=27, cmd=("sleep", "300")), Ctx())
+        asyncio.run(main())
+        """
+    )
+    hub = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert hub.returncode == -signal.SIGKILL, hub.stderr
+    saved = [json.loads(line) for line in hub.stdout.splitlines()]
+    assert len(saved) == 1 and "container_id" not in saved[0]  # what the hub's database holds
+    assert len(containers_of(docker_client, hub_id, "vera")) == 1
+    second = await make_backend()  # the restarted hub
+    report = await second.reconcile([], remove_orphans=False)
+    assert saved[0]["container_name"] in report.reported
+    spec = make_spec(hub_id, "vera", server_id=27)
+    await second.stop(spec, saved[0])
+    assert containers_of(docker_client, hub_id, "vera") == []
+
+
 async def test_user_deleted_hook_removes_volume_when_configured(
     make_backend, docker_client: docker.DockerClient, hub_id: str
 ):
@@ -106,7 +159,9 @@ async def test_user_deleted_hook_removes_volume_when_configured(
     result = await delete.start(spec, RecordingContext())
     await delete.stop(spec, result.state)
     assert len(containers_of(docker_client, hub_id, "rita")) == 1  # kept container
-    await plugin.hubkit_user_deleted(UserInfo(name="rita"))  # the hook reaches the started backend
+    pm = build_plugin_manager(allow=["docker"])  # a hub that built ``delete``: its instance is a plugin
+    pm.register_instance(delete, "spawner:docker", "hubkit-spawn-docker")
+    await Hooks(pm).user_deleted(UserInfo(name="rita"))  # the hook reaches the started backend
     assert containers_of(docker_client, hub_id, "rita") == []
     with pytest.raises(docker.errors.NotFound):
         docker_client.volumes.get(volume)

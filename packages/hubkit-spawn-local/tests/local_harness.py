@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 from hubkit.interfaces import JSONDict, ProgressEvent, ServerSpec, UserInfo
 from hubkit.plugins.registry import HubInfo
-from hubkit.spawn.env import HubUrls, build_env, server_prefix
+from hubkit.spawn.env import build_env
+from hubkit.urls import HubUrls, server_prefix
 
 from hubkit_spawn_local import LocalSpawner
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,57 @@ async def test_readopt_after_hub_killed(make_spawner, tmp_path: Path) -> None:  
     await sp.stop(spec, state)
     assert not procinfo.group_alive(state["pgid"])
     assert (await sp.poll(spec, state)) is not None
+
+
+async def test_hub_killed_between_fork_and_saving_the_pid(make_spawner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The hub dies right after the fork, before it saved the pid: only the state saved before the fork is known.
+    A new spawner still finds the server (by the instance marker saved first), reports it as an orphan and stops
+    it, so a restarted hub neither leaves it running nor starts a second one next to it."""
+    sp = make_spawner()
+    script = textwrap.dedent(
+        f"""
+        import asyncio, json, os, signal, subprocess, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from local_harness import make_spec
+        from hubkit_spawn_local import LocalSpawner, LocalSpawnerConfig, spawner
+        from hubkit.plugins.registry import HubInfo
+
+        class Ctx:
+            async def emit(self, event): pass
+            async def save_state(self, state): print(json.dumps(state), flush=True)
+
+        real_popen = subprocess.Popen
+        def popen_then_die(*args, **kwargs):
+            real_popen(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)  # the exact point: forked, pid not saved anywhere
+        spawner.subprocess.Popen = popen_then_die
+        hub = HubInfo(**json.loads(sys.argv[1]))
+        sp = LocalSpawner(config=LocalSpawnerConfig(home_dir={str(tmp_path / "h")!r}), hub=hub)
+        spec = make_spec(cmd=(sys.executable, "-c", "import time\\nwhile True: time.sleep(1)"))
+        asyncio.run(sp.start(spec, Ctx()))
+        """
+    )
+    hub_fields = {
+        k: getattr(sp.hub, k) for k in ("hub_id", "data_dir", "hub_api_url", "hub_url", "public_url")
+    }
+    hub = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(hub_fields)], capture_output=True, text=True, timeout=60
+    )
+    assert hub.returncode == -signal.SIGKILL, hub.stderr
+    saved = [json.loads(line) for line in hub.stdout.splitlines()]
+    assert len(saved) == 1 and saved[0]["pid"] is None  # what the hub's database holds
+    state = saved[0]
+    marker = f"HUBKIT_SERVER_INSTANCE={state['instance']}".encode()
+    deadline = time.monotonic() + 10
+    while not procinfo.with_environ_entry(marker):  # the child execs on its own after its hub died
+        assert time.monotonic() < deadline, "the server never started"
+        time.sleep(0.05)
+    spec = make_spec()
+    report = await sp.reconcile([], remove_orphans=False)
+    assert len(report.reported) == 1 and report.reported[0].startswith("alice/")
+    await sp.stop(spec, state)
+    assert procinfo.with_environ_entry(marker) == []
+    assert await sp.poll(spec, state) is not None
 
 
 async def test_failing_command_log_tail(make_spawner) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,5 @@
 """An example hubkit plugin: route audit log, a username rule and an environment amendment."""
 
-from .plugin import AuditConfig, AuditPlugin, plugin
+from .plugin import AuditConfig, AuditHooks, AuditPlugin, plugin
 
-__all__ = ["AuditConfig", "AuditPlugin", "plugin"]
+__all__ = ["AuditConfig", "AuditHooks", "AuditPlugin", "plugin"]

@@ -1,7 +1,8 @@
-"""The plugin object. hubkit loads ``plugin`` through the entry point and calls its hook methods.
+"""The plugin. hubkit loads ``plugin`` through the entry point; it only declares the config section.
 
-A class instance (rather than module functions) gives the hooks somewhere to keep the validated config,
-which hubkit hands over through the ``on_config`` callback of ``hubkit_register_config``.
+The runtime hooks live on :class:`AuditHooks`, which each hub builds from *its* validated
+``[plugins.example_audit]`` section (``hooks=`` of ``hubkit_register_config``) and registers as a plugin of
+its own. Nothing is kept at module or class level, so two hubs in one process never share a configuration.
 """
 
 from __future__ import annotations
@@ -31,18 +32,11 @@ class AuditConfig(BaseModel):
     )
 
 
-class AuditPlugin:
-    __name__ = "example-audit"
+class AuditHooks:
+    """One hub's runtime hooks, built by that hub from its config section."""
 
-    def __init__(self) -> None:
-        self.config = AuditConfig.model_validate({})
-
-    def configure(self, config: AuditConfig) -> None:
+    def __init__(self, config: AuditConfig) -> None:
         self.config = config
-
-    @hookimpl
-    def hubkit_register_config(self, config: ConfigSectionRegistry) -> None:
-        config.add(SECTION, AuditConfig, on_config=self.configure)
 
     @hookimpl
     def hubkit_route_changed(self, change: RouteChange) -> None:
@@ -71,6 +65,16 @@ class AuditPlugin:
         if not self.config.server_env:
             return None
         return dataclasses.replace(spec, env={**spec.env, **self.config.server_env})
+
+
+class AuditPlugin:
+    """What the entry point loads: it holds no state, so one object serves every hub in the process."""
+
+    __name__ = "example-audit"
+
+    @hookimpl
+    def hubkit_register_config(self, config: ConfigSectionRegistry) -> None:
+        config.add(SECTION, AuditConfig, hooks=AuditHooks)
 
 
 plugin = AuditPlugin()

@@ -17,16 +17,19 @@ from typing import ClassVar, NoReturn
 
 import anyio
 import anyio.to_thread
-from hubkit.errors import AuthFailed, ConfigError
+from hubkit.errors import AuthFailed, ConfigError, SpawnFailed
 from hubkit.interfaces import (
     AuthResult,
     Credentials,
+    ExitStatus,
     JSONDict,
     LoginCompletion,
     LoginKind,
     LoginRedirect,
+    ServerSpec,
     UserInfo,
 )
+from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import HubInfo
 
 from . import accounts, pam_calls, policy
@@ -55,6 +58,10 @@ def service_exists(service: str) -> bool:
 
 
 class PAMAuthenticator:
+    """The ``pam`` authenticator. Its ``hubkit_*`` methods are runtime hooks: the hub registers the instance it
+    built, so they act with this instance's configuration (the ``async`` ones cost no thread hop when their
+    option is off; blocking PAM and ``useradd`` calls run in a worker thread)."""
+
     login_kind: ClassVar[LoginKind] = LoginKind.FORM
     display_name: ClassVar[str] = "System account"
 
@@ -101,9 +108,9 @@ class PAMAuthenticator:
                 "libcrypt not found: unknown users are refused faster than wrong passwords, "
                 "only failure_delay_seconds hides the difference"
             )
-        from .plugin import activate
 
-        activate(self)
+    async def shutdown(self) -> None:
+        return None
 
     # ----------------------------------------------------------------------------------------------------
     # login
@@ -198,3 +205,63 @@ class PAMAuthenticator:
 
     def logout_url(self, user: UserInfo, auth_state: JSONDict | None) -> str | None:
         return None
+
+    # ----------------------------------------------------------------------------------------------------
+    # runtime hooks of the hub that built this instance
+    # ----------------------------------------------------------------------------------------------------
+
+    @hookimpl
+    async def hubkit_normalize_username(self, name: str) -> str | None:
+        if not self.config.lowercase_usernames:
+            return None  # the core's fallback strips whitespace
+        return self.normalize(name)
+
+    @hookimpl
+    async def hubkit_pre_spawn(self, spec: ServerSpec) -> ServerSpec | None:
+        if self.config.open_sessions:
+            await anyio.to_thread.run_sync(_open_session, spec.user.name, self.config.service)
+        return None
+
+    @hookimpl
+    async def hubkit_post_stop(self, spec: ServerSpec, status: ExitStatus | None) -> None:
+        if self.config.open_sessions:
+            await anyio.to_thread.run_sync(_close_session, spec.user.name, self.config.service)
+
+    @hookimpl
+    async def hubkit_user_created(self, user: UserInfo) -> None:
+        if self.config.create_system_users:
+            await anyio.to_thread.run_sync(_create_account, user.name, self.config)
+
+
+# Blocking parts, run in a worker thread only when this hub uses them.
+
+
+def _open_session(name: str, service: str) -> None:
+    pamela = pam_calls.load_pamela()
+    try:
+        pam_calls.open_session(name, service=service)
+    except pamela.PAMError as exc:
+        raise SpawnFailed(
+            f"could not open a PAM session for {name!r} (service {service!r}): {exc}",
+            reason_code="pam-session",
+        ) from exc
+    log.info("opened PAM session for %s", name)
+
+
+def _close_session(name: str, service: str) -> None:
+    pamela = pam_calls.load_pamela()
+    try:
+        pam_calls.close_session(name, service=service)
+    except pamela.PAMError as exc:
+        log.warning("closing the PAM session of %s failed: %s", name, exc)
+    else:
+        log.info("closed PAM session for %s", name)
+
+
+def _create_account(name: str, cfg: PAMConfig) -> None:
+    if accounts.exists(name):
+        return  # first login of an existing account, or created by hand
+    account = accounts.create(
+        name, shell=cfg.useradd_shell, groups=tuple(cfg.useradd_groups), skel=cfg.skel_dir
+    )
+    log.info("created OS account %s (uid %d, home %s)", account.name, account.uid, account.home)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -162,14 +161,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.generate_config is not None:
         return commands.generate_config(args.generate_config, force=args.force)
     settings = load(args)
-    logging.basicConfig(
-        level=settings.hub.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per setup step: noise
-    # one line per request the hub makes (route checks every few seconds, readiness polls): noise, and
-    # request lines may carry query strings that should not land in logs
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    from .runtime.logs import configure_logging
+
+    configure_logging(settings)
     if args.command == "db":
         if args.db_command == "backup":
             return commands.db_backup(settings, args.dest)
@@ -192,7 +186,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     if args.command == "plugins":
-        return commands.plugins()
+        return commands.plugins(settings)
     if args.command == "config":
         print(commands.config_show(settings))
         return 0

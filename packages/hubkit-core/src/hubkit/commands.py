@@ -15,11 +15,15 @@ from .errors import ConfigError, NotFound
 SECRET_WORDS = ("password", "secret", "token", "crypt_keys", "private_key", "api_key")
 
 
-def _registries(load_entry_points: bool = True) -> Any:
+def _registries(settings: Any = None, load_entry_points: bool = True) -> Any:
+    """The plugin manager and registries as a hub with ``settings`` (default: the defaults) would build them."""
+    from .config.models import Settings
     from .plugins.hooks import collect_registries
     from .plugins.manager import build_plugin_manager
 
-    pm = build_plugin_manager(load_entry_points=load_entry_points)
+    s = settings if settings is not None else Settings()
+    backends = (s.auth.backend, s.spawner.backend, s.proxy.backend)
+    pm = build_plugin_manager(load_entry_points=load_entry_points, backends=backends)
     return pm, collect_registries(pm)
 
 
@@ -43,7 +47,7 @@ def _storage_and_engine(settings: Any) -> tuple[Any, Any]:
     from .runtime.backends import validate_sections
     from .storage.engine import create_engine, normalize_url
 
-    _pm, registries = _registries()
+    _pm, registries = _registries(settings)
     validate_sections(settings, registries)
     data_dir = str(Path(settings.hub.data_dir).resolve())
     Path(data_dir).mkdir(parents=True, exist_ok=True)
@@ -142,10 +146,10 @@ async def token(
     return 0
 
 
-def plugins() -> int:
+def plugins(settings: Any = None) -> int:
     from .plugins.manager import plugin_modules
 
-    pm, registries = _registries()
+    pm, registries = _registries(settings)
     print("plugins:")
     for name, dist, plugin in plugin_modules(pm):
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
@@ -157,7 +161,10 @@ def plugins() -> int:
     ):
         print(f"{title}:")
         for entry in reg:
-            print(f"  {entry.name}: {entry.description or '-'} (plugin {entry.plugin})")
+            if entry.alias_of is not None:
+                print(f"  {entry.name}: former name of {entry.alias_of} (plugin {entry.plugin})")
+            else:
+                print(f"  {entry.name}: {entry.description or '-'} (plugin {entry.plugin})")
     if registries.config_sections.sections:
         print("config sections:")
         for name in sorted(registries.config_sections.sections):
@@ -196,5 +203,5 @@ def config_show(settings: Any) -> str:
     from .config.toml_out import dump
     from .runtime.backends import validate_sections
 
-    validate_sections(settings, _registries()[1])  # show only a configuration the hub would accept
+    validate_sections(settings, _registries(settings)[1])  # show only a configuration the hub would accept
     return dump(effective_config(settings))

@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING
 from .plugins import _hookspec as hookspec
 
 if TYPE_CHECKING:
-    from .interfaces import AuthResult, Endpoint, ExitStatus, RouteChange, ServerSpec, UserInfo
+    from .interfaces import (
+        Authenticator,
+        AuthResult,
+        Endpoint,
+        ExitStatus,
+        ProxyBackend,
+        RouteChange,
+        ServerSpec,
+        SpawnerBackend,
+        UserInfo,
+    )
     from .plugins.registry import (
         BackendRegistry,
         ConfigSectionRegistry,
@@ -34,29 +44,32 @@ if TYPE_CHECKING:
 
 
 @hookspec
-def hubkit_register_authenticators(registry: BackendRegistry[object]) -> None:
+def hubkit_register_authenticators(registry: BackendRegistry[Authenticator]) -> None:
     """Register authenticator backends: ``registry.add("pam", PAMAuthenticator, config=PAMConfig)``.
 
     Called once at startup (all implementations). The one named by ``[auth] backend`` is built with
     ``factory(config=<validated [auth.<name>] section>, hub=HubInfo)`` and must satisfy
-    :class:`hubkit.interfaces.Authenticator`.
+    :class:`hubkit.interfaces.Authenticator` (checked at startup: a missing member fails it, naming the
+    distribution). If the built instance has ``hubkit_*`` runtime hook methods (marked with ``hookimpl``), it is
+    registered as a plugin of that hub, so its hooks see its own configuration.
     """
 
 
 @hookspec
-def hubkit_register_spawners(registry: BackendRegistry[object]) -> None:
+def hubkit_register_spawners(registry: BackendRegistry[SpawnerBackend]) -> None:
     """Register spawner backends (:class:`hubkit.interfaces.SpawnerBackend`) with their config models.
 
     Called once at startup (all implementations). ``[spawner] backend`` picks one; its options live in
-    ``[spawner.<name>]``.
+    ``[spawner.<name>]``. Built, checked and registered for its runtime hooks as authenticators are.
     """
 
 
 @hookspec
-def hubkit_register_proxies(registry: BackendRegistry[object]) -> None:
+def hubkit_register_proxies(registry: BackendRegistry[ProxyBackend]) -> None:
     """Register proxy backends (:class:`hubkit.interfaces.ProxyBackend`).
 
     Called once at startup (all implementations). ``[proxy] backend`` picks one; options in ``[proxy.<name>]``.
+    Built, checked and registered for its runtime hooks as authenticators are.
     """
 
 

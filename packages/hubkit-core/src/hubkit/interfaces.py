@@ -70,8 +70,9 @@ class LoginKind(enum.StrEnum):
 class ServerSpec:
     """Everything a spawner needs to start one user server.
 
-    ``env`` already follows the single-user contract (JUPYTERHUB_* variables); spawners add their own
-    (``HOME``, ``USER``...) on top. ``api_token`` is the server's own hub token (also in ``env``).
+    ``env`` already follows the single-user contract (JUPYTERHUB_* variables) except the server's own address,
+    which only the backend knows: it finishes the environment with :meth:`env_with_url` and adds its own
+    (``HOME``, ``USER``...). ``api_token`` is the server's own hub token (also in ``env``).
     """
 
     user: UserInfo
@@ -89,6 +90,14 @@ class ServerSpec:
     @property
     def full_name(self) -> str:
         return f"{self.user.name}/{self.server_name}"
+
+    def env_with_url(self, ip: str, port: int, *, proto: str = "http") -> dict[str, str]:
+        """The environment to start the server with: :attr:`env` plus ``JUPYTERHUB_SERVICE_URL`` for the
+        address the backend chose. ``ip`` is where the server binds (``""`` or ``0.0.0.0`` for all interfaces,
+        as in containers and pods)."""
+        env = dict(self.env)
+        env["JUPYTERHUB_SERVICE_URL"] = f"{proto}://{ip}:{port}{self.url_prefix}"
+        return env
 
 
 @dataclass(frozen=True)
@@ -241,17 +250,20 @@ class LoginCompletion:
 class Authenticator(Protocol):
     """One authenticator per hub, chosen by name in ``[auth] backend``.
 
-    Form authenticators implement :meth:`authenticate`. Redirect authenticators (OAuth) set
-    ``login_kind = LoginKind.REDIRECT`` and implement :meth:`start_login` / :meth:`complete_login`; the core
-    owns the web endpoints ``/hub/oauth_login`` and ``/hub/oauth_callback``, keeps the opaque ``state``
-    string in a signed, HttpOnly, short-lived cookie, and runs the usual allow/admin/groups pipeline on the
-    :class:`AuthResult`. So an authenticator never touches HTTP framework objects.
+    Form authenticators (``login_kind = LoginKind.FORM``) check credentials in :meth:`authenticate`. Redirect
+    authenticators (OAuth) set ``login_kind = LoginKind.REDIRECT`` and also implement
+    :class:`RedirectAuthenticator`. The core owns every web endpoint and runs the usual allow/admin/groups
+    pipeline on the :class:`AuthResult`, so an authenticator never touches HTTP framework objects.
     """
 
     login_kind: ClassVar[LoginKind]
     display_name: ClassVar[str]
 
-    async def startup(self) -> None: ...
+    async def startup(self) -> None:
+        """Open clients, read provider metadata, check the configuration. Called once before any other method."""
+
+    async def shutdown(self) -> None:
+        """Close what :meth:`startup` opened."""
 
     async def authenticate(self, credentials: Credentials) -> AuthResult | None:
         """Check credentials; ``None`` (or :class:`hubkit.errors.AuthFailed`) means refused."""
@@ -259,21 +271,29 @@ class Authenticator(Protocol):
     def login_url(self, next_url: str) -> str:
         """Where the login button goes: ``/hub/login`` for forms, ``/hub/oauth_login?next=...`` for redirects."""
 
-    async def start_login(self, next_url: str, redirect_uri: str) -> LoginRedirect:
-        """REDIRECT kind: the provider URL to send the browser to, and opaque state (PKCE verifier, nonce,
-        ``next_url``) for the core to keep in a signed cookie. ``redirect_uri`` is the hub's callback URL."""
-
-    async def complete_login(self, params: Mapping[str, str], state: str, redirect_uri: str) -> LoginCompletion:
-        """REDIRECT kind: handle the callback's query ``params`` with the cookie ``state``.
-
-        Raise :class:`hubkit.errors.AuthFailed` with a message a person can act on (state mismatch, provider
-        error, denied); never let a provider fault become a 500."""
-
     async def refresh_user(self, user: UserInfo, auth_state: JSONDict | None) -> AuthResult | bool:
         """Refresh upstream credentials before a spawn / on use. ``True``: still valid; ``False``: log in again."""
 
     def logout_url(self, user: UserInfo, auth_state: JSONDict | None) -> str | None:
         """Where to send the browser after the hub session is cleared (RP-initiated logout), or ``None``."""
+
+
+@runtime_checkable
+class RedirectAuthenticator(Authenticator, Protocol):
+    """An authenticator with ``login_kind = LoginKind.REDIRECT``: the core owns ``/hub/oauth_login`` and
+    ``/hub/oauth_callback`` and keeps the opaque ``state`` string in a signed, HttpOnly, short-lived cookie."""
+
+    async def start_login(self, next_url: str, redirect_uri: str) -> LoginRedirect:
+        """The provider URL to send the browser to, and opaque state (PKCE verifier, nonce, ``next_url``) for
+        the core to keep in a signed cookie. ``redirect_uri`` is the hub's callback URL."""
+
+    async def complete_login(
+        self, params: Mapping[str, str], state: str, redirect_uri: str
+    ) -> LoginCompletion:
+        """Handle the callback's query ``params`` with the cookie ``state``.
+
+        Raise :class:`hubkit.errors.AuthFailed` with a message a person can act on (state mismatch, provider
+        error, denied); never let a provider fault become a 500."""
 
 
 # --------------------------------------------------------------------------------------------------------------

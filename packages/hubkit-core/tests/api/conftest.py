@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from hubkit.auth.tokens import issue_token
+from hubkit.runtime.app import create_app
 from hubkit.storage.orm import User
-from hubkit.web.app import create_app
 
 BASE = "http://127.0.0.1:8000"
 

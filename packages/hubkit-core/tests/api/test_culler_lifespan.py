@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hubkit.runtime.app import create_app
 from hubkit.storage.orm import Server, ServerStatus
-from hubkit.web.app import create_app
 from sqlalchemy import select
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]

@@ -16,7 +16,7 @@ def hub_settings(tmp_path):
     from hubkit.testing.plugin import make_settings
 
     s = make_settings(tmp_path / "hub")
-    s.spawner.backends["test"] = {"start_delay": 0.6}
+    s.spawner.backends["stand-in"] = {"start_delay": 0.6}
     return s
 
 

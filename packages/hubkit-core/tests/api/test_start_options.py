@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from hubkit import hookimpl
-from hubkit.builtin.test_spawner import TestSpawner, TestSpawnerConfig
+from hubkit.builtin.standin import StandInConfig, StandInSpawner
 from hubkit.errors import InvalidOptions
 from hubkit.interfaces import JSONDict, OptionsForm, UserInfo
 from hubkit.storage.orm import Server, User
@@ -19,7 +19,7 @@ from sqlalchemy import select
 pytestmark = pytest.mark.anyio
 
 
-class FormSpawner(TestSpawner):
+class FormSpawner(StandInSpawner):
     def options_form(self, user: UserInfo) -> OptionsForm | None:
         return OptionsForm('<select name="size"><option>small</option><option>large</option></select>')
 
@@ -36,7 +36,7 @@ class Plugin:
 
     @hookimpl
     def hubkit_register_spawners(self, registry: Any) -> None:
-        registry.add("form", FormSpawner, config=TestSpawnerConfig)
+        registry.add("form", FormSpawner, config=StandInConfig)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from hubkit.builtin.test_spawner import TestSpawner, TestSpawnerConfig
+from hubkit.builtin.standin import StandInConfig, StandInSpawner
 from hubkit.interfaces import OptionsForm, UserInfo
 from hubkit.plugins import hookimpl
 
@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 SAME = {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"}
 
 
-class FormSpawner(TestSpawner):
+class FormSpawner(StandInSpawner):
     """The test spawner plus an options form (its parse_options already validates ``behaviour``)."""
 
     def options_form(self, user: UserInfo) -> OptionsForm | None:
@@ -26,7 +26,7 @@ class FormPlugin:
 
     @hookimpl
     def hubkit_register_spawners(self, registry: Any) -> None:
-        registry.add("form-test", FormSpawner, config=TestSpawnerConfig)
+        registry.add("form-test", FormSpawner, config=StandInConfig)
 
 
 @pytest.fixture

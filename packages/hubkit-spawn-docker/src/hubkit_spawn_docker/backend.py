@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -34,6 +33,7 @@ from hubkit.interfaces import (
     StartResult,
     UserInfo,
 )
+from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import HubInfo
 
 from . import options
@@ -47,15 +47,13 @@ from .status import exit_status
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ACTIVE: weakref.WeakSet[DockerSpawner] = weakref.WeakSet()
-"""Started backends, so the ``hubkit_user_deleted`` hook can reach the one the hub built."""
-
 _PORT_QUARANTINE = 300.0  # seconds a handed-out host port is not handed out again
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
 
 class DockerSpawner:
-    """Implements :class:`hubkit.interfaces.SpawnerBackend` on a Docker engine."""
+    """Implements :class:`hubkit.interfaces.SpawnerBackend` on a Docker engine. Its ``hubkit_*`` methods are
+    runtime hooks: the hub registers the instance it built, so they act on this instance's engine and labels."""
 
     def __init__(self, *, config: DockerSpawnerConfig | None = None, hub: HubInfo) -> None:
         self.config = config or DockerSpawnerConfig.model_validate({})
@@ -89,10 +87,8 @@ class DockerSpawner:
         except docker.errors.DockerException as exc:
             where = self.config.docker_url or "DOCKER_HOST / the local socket"
             raise PluginError("docker", f"cannot reach the Docker engine at {where}: {exc}") from None
-        ACTIVE.add(self)
 
     async def shutdown(self) -> None:
-        ACTIVE.discard(self)
         if self._client is not None:
             client, self._client = self._client, None
             await self._run(client.close)
@@ -209,6 +205,14 @@ class DockerSpawner:
             return removed
 
         return await self._run(delete)
+
+    @hookimpl
+    async def hubkit_user_deleted(self, user: UserInfo) -> None:
+        if self._client is None:  # not started, or shut down
+            return
+        removed = await self.delete_user_resources(user)
+        if removed:
+            log.info("removed Docker resources of deleted user %s: %s", user.name, ", ".join(removed))
 
     # -- helpers ---------------------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from docker.types import Mount
 from hubkit.interfaces import ServerSpec
-from hubkit.spawn.env import env_with_url
 
 from .config import DockerSpawnerConfig
 from .naming import render, server_labels, volume_labels
@@ -47,7 +46,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def build_env(spec: ServerSpec, config: DockerSpawnerConfig, ip: str, port: int) -> dict[str, str]:
-    env = env_with_url(spec, ip, port)
+    env = spec.env_with_url(ip, port)
     if spec.api_token:
         env.setdefault("JUPYTERHUB_API_TOKEN", spec.api_token)
         env.setdefault("JPY_API_TOKEN", spec.api_token)

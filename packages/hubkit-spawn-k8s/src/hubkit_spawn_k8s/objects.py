@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubkit.interfaces import ServerSpec
-from hubkit.spawn.env import env_with_url
 
 from . import names
 from .config import KubeSpawnerConfig
@@ -76,7 +75,7 @@ def _resources(plan: PodPlan) -> Obj:
 
 
 def _env(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan) -> list[Obj]:
-    env = env_with_url(spec, "0.0.0.0", cfg.port)  # all interfaces of the pod; the hub connects to its IP
+    env = spec.env_with_url("0.0.0.0", cfg.port)  # all interfaces of the pod; the hub connects to its IP
     env.update(cfg.extra_env)
     for key, value in (("MEM_LIMIT", plan.mem_limit), ("MEM_GUARANTEE", plan.mem_request),
                        ("CPU_LIMIT", plan.cpu_limit), ("CPU_GUARANTEE", plan.cpu_request)):

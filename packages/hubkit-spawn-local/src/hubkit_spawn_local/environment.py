@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 
 from hubkit.errors import SpawnFailed
 from hubkit.interfaces import ServerSpec
-from hubkit.spawn.env import env_with_url
 
 from .accounts import Account
 
@@ -28,7 +27,7 @@ def build_env(
     env = {k: source[k] for k in env_keep if k in source}
     env.setdefault("PATH", DEFAULT_PATH)
     env.update({"USER": account.name, "LOGNAME": account.name, "HOME": home, "SHELL": account.shell})
-    env.update(env_with_url(spec, "127.0.0.1", port))
+    env.update(spec.env_with_url("127.0.0.1", port))
     env.setdefault("JUPYTERHUB_SERVICE_PREFIX", spec.url_prefix)
     env.setdefault("JUPYTERHUB_API_URL", spec.hub_api_url)
     if spec.api_token:

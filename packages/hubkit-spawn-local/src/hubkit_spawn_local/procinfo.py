@@ -102,3 +102,22 @@ def reap(pid: int) -> int | None:
     if wpid == 0:
         return None
     return os.waitstatus_to_exitcode(status)
+
+
+def with_environ_entry(entry: bytes) -> list[int]:
+    """Live pids whose initial environment holds ``entry`` (e.g. ``b"KEY=value"``), from /proc/<pid>/environ.
+
+    How a server is found when the hub died after starting it but before saving its pid: the marker was saved
+    first and is inherited by the whole process tree."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if entry in env and state(int(name)) not in (None, "Z", "X"):
+            found.append(int(name))
+    return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -42,6 +43,7 @@ from .shared import link_shared_data
 
 STOP_POLL = 0.05
 MAX_PORT_TRIES = 5  # starts on a fresh port after another program took the chosen one
+INSTANCE_VAR = "HUBKIT_SERVER_INSTANCE"  # marks every process of a server, saved before it is started
 
 
 def _prepare_home(path: str, account: Account, create: bool) -> None:
@@ -63,6 +65,13 @@ def _last_words(state: JSONDict, lines: int = 3, limit: int = 400) -> str:
     if not text:
         return ""
     return ": " + (text if len(text) <= limit else "…" + text[-limit:])
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _child_setup(plan: LimitPlan, account: Account, umask: int) -> None:
@@ -225,7 +234,10 @@ class LocalSpawner:
             env.setdefault("CPU_LIMIT", str(self.config.cpu_limit))
 
         log_file = logs.log_path(self.hub.data_dir, spec.user.name, spec.server_name)
+        instance = secrets.token_hex(8)
+        env[INSTANCE_VAR] = instance
         state: JSONDict = {
+            "instance": instance,
             "pid": None,
             "pgid": None,
             "port": port,
@@ -236,7 +248,9 @@ class LocalSpawner:
             "limits": plan.applied,
             "started_at": time.time(),
         }
-        # Persist *before* the process exists, so a hub killed right now can still find its cgroups/log.
+        # Persist *before* the process exists, so a hub killed right now (even between the fork and saving the
+        # pid) can still find the process by its instance marker, and its cgroups and log.
+        self.index.put(spec.full_name, state)
         await ctx.save_state(dict(state))
         fd = logs.open_log(log_file, cmd)
         try:
@@ -281,7 +295,20 @@ class LocalSpawner:
             self._exited[pid] = code
         return code
 
+    def _found(self, state: JSONDict) -> JSONDict:
+        """``state`` with the pid filled in from the instance marker when the hub died before saving it."""
+        instance = state.get("instance")
+        if isinstance(state.get("pid"), int) or not isinstance(instance, str):
+            return state
+        pids = procinfo.with_environ_entry(f"{INSTANCE_VAR}={instance}".encode())
+        leaders = [p for p in pids if _pgid(p) == p]  # the server itself leads its own session and group
+        if not leaders:
+            return state
+        pid = leaders[0]
+        return {**state, "pid": pid, "pgid": pid, "start_time": procinfo.start_time(pid)}
+
     def _status(self, state: JSONDict) -> ExitStatus | None:
+        state = self._found(state)
         pid = state.get("pid")
         if not isinstance(pid, int):
             return ExitStatus(reason="the server process was never started", reason_code="not-started")
@@ -322,6 +349,7 @@ class LocalSpawner:
         return not procinfo.group_alive(pgid)
 
     async def stop(self, spec: ServerSpec, state: JSONDict, *, now: bool = False) -> None:
+        state = self._found(state)
         pgid = self._group_to_signal(state)
         pid = state.get("pid")
         if pgid is not None and isinstance(pid, int):
@@ -351,9 +379,10 @@ class LocalSpawner:
         for k in known:
             known_names.add(k.spec.full_name)
             (adopted if self._status(k.state) is None else missing).append(k.spec.full_name)
-        for name, st in self.index.load().items():
+        for name, saved in self.index.load().items():
             if name in known_names:
                 continue
+            st = self._found(saved)
             if self._status(st) is not None:
                 self.index.remove(name)  # dead and unknown: just forget it
                 continue

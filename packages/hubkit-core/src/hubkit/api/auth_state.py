@@ -18,7 +18,6 @@ from ..auth import scopes as sc
 from ..auth.refresh import apply_refresh
 from ..interfaces import AuthResult, UserInfo
 from ..services import users as svc
-from ..storage.types import CryptKeeper
 
 
 @endpoint
@@ -31,7 +30,7 @@ async def get_auth_state(request: Request) -> Response:
         raise APIError(
             403, "Reading auth state needs the admin:auth_state scope or the user's own server token"
         )
-    if not CryptKeeper.enabled():
+    if not hub.crypt.enabled:
         raise APIError(404, "No auth state is stored: the hub has no encryption key (crypt_keys)")
     async with hub.db() as session:
         user = await svc.get_user(session, name)

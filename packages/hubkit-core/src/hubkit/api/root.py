@@ -111,12 +111,7 @@ async def get_proxy(request: Request) -> Response:
 async def post_proxy(request: Request) -> Response:
     hub = hub_of(request)
     await require(request, "proxy")
-    reconciler = hub.routes
-    for meth in ("reconcile", "check", "check_routes", "run_once"):
-        fn = getattr(reconciler, meth, None)
-        if fn is not None:
-            await fn()
-            break
+    await hub.routes.reconcile()
     return Response(status_code=200)
 
 

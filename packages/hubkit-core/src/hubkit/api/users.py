@@ -13,7 +13,6 @@ from ..auth import scopes as sc
 from ..errors import Conflict
 from ..services import users as svc
 from ..storage.orm import Group, Server, ServerStatus, User
-from ..storage.types import CryptKeeper
 from . import userrows
 from .base import APIError, JSONResponse, authed, bool_arg, check, endpoint, hub_of, read_json, require
 from .models import user_model
@@ -121,8 +120,8 @@ async def create_users(request: Request) -> Response:
         return JSONResponse([user_model(hub, u, ident) for u in rows], status_code=201)
 
 
-def _auth_state(user: User) -> Any:
-    if not CryptKeeper.enabled():
+def _auth_state(hub: Any, user: User) -> Any:
+    if not hub.crypt.enabled:
         return None
     try:
         return user.auth_state
@@ -144,8 +143,8 @@ async def get_user(request: Request) -> Response:
         if sc.allows(ident.scopes, "admin:auth_state", user=user.name):
             # auth_state is decrypted only when it may be shown; without a key it is always null, so the
             # three-statement ORM re-read is skipped
-            full = await svc.get_user(session, name) if CryptKeeper.enabled() else None
-            model["auth_state"] = _auth_state(full) if full is not None else None
+            full = await svc.get_user(session, name) if hub.crypt.enabled else None
+            model["auth_state"] = _auth_state(hub, full) if full is not None else None
     return JSONResponse(model)
 
 
@@ -205,13 +204,13 @@ async def patch_user(request: Request) -> Response:
                 raise APIError(400, f"No such group(s): {sorted(missing)[:10]}")
             user.groups = groups
         if "auth_state" in body:
-            if not CryptKeeper.enabled():
+            if not hub.crypt.enabled:
                 raise APIError(400, "auth_state cannot be stored: no encryption key configured")
             user.auth_state = body["auth_state"]
         await session.commit()
         user = await svc.require_user(session, user.name)
         model = user_model(hub, user, ident)
-        model["auth_state"] = _auth_state(user)
+        model["auth_state"] = _auth_state(hub, user)
     return JSONResponse(model)
 
 

@@ -17,7 +17,6 @@ from ..interfaces import AuthResult, Credentials, UserInfo
 from ..services import users as svc
 from ..storage.orm import Group
 from ..storage.races import retry_unique
-from ..storage.types import CryptKeeper
 from .ratelimit import LoginRateLimiter
 
 if TYPE_CHECKING:
@@ -126,7 +125,7 @@ async def complete(hub: Hub, result: AuthResult) -> LoggedIn:
                         session.add(grp)
                         groups.append(grp)
                 user.groups = groups
-            if result.auth_state is not None and CryptKeeper.enabled():
+            if result.auth_state is not None and hub.crypt.enabled:
                 user.auth_state = result.auth_state
             if result.user_info is not None:
                 user.user_info = result.user_info

@@ -52,6 +52,9 @@ class DummyAuthenticator:
                 key="auth.backend",
             )
 
+    async def shutdown(self) -> None:
+        return None
+
     async def authenticate(self, credentials: Credentials) -> AuthResult | None:
         if not credentials.username:
             return None

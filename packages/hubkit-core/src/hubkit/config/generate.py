@@ -54,6 +54,8 @@ def generate_config(registries: Any) -> str:
         if registry is None:
             continue
         for entry in registry:
+            if entry.alias_of is not None:
+                continue  # a former name: the current one is listed
             lines = _field_lines(entry.config_model)
             desc = f" {entry.description}" if entry.description else ""
             out.append(f"# [{section}.{key(entry.name)}]  --{desc} (plugin {entry.plugin})")

@@ -105,7 +105,10 @@ class AuthConfig(_Model):
 
 
 class SpawnerConfig(_Model):
-    backend: str = Field("test", description="Spawner backend name (see `hubkit plugins`).")
+    backend: str = Field(
+        "stand-in",
+        description="Spawner backend name (see `hubkit plugins`); the default starts stand-in servers, not Jupyter.",
+    )
     cmd: list[str] = Field(default_factory=list, description="Server command; empty: the backend's default.")
     args: list[str] = Field(default_factory=list, description="Extra arguments for the server command.")
     environment: dict[str, str] = Field(default_factory=dict, description="Extra environment for servers.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,18 +18,18 @@ import anyio.to_thread
 import pluggy
 
 from ..errors import HubkitError, PluginError
+from .manager import PluginHost
 
 log = logging.getLogger("hubkit.plugins")
-_TRACE = os.environ.get("HUBKIT_TRACE_PLUGINS", "") not in ("", "0")
 
 
-def _impls(pm: pluggy.PluginManager, name: str, /) -> list[pluggy.HookImpl]:
+def _impls(pm: PluginHost, name: str, /) -> list[pluggy.HookImpl]:
     caller = getattr(pm.hook, name)
     # pluggy stores impls in call order reversed (trylast first ... tryfirst last)
     return list(reversed(caller.get_hookimpls()))
 
 
-async def _invoke(pm: pluggy.PluginManager, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+async def _invoke(pm: PluginHost, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
     args = {k: kwargs[k] for k in impl.argnames}
     func: Callable[..., Any] = impl.function
     try:
@@ -44,21 +43,16 @@ async def _invoke(pm: pluggy.PluginManager, impl: pluggy.HookImpl, kwargs: dict[
         # Deliberate, typed outcomes (AuthFailed, SpawnFailed, PluginError...) pass through unchanged.
         raise
     except Exception as exc:
-        dist = distribution_of(pm, impl.plugin_name)
+        dist = pm.distribution_of(impl.plugin_name)
         raise PluginError(
             impl.plugin_name, f"{impl.function.__name__} raised {exc!r}", distribution=dist
         ) from exc
-    if _TRACE:
+    if pm.trace_calls:
         log.info("hook %s from %s -> %r", func.__name__, impl.plugin_name, result)
     return result
 
 
-def distribution_of(pm: pluggy.PluginManager, plugin_name: str) -> str | None:
-    dists: dict[str, str] = getattr(pm, "hubkit_distributions", {})
-    return dists.get(plugin_name)
-
-
-async def call_first(pm: pluggy.PluginManager, hook_name: str, /, **kwargs: Any) -> Any:
+async def call_first(pm: PluginHost, hook_name: str, /, **kwargs: Any) -> Any:
     """First non-``None`` result, or ``None``. Later implementations are not called."""
     for impl in _impls(pm, hook_name):
         result = await _invoke(pm, impl, kwargs)
@@ -67,7 +61,7 @@ async def call_first(pm: pluggy.PluginManager, hook_name: str, /, **kwargs: Any)
     return None
 
 
-async def call_all(pm: pluggy.PluginManager, hook_name: str, /, **kwargs: Any) -> list[Any]:
+async def call_all(pm: PluginHost, hook_name: str, /, **kwargs: Any) -> list[Any]:
     """Every implementation, one after another in order; the list of non-``None`` results."""
     results = []
     for impl in _impls(pm, hook_name):
@@ -77,7 +71,7 @@ async def call_all(pm: pluggy.PluginManager, hook_name: str, /, **kwargs: Any) -
     return results
 
 
-async def call_chain(pm: pluggy.PluginManager, hook_name: str, arg: str, value: Any, /, **kwargs: Any) -> Any:
+async def call_chain(pm: PluginHost, hook_name: str, arg: str, value: Any, /, **kwargs: Any) -> Any:
     """Each implementation receives the previous one's result as ``arg``; ``None`` keeps the value."""
     for impl in _impls(pm, hook_name):
         result = await _invoke(pm, impl, {**kwargs, arg: value})
@@ -86,7 +80,7 @@ async def call_chain(pm: pluggy.PluginManager, hook_name: str, arg: str, value: 
     return value
 
 
-async def broadcast(pm: pluggy.PluginManager, hook_name: str, /, **kwargs: Any) -> None:
+async def broadcast(pm: PluginHost, hook_name: str, /, **kwargs: Any) -> None:
     """Notify every implementation; an exception is logged with the plugin's name and does not propagate."""
     for impl in _impls(pm, hook_name):
         try:

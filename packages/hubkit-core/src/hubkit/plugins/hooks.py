@@ -5,10 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pluggy
-
-from ..interfaces import AuthResult, Endpoint, ExitStatus, RouteChange, ServerSpec, UserInfo
+from ..errors import HubkitError, PluginError
+from ..interfaces import (
+    Authenticator,
+    AuthResult,
+    Endpoint,
+    ExitStatus,
+    ProxyBackend,
+    RouteChange,
+    ServerSpec,
+    SpawnerBackend,
+    UserInfo,
+)
 from . import calling
+from .manager import PluginHost
 from .registry import (
     BackendRegistry,
     ConfigSectionRegistry,
@@ -21,15 +31,15 @@ from .registry import (
 class Registries:
     """Everything the registration hooks contributed."""
 
-    authenticators: BackendRegistry[Any] = field(default_factory=lambda: BackendRegistry("auth"))
-    spawners: BackendRegistry[Any] = field(default_factory=lambda: BackendRegistry("spawner"))
-    proxies: BackendRegistry[Any] = field(default_factory=lambda: BackendRegistry("proxy"))
+    authenticators: BackendRegistry[Authenticator] = field(default_factory=lambda: BackendRegistry("auth"))
+    spawners: BackendRegistry[SpawnerBackend] = field(default_factory=lambda: BackendRegistry("spawner"))
+    proxies: BackendRegistry[ProxyBackend] = field(default_factory=lambda: BackendRegistry("proxy"))
     storage: StorageRegistry = field(default_factory=StorageRegistry)
     web_routes: WebRouteRegistry = field(default_factory=WebRouteRegistry)
     config_sections: ConfigSectionRegistry = field(default_factory=ConfigSectionRegistry)
 
 
-def collect_registries(pm: pluggy.PluginManager) -> Registries:
+def collect_registries(pm: PluginHost) -> Registries:
     """Call every registration hook once, attributing each entry to its plugin."""
     regs = Registries()
     calls: list[tuple[str, str, Any]] = [
@@ -40,18 +50,16 @@ def collect_registries(pm: pluggy.PluginManager) -> Registries:
         ("hubkit_register_web_routes", "routes", regs.web_routes),
         ("hubkit_register_config", "config", regs.config_sections),
     ]
-    from ..errors import HubkitError, PluginError
-
     for hook_name, arg, registry in calls:
         for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-            if isinstance(registry, BackendRegistry):
+            if isinstance(registry, BackendRegistry | ConfigSectionRegistry):
                 registry.current_plugin = impl.plugin_name
             try:
                 impl.function(**{arg: registry})
             except HubkitError:
                 raise
             except Exception as exc:
-                dist = calling.distribution_of(pm, impl.plugin_name)
+                dist = pm.distribution_of(impl.plugin_name)
                 raise PluginError(impl.plugin_name, f"{hook_name} raised {exc!r}", distribution=dist) from exc
     return regs
 
@@ -59,7 +67,7 @@ def collect_registries(pm: pluggy.PluginManager) -> Registries:
 class Hooks:
     """One typed async method per runtime hook."""
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    def __init__(self, pm: PluginHost) -> None:
         self.pm = pm
 
     async def normalize_username(self, name: str) -> str:

@@ -1,7 +1,9 @@
 """Build the plugin manager: built-ins, then entry points of the ``hubkit`` group, then validation.
 
 One manager per hub (no module global, nothing at import time). Loading is our own small loop over
-``importlib.metadata`` so we know each plugin's distribution and can name it when it breaks.
+``importlib.metadata`` so we know each plugin's distribution and can name it when it breaks. Backends the hub
+builds are registered on the same manager (:meth:`PluginHost.register_instance`), so their runtime hooks reach
+exactly the instance this hub configured.
 """
 
 from __future__ import annotations
@@ -23,8 +25,45 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hubkit.builtin.normalize",
     "hubkit.builtin.dummy_auth",
     "hubkit.builtin.null_proxy",
-    "hubkit.builtin.test_spawner",
 )
+# Built-ins a production hub has no use for: registered only when the configuration names their backend.
+ON_DEMAND_PLUGINS: dict[str, str] = {
+    "stand-in": "hubkit.builtin.standin",
+    "test": "hubkit.builtin.standin",  # the stand-in spawner's former name, still accepted
+}
+
+
+class PluginHost(pluggy.PluginManager):
+    """pluggy's manager plus what hubkit needs to know about each plugin: the distribution it came from."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.distributions: dict[str, str] = {}
+        self.trace_calls = os.environ.get("HUBKIT_TRACE_PLUGINS", "") not in ("", "0")  # log every hook call
+
+    def register_plugin(self, plugin: object, name: str, distribution: str) -> None:
+        self.register(plugin, name=name)
+        self.distributions[name] = distribution
+
+    def distribution_of(self, plugin_name: str) -> str | None:
+        return self.distributions.get(plugin_name)
+
+    def register_instance(self, instance: object, name: str, distribution: str) -> bool:
+        """Register a backend instance the hub built if it implements runtime hooks; ``False`` if it has none.
+
+        A backend instance may only implement runtime hooks: registration already happened."""
+        hooks = [a for a in dir(type(instance)) if a.startswith("hubkit_")]
+        if not hooks:
+            return False
+        for hook in hooks:
+            if hook in hookspecs.REGISTRATION_HOOKS:
+                raise PluginError(
+                    name, f"a backend instance cannot implement {hook}", distribution=distribution
+                )
+        self.register_plugin(instance, name, distribution)
+        validate(self)
+        return True
 
 
 def _env_list(name: str) -> list[str] | None:
@@ -40,21 +79,21 @@ def build_plugin_manager(
     allow: Sequence[str] | None = None,
     block: Iterable[str] = (),
     extra: Sequence[object] = (),
-) -> pluggy.PluginManager:
+    backends: Iterable[str] | None = None,
+) -> PluginHost:
     """Create and validate a manager.
 
     ``allow`` (or env ``HUBKIT_PLUGINS``) limits which entry-point plugins load; ``block`` (or env
     ``HUBKIT_DISABLE_PLUGINS``) skips some. ``extra`` objects are registered last (tests, inline plugins).
+    ``backends`` are the backend names a hub's configuration picks: on-demand built-ins load only for those
+    (``None``, no configuration at hand: all of them).
     """
-    pm = pluggy.PluginManager(PROJECT)
-    pm.add_hookspecs(hookspecs)
-    distributions: dict[str, str] = {}
-    pm.hubkit_distributions = distributions  # type: ignore[attr-defined]
-
-    for modname in BUILTIN_PLUGINS:
+    pm = PluginHost()
+    names = ON_DEMAND_PLUGINS if backends is None else backends
+    wanted = [ON_DEMAND_PLUGINS[b] for b in names if b in ON_DEMAND_PLUGINS]
+    for modname in dict.fromkeys([*BUILTIN_PLUGINS, *wanted]):
         mod = importlib.import_module(modname)
-        pm.register(mod, name=modname.rsplit(".", 1)[1])
-        distributions[modname.rsplit(".", 1)[1]] = "hubkit-core"
+        pm.register_plugin(mod, modname.rsplit(".", 1)[1], "hubkit-core")
 
     allow = list(allow) if allow is not None else _env_list("HUBKIT_PLUGINS")
     blocked = set(block) | set(_env_list("HUBKIT_DISABLE_PLUGINS") or [])
@@ -71,21 +110,19 @@ def build_plugin_manager(
                 raise PluginError(
                     ep.name, f"failed to import {ep.value}: {exc!r}", distribution=dist
                 ) from exc
-            pm.register(plugin, name=ep.name)
-            distributions[ep.name] = dist or "?"
+            pm.register_plugin(plugin, ep.name, dist or "?")
 
     for i, obj in enumerate(extra):
         name = getattr(obj, "__name__", None) or f"extra-{i}"
-        pm.register(obj, name=name)
-        distributions.setdefault(name, "inline")
+        pm.register_plugin(obj, name, "inline")
 
     validate(pm)
     return pm
 
 
-def validate(pm: pluggy.PluginManager) -> None:
+def validate(pm: PluginHost) -> None:
     """Fail fast: unknown hooks, async registration hooks, wrappers on runtime hooks."""
-    dists: dict[str, str] = getattr(pm, "hubkit_distributions", {})
+    dists = pm.distributions
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -106,9 +143,9 @@ def validate(pm: pluggy.PluginManager) -> None:
                 )
 
 
-def plugin_modules(pm: pluggy.PluginManager) -> list[tuple[str, str, ModuleType | object]]:
+def plugin_modules(pm: PluginHost) -> list[tuple[str, str, ModuleType | object]]:
     """``(name, distribution, plugin)`` for every registered plugin, for ``hubkit plugins``."""
-    dists: dict[str, str] = getattr(pm, "hubkit_distributions", {})
+    dists = pm.distributions
     out = []
     for name, plugin in pm.list_name_plugin():
         if name is None:

@@ -48,6 +48,7 @@ class BackendEntry(Generic[T]):
     config_model: type[BaseModel]
     description: str
     plugin: str  # the registering plugin's name
+    alias_of: str | None = None  # a former name kept working; listings show the current one
 
 
 @dataclass
@@ -65,13 +66,15 @@ class BackendRegistry(Generic[T]):
         *,
         config: type[BaseModel] = EmptyConfig,
         description: str = "",
+        alias_of: str | None = None,
     ) -> None:
+        """``alias_of``: ``name`` is a former name of that backend, still accepted in config."""
         if name in self._entries:
             other = self._entries[name].plugin
             raise PluginError(
                 self.current_plugin, f"{self.role} backend {name!r} is already registered by {other!r}"
             )
-        self._entries[name] = BackendEntry(name, factory, config, description, self.current_plugin)
+        self._entries[name] = BackendEntry(name, factory, config, description, self.current_plugin, alias_of)
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -114,13 +117,26 @@ class WebRouteRegistry:
 
 @dataclass
 class ConfigSectionRegistry:
-    """Config sections of plugins that are not backends (e.g. ``[oauth_provider]``), validated by a model."""
+    """Config sections of plugins that are not backends (e.g. ``[plugins.example_audit]``), validated by a model.
+
+    A plugin whose runtime hooks need the section passes ``hooks``: a callable that receives the validated
+    section and returns an object with ``hubkit_*`` hook methods. Each hub builds its own such object and
+    registers it, so two hubs in one process never share a configuration."""
 
     sections: dict[str, type[BaseModel]] = field(default_factory=dict)
-    # called once with the validated section when a hub is built (how a plugin receives its options)
-    callbacks: dict[str, Callable[[Any], None]] = field(default_factory=dict)
+    hook_factories: dict[str, Callable[[Any], object]] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # section -> the registering plugin's name
+    current_plugin: str = "?"
 
-    def add(self, section: str, model: type[BaseModel], *, on_config: Callable[[Any], None] | None = None) -> None:
+    def add(
+        self, section: str, model: type[BaseModel], *, hooks: Callable[[Any], object] | None = None
+    ) -> None:
+        if section in self.sections:
+            raise PluginError(
+                self.current_plugin,
+                f"config section {section!r} is already declared by {self.owners[section]!r}",
+            )
         self.sections[section] = model
-        if on_config is not None:
-            self.callbacks[section] = on_config
+        self.owners[section] = self.current_plugin
+        if hooks is not None:
+            self.hook_factories[section] = hooks

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..interfaces import ProxyBackend, Route, RouteChange, RouteChangeKind
 from ..plugins.hooks import Hooks
-from ..spawn.env import server_prefix
+from ..storage.access import Storage
 from ..storage.orm import Server, ServerStatus, User
+from ..urls import HubUrls
 
 log = logging.getLogger("hubkit.routing")
 
@@ -49,23 +49,17 @@ class ReconcileStats:
 
 class RouteReconciler:
     def __init__(
-        self,
-        proxy: ProxyBackend,
-        db: async_sessionmaker[AsyncSession],
-        hooks: Hooks,
-        *,
-        base_url: str,
-        hub_id: str,
+        self, proxy: ProxyBackend, storage: Storage, hooks: Hooks, *, urls: HubUrls, hub_id: str
     ) -> None:
         self.proxy = proxy
-        self.db = db
+        self.storage = storage
         self.hooks = hooks
-        self.base_url = base_url
+        self.urls = urls
         self.hub_id = hub_id
         self._lock = asyncio.Lock()
 
     def _owned(self, route: Route) -> bool:
-        return "user" in route.data or route.routespec.startswith(f"{self.base_url}user/")
+        return "user" in route.data or route.routespec.startswith(f"{self.urls.base_url}user/")
 
     async def add(self, route: Route) -> None:
         await self.proxy.add_route(route)
@@ -82,14 +76,14 @@ class RouteReconciler:
         """Routes that must exist (running), and routespecs to leave alone (starting: not routed yet)."""
         want: dict[str, Route] = {}
         keep: set[str] = set()
-        async with self.db() as session:
+        async with self.storage.session() as session:
             rows = await session.execute(
                 select(User.name, Server.name, Server.url, Server.status)
                 .join(User, User.id == Server.user_id)
                 .where(Server.status.in_([ServerStatus.RUNNING, ServerStatus.STARTING]))
             )
             for user, name, url, status in rows:
-                prefix = server_prefix(self.base_url, user, name)
+                prefix = self.urls.server(user, name)
                 if status == ServerStatus.RUNNING and url:
                     want[prefix] = server_route(prefix, url, user, name, self.hub_id)
                 else:
@@ -123,7 +117,7 @@ class RouteReconciler:
                 updates.append((str(route.data.get("user")), str(route.data.get("server_name", "")), ts))
         if not updates:
             return
-        async with self.db() as session:
+        async with self.storage.session() as session:
             for user, name, ts in updates:
                 uid = select(User.id).where(User.name == user).scalar_subquery()
                 await session.execute(

@@ -12,18 +12,16 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 
-from ..interfaces import KnownServer, Phase, ProgressEvent, ReconcileReport, ServerSpec
+from ..interfaces import KnownServer, Phase, ProgressEvent, ReconcileReport
 from ..routing.reconcile import server_route
 from ..storage.orm import Server, ServerStatus, Spawn
-from . import lifecycle
+from .context import Spawning
 from .pool import bounded_each
-
-if TYPE_CHECKING:
-    from .engine import SpawnEngine
+from .records import LiveRow, live_servers
+from .stopping import handle_dead, teardown
 
 log = logging.getLogger("hubkit.adopt")
 
@@ -40,24 +38,10 @@ class AdoptReport:
     seconds: float = 0.0
 
 
-LiveRow = tuple[ServerSpec, Server]
-
-
-async def live_servers(engine: SpawnEngine, statuses: tuple[ServerStatus, ...] = LIVE) -> list[LiveRow]:
-    """Every server in ``statuses`` with its spec, in two queries however many there are."""
-    async with engine.db() as s:
-        rows = (await s.execute(lifecycle.servers_with_owners().where(Server.status.in_(statuses)))).all()
-        groups = await lifecycle.group_names(s, [r[1] for r in rows])
-    return [
-        (lifecycle.spec_for(engine, srv, lifecycle.Owner(uid, name, admin, groups.get(uid, ()))), srv)
-        for srv, uid, name, admin in rows
-    ]
-
-
-async def _abandon_spawn(engine: SpawnEngine, spawn_id: int | None, message: str) -> None:
+async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str) -> None:
     if spawn_id is None:
         return
-    async with engine.tx() as s:
+    async with sp.storage.tx() as s:
         res = await s.execute(
             update(Spawn)
             .where(Spawn.id == spawn_id, Spawn.outcome.is_(None))
@@ -66,7 +50,7 @@ async def _abandon_spawn(engine: SpawnEngine, spawn_id: int | None, message: str
             )
         )
         if res.rowcount:  # type: ignore[attr-defined]
-            engine.progress.add(
+            sp.progress.add(
                 s,
                 spawn_id,
                 ProgressEvent(Phase.FAILED, f"Spawn failed: {message}", 100, reason_code="hub-restarted"),
@@ -74,47 +58,46 @@ async def _abandon_spawn(engine: SpawnEngine, spawn_id: int | None, message: str
         await s.commit()
 
 
-async def adopt_one(engine: SpawnEngine, row: LiveRow, report: AdoptReport) -> None:
+async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport) -> None:
     spec, srv = row
     server_id, status, url, spawn_id = srv.id, srv.status, srv.url, srv.current_spawn_id
     state = dict(srv.state or {})
     name = spec.full_name
-    if srv.backend and srv.backend != engine.backend_name:
+    backend_name = sp.policy.backend_name
+    if srv.backend and srv.backend != backend_name:
         # polled by the wrong backend it would look dead and be "cleaned": leave it for an operator
         log.error(
             "%s was started by spawner %r but %r is configured: left alone",
             name,
             srv.backend,
-            engine.backend_name,
+            backend_name,
         )
         report.errors.append(name)
         return
     try:
         if status == ServerStatus.QUEUED:
-            await lifecycle.teardown(engine, server_id, None, {}, stop_backend=False)
-            await _abandon_spawn(
-                engine, spawn_id, "the hub restarted while this spawn was queued; start again"
-            )
+            await teardown(sp, server_id, None, {}, stop_backend=False)
+            await _abandon_spawn(sp, spawn_id, "the hub restarted while this spawn was queued; start again")
             report.cleaned.append(name)
             return
         if status == ServerStatus.STOPPING or (status == ServerStatus.STARTING and not url):
-            await lifecycle.teardown(engine, server_id, spec, state, stop_backend=True)
-            await _abandon_spawn(engine, spawn_id, "the hub restarted during this spawn; start again")
+            await teardown(sp, server_id, spec, state, stop_backend=True)
+            await _abandon_spawn(sp, spawn_id, "the hub restarted during this spawn; start again")
             report.cleaned.append(name)
             return
-        async with asyncio.timeout(engine.config.http_timeout):
-            exit_status = await engine.backend.poll(spec, state)
+        async with asyncio.timeout(sp.policy.config.http_timeout):
+            exit_status = await sp.parts.backend.poll(spec, state)
         if exit_status is not None:
-            await _abandon_spawn(engine, spawn_id, "the server exited while the hub was down")
-            await lifecycle.handle_dead(engine, server_id, exit_status)
+            await _abandon_spawn(sp, spawn_id, "the server exited while the hub was down")
+            await handle_dead(sp, server_id, exit_status)
             report.cleaned.append(name)
             return
         assert url is not None
-        await engine.routes.add(
-            server_route(spec.url_prefix, url, spec.user.name, spec.server_name, engine.hub_id)
+        await sp.parts.routes.add(
+            server_route(spec.url_prefix, url, spec.user.name, spec.server_name, sp.policy.hub_id)
         )
         if status == ServerStatus.STARTING:
-            async with engine.tx() as s:
+            async with sp.storage.tx() as s:
                 now = datetime.now(UTC)
                 await s.execute(
                     update(Server)
@@ -126,7 +109,7 @@ async def adopt_one(engine: SpawnEngine, row: LiveRow, report: AdoptReport) -> N
                     await s.execute(
                         update(Spawn).where(Spawn.id == spawn_id).values(outcome="ready", finished=now)
                     )
-                    engine.progress.add(
+                    sp.progress.add(
                         s,
                         spawn_id,
                         ProgressEvent(
@@ -143,12 +126,12 @@ async def adopt_one(engine: SpawnEngine, row: LiveRow, report: AdoptReport) -> N
         report.errors.append(name)
 
 
-async def adopt_all(engine: SpawnEngine, report: AdoptReport) -> AdoptReport:
+async def adopt_all(sp: Spawning, report: AdoptReport) -> AdoptReport:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     try:
-        rows = await live_servers(engine)
-        await bounded_each(rows, lambda r: adopt_one(engine, r, report), engine.config.adopt_concurrency)
+        rows = await live_servers(sp, LIVE)
+        await bounded_each(rows, lambda r: adopt_one(sp, r, report), sp.policy.config.adopt_concurrency)
         report.seconds = loop.time() - t0
         log.info(
             "adopted %d servers, cleaned %d, %d errors in %.2f s",
@@ -157,23 +140,23 @@ async def adopt_all(engine: SpawnEngine, report: AdoptReport) -> AdoptReport:
             len(report.errors),
             report.seconds,
         )
-        await reconcile_orphans(engine, report)
+        await reconcile_orphans(sp, report)
     finally:
         report.done.set()
     return report
 
 
-async def reconcile_orphans(engine: SpawnEngine, report: AdoptReport) -> None:
+async def reconcile_orphans(sp: Spawning, report: AdoptReport) -> None:
     """Ask the backend for resources labelled with this hub that no live server owns ([spawner]
     ``reconcile_orphans``: ``report`` logs them, ``remove`` deletes them, ``off`` skips the check)."""
-    mode = engine.config.reconcile_orphans
+    mode = sp.policy.config.reconcile_orphans
     if mode == "off":
         return
-    kept = await live_servers(engine, (ServerStatus.RUNNING, ServerStatus.STARTING))
+    kept = await live_servers(sp, (ServerStatus.RUNNING, ServerStatus.STARTING))
     known = [KnownServer(spec=spec, state=dict(srv.state or {})) for spec, srv in kept]
     try:
-        async with asyncio.timeout(engine.config.http_timeout):
-            result = await engine.backend.reconcile(known, remove_orphans=mode == "remove")
+        async with asyncio.timeout(sp.policy.config.http_timeout):
+            result = await sp.parts.backend.reconcile(known, remove_orphans=mode == "remove")
     except Exception as exc:
         log.warning("orphan check by the spawner failed: %r", exc)
         return

@@ -1,35 +1,43 @@
-"""The spawn engine's public face: request a start, wait, stop, read progress.
+"""The spawn engine: request a start, run its phases, stop, wait, read progress.
 
-Every transition is written to the database before anything external happens (``queued`` → ``starting``
-before the backend's ``start``, ``stopping`` before its ``stop``), so a hub killed at any point can be
-restarted and finish or undo what was in flight (:mod:`.adopt`). Spawns run as tasks of this engine; the
-web layer only ever sees spawn ids and progress events.
+A start goes through its phases in this module: requested (row ``queued``) → admitted by the queue →
+``starting`` with fresh credentials → credentials refreshed, ``hubkit_pre_spawn`` → the backend's ``start`` →
+address saved → readiness → route added → ``running``. Every transition is written to the database before
+anything external happens, so a hub killed at any point can be restarted and finish or undo what was in flight
+(:mod:`.adopt`). The backend saves its own state through :class:`BackendContext` before it creates anything.
+On failure everything is undone (:mod:`.stopping`) *before* the ``failed`` event is published, so whoever sees
+that event also sees nothing left running. Spawns run as tasks of this process (:mod:`.inflight`); the web
+layer only ever sees spawn ids and progress events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import noload
 
-from ..config.models import SpawnerConfig
-from ..errors import Conflict, LimitReached, NotFound
-from ..interfaces import Phase, ProgressEvent, SpawnerBackend
-from ..plugins.hooks import Hooks
-from ..routing.reconcile import RouteReconciler
+from ..errors import Conflict, LimitReached, NotFound, PluginError, SpawnFailed, SpawnTimeout
+from ..interfaces import Endpoint, ExitStatus, JSONDict, Phase, ProgressEvent, ServerSpec
+from ..routing.reconcile import server_route
+from ..storage.access import Storage
 from ..storage.orm import Server, ServerStatus, Spawn, User
-from . import lifecycle
-from .env import HubUrls
+from .auth_refresh import refresh_before_spawn
+from .context import Spawning
+from .credentials import issue_server_credentials
+from .env import build_env, merged_env
+from .guard import FailureGuard
+from .inflight import InFlight
+from .parts import SpawnParts, SpawnPolicy
 from .progress import Item, ProgressStore
-from .queue import AdmissionQueue
+from .queue import Admission, AdmissionQueue
+from .readiness import wait_http
+from .records import create_server, load, server_row, spec_for, stored_state
+from .stopping import stop_server, teardown
 
 if TYPE_CHECKING:
     import httpx
@@ -37,62 +45,56 @@ if TYPE_CHECKING:
 log = logging.getLogger("hubkit.spawn")
 
 ACTIVE = (ServerStatus.QUEUED, ServerStatus.STARTING, ServerStatus.RUNNING)
-FAILURE_GUARD_COOLDOWN = 60.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BackendContext:
+    """The :class:`hubkit.interfaces.SpawnContext` handed to a backend's ``start``."""
+
+    def __init__(self, sp: Spawning, spawn_id: int, server_id: int) -> None:
+        self.sp = sp
+        self.spawn_id = spawn_id
+        self.server_id = server_id
+        self.state: JSONDict = {}
+
+    async def emit(self, event: ProgressEvent) -> None:
+        if event.phase in (Phase.READY, Phase.FAILED):
+            raise ValueError("backends report failure by raising SpawnFailed; readiness is the core's job")
+        await self.sp.emit(self.spawn_id, event)
+
+    async def save_state(self, state: JSONDict) -> None:
+        self.state = dict(state)
+        async with self.sp.storage.tx() as s:
+            await s.execute(
+                update(Server)
+                .where(Server.id == self.server_id)
+                .values(state=self.state)
+                .execution_options(synchronize_session=False)
+            )
+            await s.commit()
 
 
 class SpawnEngine:
     def __init__(
-        self,
-        *,
-        config: SpawnerConfig,
-        db: async_sessionmaker[AsyncSession],
-        backend: SpawnerBackend,
-        backend_name: str,
-        hooks: Hooks,
-        routes: RouteReconciler,
-        urls: HubUrls,
-        hub_id: str,
-        allow_named_servers: bool = True,
-        named_server_limit: int = 0,
-        stop_wait: float = 5.0,
-        serialize_writes: bool = False,
-        authenticator: object | None = None,
+        self, policy: SpawnPolicy, storage: Storage, parts: SpawnParts, *, admission: Admission | None = None
     ) -> None:
-        self.config = config
-        self.db = db
-        self.backend = backend
-        self.backend_name = backend_name
-        self.hooks = hooks
-        self.routes = routes
-        self.urls = urls
-        self.hub_id = hub_id
-        self.allow_named_servers = allow_named_servers
-        self.named_server_limit = named_server_limit
-        self.stop_wait = stop_wait
-        self.authenticator = authenticator  # asked to refresh credentials before each spawn
-        self.queue = AdmissionQueue(config.concurrent_spawn_limit)
-        self._write_lock = asyncio.Lock() if serialize_writes else None
-        self.progress = ProgressStore(db, self.is_live, self.tx)
+        self.policy = policy
+        self.inflight = InFlight()
+        self.queue = admission or AdmissionQueue(policy.config.concurrent_spawn_limit)
+        self.sp = Spawning(
+            policy=policy,
+            storage=storage,
+            parts=parts,
+            admission=self.queue,
+            progress=ProgressStore(storage, self.inflight.is_live),
+            guard=FailureGuard(policy.config.consecutive_failure_limit),
+            inflight=self.inflight,
+        )
+        self.progress = self.sp.progress
         self._http: httpx.AsyncClient | None = None
-        self._spawn_tasks: dict[int, asyncio.Task[None]] = {}  # spawn id -> task
-        self._server_spawn: dict[int, int] = {}  # server id -> spawn id in flight
-        self._outcomes: dict[int, asyncio.Future[str]] = {}
-        self._stop_tasks: dict[int, asyncio.Task[None]] = {}
-        self._closing = False
-        self.consecutive_failures = 0
-        self._guard_until = 0.0
-
-    @asynccontextmanager
-    async def tx(self) -> AsyncIterator[AsyncSession]:
-        """A session for one write transaction. On SQLite the engine's writers take turns in-process: SQLite
-        has a single writer and its busy handler sleeps in growing steps, so hundreds of spawns contending
-        inside the database crawl, while an asyncio lock hands over in microseconds."""
-        if self._write_lock is None:
-            async with self.db() as s:
-                yield s
-            return
-        async with self._write_lock, self.db() as s:
-            yield s
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -107,15 +109,11 @@ class SpawnEngine:
 
     # ---------------------------------------------------------------------------------------------- queries
 
-    def is_live(self, spawn_id: int) -> bool:
-        return spawn_id in self._spawn_tasks
-
     def busy(self, server_id: int) -> bool:
-        """A spawn or stop of this server is in progress in this process (the poller leaves it alone)."""
-        return server_id in self._server_spawn or server_id in self._stop_tasks
+        return self.inflight.busy(server_id)
 
     async def latest_spawn_id(self, user: str, server_name: str = "") -> int | None:
-        async with self.db() as s:
+        async with self.sp.storage.session() as s:
             return (
                 await s.execute(
                     select(Server.current_spawn_id)
@@ -128,13 +126,12 @@ class SpawnEngine:
         return self.progress.events(spawn_id, after=after)
 
     async def wait(self, spawn_id: int, timeout: float) -> str | None:  # noqa: ASYNC109 (the agreed API)
-        fut = self._outcomes.get(spawn_id)
-        if fut is not None:
-            try:
-                return await asyncio.wait_for(asyncio.shield(fut), timeout)
-            except TimeoutError:
-                return None
-        async with self.db() as s:
+        """``ready``/``failed`` once the spawn ended, ``None`` if it is still running after ``timeout``."""
+        try:
+            return await self.inflight.outcome(spawn_id, timeout)
+        except KeyError:
+            pass
+        async with self.sp.storage.session() as s:
             spawn = await s.get(Spawn, spawn_id)
             if spawn is None:
                 raise NotFound(f"no spawn {spawn_id}")
@@ -142,38 +139,21 @@ class SpawnEngine:
                 return None
             return "ready" if spawn.outcome == "ready" else "failed"
 
-    # ---------------------------------------------------------------------------------------------- start
-
-    def _check_guard(self) -> None:
-        limit = self.config.consecutive_failure_limit
-        if limit and self.consecutive_failures >= limit:
-            if time.monotonic() < self._guard_until:
-                raise LimitReached(
-                    f"spawning is paused after {self.consecutive_failures} failed spawns in a row; "
-                    f"it resumes within {FAILURE_GUARD_COOLDOWN:.0f} s (check the spawner's logs)"
-                )
-            self.consecutive_failures = 0
-
-    def record_outcome(self, ok: bool) -> None:
-        if ok:
-            self.consecutive_failures = 0
-            return
-        self.consecutive_failures += 1
-        limit = self.config.consecutive_failure_limit
-        if limit and self.consecutive_failures >= limit:
-            self._guard_until = time.monotonic() + FAILURE_GUARD_COOLDOWN
-            log.error("%d consecutive spawn failures: pausing spawns", self.consecutive_failures)
+    # ---------------------------------------------------------------------------------------------- request
 
     async def request_start(
         self, user: str, server_name: str = "", user_options: dict[str, Any] | None = None
     ) -> int:
-        """Queue a start and return its spawn id at once; see core-boundary.md for the errors raised."""
-        if self._closing:
+        """Queue a start and return its spawn id at once.
+
+        Raises :class:`NotFound` (no such user), :class:`Conflict` (the server is not stopped, or the hub is
+        shutting down) and :class:`LimitReached` (named servers off or over their limit, the hub's active-server
+        limit, or spawning paused by the failure guard)."""
+        if self.inflight.closing:
             raise Conflict("the hub is shutting down")
-        self._check_guard()
-        if server_name and not self.allow_named_servers:
-            raise LimitReached("named servers are not enabled on this hub")
-        async with self.tx() as s:
+        self.sp.guard.check()
+        self.policy.check_server_name(server_name)
+        async with self.sp.storage.tx() as s:
             u = (
                 await s.execute(
                     select(User).where(User.name == user).options(noload(User.servers), noload(User.groups))
@@ -181,17 +161,16 @@ class SpawnEngine:
             ).scalar_one_or_none()
             if u is None:
                 raise NotFound(f"no user {user!r}")
-            srv = await self._server_row(s, u.id, server_name)
+            srv = await server_row(s, u.id, server_name)
             if srv is None:
-                srv = await self._create_server(s, u.id, user, server_name)
+                srv = await create_server(s, self.policy, u.id, user, server_name)
             elif srv.status != ServerStatus.STOPPED:
                 raise Conflict(f"server {user}/{server_name} is {srv.status.value}")
-            if self.config.active_server_limit:
+            limit = self.policy.config.active_server_limit
+            if limit:
                 n = (await s.execute(select(func.count()).where(Server.status.in_(ACTIVE)))).scalar_one()
-                if n >= self.config.active_server_limit:
-                    raise LimitReached(
-                        f"the hub runs its maximum of {self.config.active_server_limit} servers; try later"
-                    )
+                if n >= limit:
+                    raise LimitReached(f"the hub runs its maximum of {limit} servers; try later")
             spawn = Spawn(server_id=srv.id)
             s.add(spawn)
             await s.flush()
@@ -202,7 +181,7 @@ class SpawnEngine:
                     status=ServerStatus.QUEUED,
                     current_spawn_id=spawn.id,
                     user_options=dict(user_options or {}),
-                    backend=self.backend_name,
+                    backend=self.policy.backend_name,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -213,96 +192,250 @@ class SpawnEngine:
             await s.commit()
             spawn_id, server_id = spawn.id, srv.id
         self.progress.publish(spawn_id, row.id, event)
-        self._outcomes[spawn_id] = asyncio.get_running_loop().create_future()
-        self._server_spawn[server_id] = spawn_id
-        task = asyncio.create_task(
-            lifecycle.run_spawn(self, spawn_id, server_id), name=f"spawn-{user}/{server_name}"
+        self.inflight.run_spawn(
+            spawn_id, server_id, self._run(spawn_id, server_id), name=f"spawn-{user}/{server_name}"
         )
-        self._spawn_tasks[spawn_id] = task
-        task.add_done_callback(lambda _t: self._spawn_done(spawn_id, server_id))
         return spawn_id
 
-    def _spawn_done(self, spawn_id: int, server_id: int) -> None:
-        self._spawn_tasks.pop(spawn_id, None)
-        if self._server_spawn.get(server_id) == spawn_id:
-            del self._server_spawn[server_id]
-        fut = self._outcomes.pop(spawn_id, None)
-        if fut is not None and not fut.done():
-            fut.set_result("failed")
+    # ---------------------------------------------------------------------------------------------- phases
 
-    def finish(self, spawn_id: int, outcome: str) -> None:
-        fut = self._outcomes.get(spawn_id)
-        if fut is not None and not fut.done():
-            fut.set_result(outcome)
+    async def _run(self, spawn_id: int, server_id: int) -> None:
+        sp = self.sp
 
-    async def _server_row(self, s: AsyncSession, user_id: int, name: str) -> Server | None:
-        return (
-            await s.execute(
-                select(Server)
-                .where(Server.user_id == user_id, Server.name == name)
-                .options(noload(Server.user))
+        async def on_position(pos: int) -> None:
+            await sp.emit(
+                spawn_id,
+                ProgressEvent(
+                    Phase.QUEUED,
+                    f"Waiting for a free slot: position {pos} in the queue",
+                    progress=0,
+                    queue_position=pos,
+                ),
             )
-        ).scalar_one_or_none()
 
-    async def _create_server(self, s: AsyncSession, user_id: int, user: str, name: str) -> Server:
-        if name and self.named_server_limit:
-            n = (
-                await s.execute(select(func.count()).where(Server.user_id == user_id, Server.name != ""))
-            ).scalar_one()
-            if n >= self.named_server_limit:
-                raise LimitReached(f"{user} already has {n} named servers (limit {self.named_server_limit})")
-        srv = Server(user_id=user_id, name=name, status=ServerStatus.STOPPED, state={})
-        s.add(srv)
+        spec: ServerSpec | None = None
+        ctx = BackendContext(sp, spawn_id, server_id)
+        started = False
         try:
-            await s.flush()
-        except IntegrityError:
-            raise Conflict(f"server {user}/{name} is being created by another request") from None
-        return srv
+            async with sp.admission.slot(on_position):
+                spec = await self._begin(spawn_id, server_id)
+                await refresh_before_spawn(sp, spec)
+                spec = await sp.parts.hooks.pre_spawn(spec)
+                started = True
+                try:
+                    async with asyncio.timeout(self.policy.config.start_timeout):
+                        result = await sp.parts.backend.start(spec, ctx)
+                except TimeoutError:
+                    raise SpawnTimeout(
+                        f"the spawner did not start the server within {self.policy.config.start_timeout:g} s",
+                        phase="start",
+                    ) from None
+                ctx.state = dict(result.state)
+                await self._save_endpoint(spawn_id, server_id, result.state, result.endpoint)
+                await self._await_ready(spec, ctx.state, result.endpoint.url)
+                await sp.parts.routes.add(
+                    server_route(
+                        spec.url_prefix,
+                        result.endpoint.url,
+                        spec.user.name,
+                        spec.server_name,
+                        self.policy.hub_id,
+                    )
+                )
+                await self._mark_running(spawn_id, server_id, spec)
+            sp.guard.record(True)
+            await sp.parts.hooks.server_ready(spec, result.endpoint)
+            sp.inflight.finish(spawn_id, "ready")
+        except asyncio.CancelledError:
+            if not sp.inflight.closing:
+                await asyncio.shield(
+                    self._fail(
+                        spawn_id, server_id, spec, ctx, started, "cancelled", "the spawn was cancelled"
+                    )
+                )
+            raise
+        except Exception as exc:
+            code, message = _reason(exc)
+            log.warning("spawn %s failed (%s): %s", spawn_id, code, message)
+            await self._fail(spawn_id, server_id, spec, ctx, started, code, message)
+
+    async def _begin(self, spawn_id: int, server_id: int) -> ServerSpec:
+        """Write ``starting`` + fresh credentials in one transaction, then build the spec."""
+        sp = self.sp
+        async with sp.storage.tx() as s:
+            srv, owner = await load(s, server_id)
+            prefix = sp.parts.urls.server(owner.name, srv.name)
+            token = await issue_server_credentials(
+                s, user_id=owner.id, server_id=srv.id, user=owner.name, server_name=srv.name, prefix=prefix
+            )
+            srv.status = ServerStatus.STARTING
+            srv.state = {}
+            srv.url = None
+            event = ProgressEvent(Phase.STARTING, "Starting server", progress=10)
+            row = self.progress.add(s, spawn_id, event)
+            await s.commit()
+        self.progress.publish(spawn_id, row.id, event)
+        env = merged_env(
+            build_env(sp.parts.urls, owner.name, srv.name, token), self.policy.config.environment
+        )
+        return spec_for(sp, srv, owner, token=token, env=env)
+
+    async def _watch_exit(self, spec: ServerSpec, state: JSONDict) -> ExitStatus:
+        delay = 0.05
+        while True:
+            status = await self.sp.parts.backend.poll(spec, state)
+            if status is not None:
+                return status
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _await_ready(self, spec: ServerSpec, state: JSONDict, url: str) -> None:
+        check = f"{url.rstrip('/')}{spec.url_prefix}api"
+        timeout = self.policy.config.http_timeout
+        ready = asyncio.ensure_future(wait_http(self.http, check))
+        died = asyncio.ensure_future(self._watch_exit(spec, state))
+        try:
+            done, _ = await asyncio.wait({ready, died}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            died.cancel()
+        if ready in done:
+            return
+        if died in done:
+            status = died.result()
+            reason = status.reason or (f"exit code {status.code}" if status.code is not None else "it exited")
+            raise SpawnFailed(
+                f"the server exited before it answered HTTP: {reason}",
+                reason_code=status.reason_code or "exited",
+            )
+        raise SpawnTimeout(f"the server did not answer {check} within {timeout:g} s", phase="http")
+
+    async def _save_endpoint(
+        self, spawn_id: int, server_id: int, state: JSONDict, endpoint: Endpoint
+    ) -> None:
+        async with self.sp.storage.tx() as s:
+            await s.execute(
+                update(Server)
+                .where(Server.id == server_id)
+                .values(state=dict(state), url=endpoint.url)
+                .execution_options(synchronize_session=False)
+            )
+            event = ProgressEvent(Phase.WAITING_HTTP, "Server started; waiting for it to answer", progress=60)
+            row = self.progress.add(s, spawn_id, event)
+            await s.commit()
+        self.progress.publish(spawn_id, row.id, event)
+
+    async def _mark_running(self, spawn_id: int, server_id: int, spec: ServerSpec) -> None:
+        now = _now()
+        async with self.sp.storage.tx() as s:
+            await s.execute(
+                update(Server)
+                .where(Server.id == server_id)
+                .values(status=ServerStatus.RUNNING, started=now, last_activity=now)
+                .execution_options(synchronize_session=False)
+            )
+            await s.execute(update(User).where(User.id == spec.user.id).values(spawn_failures=0))
+            await s.execute(
+                update(Spawn).where(Spawn.id == spawn_id).values(outcome="ready", finished=now, message="")
+            )
+            event = ProgressEvent(
+                Phase.READY,
+                f"Server ready at {spec.url_prefix}",
+                progress=100,
+                detail={"url": spec.url_prefix},
+            )
+            row = self.progress.add(s, spawn_id, event)
+            await s.commit()
+        self.progress.publish(spawn_id, row.id, event)
+
+    async def _fail(
+        self,
+        spawn_id: int,
+        server_id: int,
+        spec: ServerSpec | None,
+        ctx: BackendContext,
+        started: bool,
+        code: str,
+        message: str,
+    ) -> None:
+        """Undo everything, then record and publish the failure."""
+        sp = self.sp
+        tail: list[str] = []
+        if started and spec is not None:
+            state = await stored_state(sp, server_id) or ctx.state
+            try:
+                async with asyncio.timeout(5):
+                    tail = await sp.parts.backend.log_tail(spec, state, 20)
+            except Exception:
+                tail = []
+            await teardown(sp, server_id, spec, state, stop_backend=True)
+        else:
+            await teardown(sp, server_id, spec, {}, stop_backend=False)
+        sp.guard.record(False)
+        async with sp.storage.tx() as s:
+            await s.execute(
+                update(Spawn)
+                .where(Spawn.id == spawn_id)
+                .values(
+                    outcome="cancelled" if code == "cancelled" else "failed",
+                    reason_code=code,
+                    message=message,
+                    finished=_now(),
+                )
+            )
+            if spec is not None and spec.user.id is not None:
+                await s.execute(
+                    update(User).where(User.id == spec.user.id).values(spawn_failures=User.spawn_failures + 1)
+                )
+            event = ProgressEvent(
+                Phase.FAILED,
+                f"Spawn failed: {message}",
+                progress=100,
+                reason_code=code,
+                detail={"log_tail": tail} if tail else {},
+            )
+            row = self.progress.add(s, spawn_id, event)
+            await s.commit()
+        self.progress.publish(spawn_id, row.id, event)
+        sp.inflight.finish(spawn_id, "failed")
 
     # ---------------------------------------------------------------------------------------------- stop
 
     async def stop(self, user: str, server_name: str = "", *, remove: bool = False, reason: str = "") -> bool:
         """Stop (and with ``remove``, delete) a server. ``False`` when it is still stopping in the background."""
-        async with self.db() as s:
+        async with self.sp.storage.session() as s:
             uid = (await s.execute(select(User.id).where(User.name == user))).scalar_one_or_none()
             if uid is None:
                 raise NotFound(f"no user {user!r}")
-            srv = await self._server_row(s, uid, server_name)
+            srv = await server_row(s, uid, server_name)
         if srv is None:
             if server_name:
                 raise NotFound(f"no server {user}/{server_name}")
             return True
-        task = self._stop_tasks.get(srv.id)
-        if task is None:
-            task = asyncio.create_task(
-                lifecycle.stop_server(self, srv.id, remove=remove, reason=reason),
-                name=f"stop-{user}/{server_name}",
-            )
-            self._stop_tasks[srv.id] = task
-            task.add_done_callback(lambda _t: self._stop_tasks.pop(srv.id, None))
-        done, _ = await asyncio.wait({task}, timeout=self.stop_wait)
+        task = self.inflight.stop_task(
+            srv.id,
+            stop_server(self.sp, srv.id, remove=remove, reason=reason),
+            name=f"stop-{user}/{server_name}",
+        )
+        done, _ = await asyncio.wait({task}, timeout=self.policy.stop_wait)
         if task in done:
             task.result()
             return True
         return False
 
-    async def cancel_spawn(self, server_id: int) -> None:
-        spawn_id = self._server_spawn.get(server_id)
-        task = self._spawn_tasks.get(spawn_id) if spawn_id is not None else None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-
     # ---------------------------------------------------------------------------------------------- shutdown
 
     async def close(self) -> None:
         """Stop driving spawns; user servers keep running and in-flight ones are adopted on next start."""
-        self._closing = True
-        tasks = list(self._spawn_tasks.values()) + list(self._stop_tasks.values())
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self.inflight.cancel_all()
         await self.progress.close()
         if self._http is not None:
             await self._http.aclose()
+
+
+def _reason(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, SpawnFailed):
+        return exc.reason_code, str(exc)
+    if isinstance(exc, PluginError):
+        return "plugin-error", str(exc)
+    return "backend-error", f"{type(exc).__name__}: {exc}"

@@ -1,5 +1,10 @@
 """Progress events: stored per spawn (``spawn_events``) so a stream can be replayed later, and fanned out
-live to whoever is watching. A stream ends with the spawn's ``ready`` or ``failed`` event."""
+live to whoever is watching in this process. A stream ends with the spawn's ``ready`` or ``failed`` event.
+
+Live fan-out is in-process (:meth:`ProgressStore.publish`); a stream whose spawn is driven elsewhere falls back
+to the stored rows. Hub replicas will put a notification channel (PostgreSQL ``LISTEN/NOTIFY``) behind
+``publish`` and the subscription in :meth:`ProgressStore.events`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,13 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import NotFound
 from ..interfaces import Phase, ProgressEvent
+from ..storage.access import Storage
 from ..storage.orm import Spawn, SpawnEvent
 
 TERMINAL = frozenset({Phase.READY, Phase.FAILED})
@@ -44,14 +49,8 @@ def from_row(row: SpawnEvent) -> ProgressEvent:
 
 
 class ProgressStore:
-    def __init__(
-        self,
-        db: async_sessionmaker[AsyncSession],
-        is_live: Callable[[int], bool],
-        tx: Callable[[], AbstractAsyncContextManager[AsyncSession]] | None = None,
-    ) -> None:
-        self.db = db
-        self.tx = tx or db  # a session for writing (the engine's turn-taking one on SQLite)
+    def __init__(self, storage: Storage, is_live: Callable[[int], bool]) -> None:
+        self.storage = storage
         self.is_live = is_live  # is this spawn still being driven by this hub process?
         self._subs: dict[int, list[asyncio.Queue[Item]]] = defaultdict(list)
         self._pending: list[tuple[int, ProgressEvent, asyncio.Future[int]]] = []
@@ -91,7 +90,7 @@ class ProgressStore:
 
     async def _write(self, batch: list[tuple[int, ProgressEvent, asyncio.Future[int]]]) -> None:
         try:
-            async with self.tx() as session:
+            async with self.storage.tx() as session:
                 rows = [self.add(session, spawn_id, event) for spawn_id, event, _f in batch]
                 await session.commit()
         except BaseException as exc:
@@ -110,7 +109,7 @@ class ProgressStore:
             await asyncio.wait({self._writer}, timeout=5)
 
     async def stored(self, spawn_id: int, after: int = 0) -> list[Item]:
-        async with self.db() as session:
+        async with self.storage.session() as session:
             rows = (
                 await session.execute(
                     select(SpawnEvent)
@@ -124,7 +123,7 @@ class ProgressStore:
         q: asyncio.Queue[Item] = asyncio.Queue()
         self._subs[spawn_id].append(q)  # subscribe first so nothing falls between replay and live
         try:
-            async with self.db() as session:
+            async with self.storage.session() as session:
                 if await session.get(Spawn, spawn_id) is None:
                     raise NotFound(f"no spawn {spawn_id}")
             last = after

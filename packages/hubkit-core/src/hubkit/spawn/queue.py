@@ -7,6 +7,9 @@ waiter leaving (cancelled) only moves those behind it forward.
 Waiters do not poll: each awaits one future. A single reporter task, running only while someone waits,
 recomputes every position at most every ``update_interval`` seconds and reports those that changed, so a
 thousand waiters cost one pass per interval rather than a thousand wake-ups per admission.
+
+The engine only sees the :class:`Admission` protocol: a queue shared by several hub processes (rows in the
+database, taken in order with ``SELECT ... FOR UPDATE SKIP LOCKED``) can replace this in-process one.
 """
 
 from __future__ import annotations
@@ -15,9 +18,22 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 PositionCallback = Callable[[int], Awaitable[None]]
+
+
+class Admission(Protocol):
+    """Admits spawns one slot at a time, first come first served."""
+
+    @property
+    def waiting(self) -> int: ...
+
+    def slot(self, on_position: PositionCallback | None = None) -> AbstractAsyncContextManager[None]:
+        """Hold a slot for the body; ``on_position(n)`` is awaited while waiting, with positions that only
+        ever decrease."""
+        ...
 
 
 class _Waiter:

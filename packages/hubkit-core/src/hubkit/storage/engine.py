@@ -13,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from .crypt import SESSION_KEY, CryptKeeper
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -59,6 +61,10 @@ def create_engine(url: str | URL, *, data_dir: str = ".", echo: bool = False) ->
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(
+    engine: AsyncEngine, *, crypt: CryptKeeper | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; ``crypt`` is the keeper its rows' encrypted columns use (:mod:`.crypt`)."""
     # expire_on_commit=False: rows read in a request stay usable after its commit (no lazy reload I/O).
-    return async_sessionmaker(engine, expire_on_commit=False)
+    info = {SESSION_KEY: crypt} if crypt is not None else {}
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)

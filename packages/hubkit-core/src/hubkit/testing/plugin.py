@@ -1,7 +1,7 @@
 """The ``hubkit`` pytest plugin (entry point ``pytest11``): fixtures for hubkit and plugin tests.
 
 * ``anyio_backend``: ``"asyncio"`` (SQLAlchemy's asyncio extension targets asyncio).
-* ``hub_settings``: a :class:`~hubkit.config.models.Settings` for a throwaway hub (temp SQLite, ``test``
+* ``hub_settings``: a :class:`~hubkit.config.models.Settings` for a throwaway hub (temp SQLite, ``stand-in``
   spawner, ``none`` proxy). Override it in your ``conftest.py`` to change options.
 * ``hub_plugins``: extra plugin objects registered in the ``hub`` (default none; override to add yours).
 * ``hub``: a started :class:`~hubkit.runtime.hub.Hub`; every server it started is stopped afterwards.
@@ -29,13 +29,13 @@ def anyio_backend() -> str:
 
 def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Any:
     """Settings for a test hub in ``data_dir``; ``sections`` update the defaults, e.g.
-    ``spawner={"concurrent_spawn_limit": 5, "test": {"mode": "process"}}`` (backend tables nest as in TOML)."""
+    ``spawner={"concurrent_spawn_limit": 5, "stand-in": {"mode": "process"}}`` (backend tables nest as in TOML)."""
     from hubkit.config.loader import split_backend_sections
     from hubkit.config.models import Settings
 
     raw: dict[str, Any] = {
         "hub": {"data_dir": str(data_dir), "db_url": "sqlite:///hubkit-test.sqlite", "port": 0},
-        "spawner": {"backend": "test", "poll_interval": 30},
+        "spawner": {"backend": "stand-in", "poll_interval": 30},
         "proxy": {"backend": "none"},
     }
     for name, values in sections.items():
@@ -85,7 +85,9 @@ async def hub_factory(anyio_backend: str) -> AsyncIterator[Callable[..., Awaitab
 
 
 @pytest.fixture
-async def hub(hub_factory: Callable[..., Awaitable[Any]], hub_settings: Any, hub_plugins: Sequence[object]) -> Any:
+async def hub(
+    hub_factory: Callable[..., Awaitable[Any]], hub_settings: Any, hub_plugins: Sequence[object]
+) -> Any:
     return await hub_factory(hub_settings, hub_plugins)
 
 
@@ -109,8 +111,9 @@ def register_plugin(hub: Any) -> Any:
     added: list[object] = []
 
     def register(plugin: object, name: str | None = None) -> object:
-        hub.pm.register(plugin, name=name or getattr(plugin, "__name__", None) or f"test-plugin-{len(added)}")
-        hub.pm.hubkit_distributions.setdefault(hub.pm.get_name(plugin), "inline")
+        hub.pm.register_plugin(
+            plugin, name or getattr(plugin, "__name__", None) or f"test-plugin-{len(added)}", "inline"
+        )
         validate(hub.pm)
         added.append(plugin)
         return plugin

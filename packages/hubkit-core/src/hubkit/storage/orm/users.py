@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, Integer, String
+from sqlalchemy import JSON, Boolean, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..types import EncryptedJSON, UTCDateTime
+from .. import crypt
+from ..types import UTCDateTime
 from .base import Base, utcnow
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ class User(Base):
     last_activity: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     # rotated on logout-everywhere; sessions carry it so old cookies die with it
     cookie_id: Mapped[str] = mapped_column(String(64))
-    auth_state: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
+    # upstream credentials, encrypted with the hub's keys: read and write through ``auth_state``
+    sealed_auth_state: Mapped[str | None] = mapped_column("auth_state", Text, nullable=True)
     user_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # consecutive spawn failures, for the failure guard
     spawn_failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -37,3 +39,20 @@ class User(Base):
     groups: Mapped[list[Group]] = relationship(
         secondary="user_group", back_populates="users", lazy="selectin"
     )
+
+    def __init__(self, *, auth_state: Any = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        if auth_state is not None:
+            self.auth_state = auth_state
+
+    @property
+    def auth_state(self) -> Any:
+        """The decrypted value; ``RuntimeError`` when the hub has no key or the wrong keys."""
+        return crypt.read_sealed(self, "sealed_auth_state")
+
+    @auth_state.setter
+    def auth_state(self, value: Any) -> None:
+        crypt.write_sealed(self, "sealed_auth_state", value)
+
+
+event.listen(User, "load", crypt.remember_keeper)

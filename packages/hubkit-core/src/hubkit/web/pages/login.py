@@ -15,7 +15,7 @@ from ...auth.login import LoginError, complete, form_login
 from ...auth.sessions import clear_session, hub_prefix, is_secure, read_session, set_session
 from ...auth.signing import sign, unsign
 from ...errors import AuthFailed
-from ...interfaces import LoginKind, UserInfo
+from ...interfaces import LoginKind, RedirectAuthenticator, UserInfo
 from ...storage.orm import APIToken, User
 from ..render import error_page, redirect, render
 from .common import PageError, checked_form, current_user, hub_of, page, safe_next
@@ -32,8 +32,8 @@ def _home(request: Request) -> str:
 def _login_context(request: Request, next_url: str | None) -> dict[str, object]:
     hub = hub_of(request)
     auth = hub.authenticator
-    ctx: dict[str, object] = {"next": next_url, "auth_name": getattr(auth, "display_name", "")}
-    if getattr(auth, "login_kind", LoginKind.FORM) == LoginKind.REDIRECT:
+    ctx: dict[str, object] = {"next": next_url, "auth_name": auth.display_name}
+    if auth.login_kind == LoginKind.REDIRECT:
         ctx["redirect_url"] = auth.login_url(next_url or "")
     return ctx
 
@@ -111,7 +111,7 @@ def _callback_url(request: Request) -> str:
 async def oauth_login(request: Request) -> Response:
     hub = hub_of(request)
     auth = hub.authenticator
-    if getattr(auth, "login_kind", LoginKind.FORM) != LoginKind.REDIRECT:
+    if auth.login_kind != LoginKind.REDIRECT or not isinstance(auth, RedirectAuthenticator):
         return redirect(hub_prefix(hub) + "login")
     next_url = safe_next(hub, request.query_params.get("next")) or ""
     try:
@@ -143,9 +143,12 @@ async def oauth_callback(request: Request) -> Response:
         return error_page(
             request, 400, "The sign-in took too long or came from another browser; please try again."
         )
+    auth = hub.authenticator
+    if not isinstance(auth, RedirectAuthenticator):
+        return redirect(hub_prefix(hub) + "login")
     params = {k: v[:4096] for k, v in request.query_params.items()}
     try:
-        done = await hub.authenticator.complete_login(params, state, _callback_url(request))
+        done = await auth.complete_login(params, state, _callback_url(request))
         who = await complete(hub, done.result)
     except AuthFailed as exc:
         request.app.state.metrics.login("refused")

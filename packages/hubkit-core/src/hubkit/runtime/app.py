@@ -1,4 +1,4 @@
-"""The app factory: ``create_app(hub)`` assembles the routes of the API, OAuth provider, pages and plugins.
+"""The web app factory: ``create_app(hub)`` assembles the routes of the API, OAuth provider, pages and plugins.
 
 The hub is started by whoever runs the app (the CLI starts it before uvicorn); the app's lifespan only runs
 the web layer's own background work (the idle culler).
@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,17 +27,17 @@ from ..auth.ratelimit import LoginRateLimiter
 from ..auth.sessions import hub_prefix
 from ..metrics import Metrics
 from ..oauth import authorize, token
-from .middleware import HubMiddleware
-from .pages import admin, login, misc
-from .pages import servers as server_pages
-from .pages import tokens as token_pages
-from .render import error_page
+from ..web.middleware import HubMiddleware
+from ..web.pages import admin, login, misc
+from ..web.pages import servers as server_pages
+from ..web.pages import tokens as token_pages
+from ..web.render import error_page
 
 if TYPE_CHECKING:
-    from ..runtime.hub import Hub
+    from .hub import Hub
 
 log = logging.getLogger("hubkit.web")
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent.parent / "web" / "static"
 
 
 def _plugin_routes(hub: Hub, prefix: str) -> list[BaseRoute]:
@@ -180,6 +180,3 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
         per_address=hub.settings.hub.login_rate_limit_per_address,
     )
     return app
-
-
-__all__: list[Any] = ["create_app"]

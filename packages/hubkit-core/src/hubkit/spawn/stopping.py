@@ -1,0 +1,100 @@
+"""Stopping a server, and the teardown shared by stops, failed spawns, dead servers and adoption.
+
+Order: route out, backend stopped, credentials revoked, row reset (or deleted). Errors are logged, not raised:
+a half-torn-down server is worse than a logged failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import delete, update
+
+from ..interfaces import ExitStatus, JSONDict, ServerSpec
+from ..storage.orm import Server, ServerStatus
+from .context import Spawning
+from .credentials import revoke_server_credentials
+from .records import load_spec
+
+log = logging.getLogger("hubkit.spawn")
+
+
+async def teardown(
+    sp: Spawning,
+    server_id: int,
+    spec: ServerSpec | None,
+    state: JSONDict,
+    *,
+    stop_backend: bool,
+    remove: bool = False,
+) -> None:
+    if spec is not None:
+        try:
+            await sp.parts.routes.remove(spec.url_prefix)
+        except Exception:
+            log.exception("removing route %s", spec.url_prefix)
+        if stop_backend:
+            await stop_backend_of(sp, spec, state)
+    async with sp.storage.tx() as s:
+        await revoke_server_credentials(s, server_id)
+        if remove:
+            await s.execute(delete(Server).where(Server.id == server_id))
+        else:
+            await s.execute(
+                update(Server)
+                .where(Server.id == server_id)
+                .values(status=ServerStatus.STOPPED, state={}, url=None)
+                .execution_options(synchronize_session=False)
+            )
+        await s.commit()
+
+
+async def stop_backend_of(sp: Spawning, spec: ServerSpec, state: JSONDict) -> None:
+    """The backend's ``stop``, bounded by ``stop_timeout``; forced (``now``) when the polite one hangs."""
+    timeout = sp.policy.config.stop_timeout
+    for now in (False, True):
+        try:
+            async with asyncio.timeout(timeout):
+                await sp.parts.backend.stop(spec, state, now=now)
+            return
+        except TimeoutError:
+            log.warning("stopping %s took over %g s%s", spec.full_name, timeout, "" if now else "; forcing")
+        except Exception:
+            log.exception("stopping %s failed", spec.full_name)
+            if now:
+                return
+
+
+async def stop_server(sp: Spawning, server_id: int, *, remove: bool, reason: str) -> None:
+    await sp.inflight.cancel_spawn(server_id)
+    try:
+        spec, srv = await load_spec(sp, server_id)
+    except LookupError:
+        return
+    if srv.status == ServerStatus.STOPPED:
+        if remove:
+            await teardown(sp, server_id, None, {}, stop_backend=False, remove=True)
+        return
+    async with sp.storage.tx() as s:
+        await s.execute(
+            update(Server)
+            .where(Server.id == server_id)
+            .values(status=ServerStatus.STOPPING)
+            .execution_options(synchronize_session=False)
+        )
+        await s.commit()
+    await teardown(sp, server_id, spec, dict(srv.state or {}), stop_backend=True, remove=remove)
+    log.info("stopped %s%s", spec.full_name, f" ({reason})" if reason else "")
+    await sp.parts.hooks.post_stop(spec, None)
+
+
+async def handle_dead(sp: Spawning, server_id: int, status: ExitStatus) -> None:
+    """A server the poller (or adoption) found gone: route out, clean up, tell plugins how it ended."""
+    try:
+        spec, srv = await load_spec(sp, server_id)
+    except LookupError:
+        return
+    log.warning("server %s is gone: %s", spec.full_name, status.reason or status.reason_code)
+    await teardown(sp, server_id, spec, dict(srv.state or {}), stop_backend=True)
+    await sp.parts.hooks.post_stop(spec, status)

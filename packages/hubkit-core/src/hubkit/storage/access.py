@@ -1,0 +1,44 @@
+"""``Storage``: one hub's database handle, the only way the core reaches the database.
+
+Reads open a session with :attr:`Storage.session` (an ``async_sessionmaker``); write transactions that may
+contend use :meth:`Storage.tx`. On SQLite writers take turns in-process: SQLite has a single writer and its busy
+handler sleeps in growing steps, so hundreds of spawns contending inside the database crawl, while an asyncio
+lock hands over in microseconds. On PostgreSQL ``tx`` is a plain session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from .crypt import CryptKeeper
+from .engine import create_engine, create_sessionmaker, is_sqlite, normalize_url
+
+
+class Storage:
+    def __init__(self, engine: AsyncEngine, *, crypt: CryptKeeper | None = None) -> None:
+        self.engine = engine
+        self.crypt = crypt if crypt is not None else CryptKeeper([])
+        self.session: async_sessionmaker[AsyncSession] = create_sessionmaker(engine, crypt=self.crypt)
+        self.is_sqlite = is_sqlite(engine.url)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def open(cls, db_url: str, data_dir: str, *, crypt: CryptKeeper | None = None) -> Storage:
+        return cls(create_engine(normalize_url(db_url, data_dir)), crypt=crypt)
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncSession]:
+        """A session for one write transaction (turn-taking on SQLite, see the module docstring)."""
+        if self._write_lock is None:
+            async with self.session() as s:
+                yield s
+            return
+        async with self._write_lock, self.session() as s:
+            yield s
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
