@@ -31,6 +31,7 @@ TEST_EXTRAS = [
     "hypothesis>=6",
     "playwright>=1.40",
     "hypercorn>=0.16",
+    "gunicorn>=22",
     "schemathesis>=3.30",
     "jupyterhub==6.1.1",
     "jupyterhub-idle-culler",
@@ -40,6 +41,7 @@ TEST_EXTRAS = [
     "websockets>=12",
     "psutil>=5.9",
     "ruff>=0.5",
+    "import-linter>=2.1",
 ]
 
 
