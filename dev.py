@@ -42,6 +42,7 @@ TEST_EXTRAS = [
     "psutil>=5.9",
     "ruff>=0.5",
     "import-linter>=2.1",
+    "mypy>=1.10",
 ]
 
 
@@ -162,6 +163,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         cwd=ROOT,
         env=env,
     )
+    # the core's import layers and the plugin contract (pyproject.toml [tool.importlinter]); strict types
+    layers = subprocess.run([str(venv_bin / "lint-imports")], cwd=ROOT, env=env)
+    sources = [str(p / "src") for p in all_packages() if (p / "src").is_dir()]
+    types = subprocess.run([str(venv_bin / "mypy"), *sources], cwd=ROOT, env=env)
     totals = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     bad_roots: list[str] = []
     reports = Path(tempfile.mkdtemp(prefix="hubkit-junit-"))
@@ -181,8 +186,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         if rc not in (0, 5):  # 5: nothing collected (e.g. every test deselected)
             bad_roots.append(str(root.relative_to(ROOT)))
     say(f"suite took {time.monotonic() - started:.0f}s")
-    if lint.returncode != 0:
-        bad_roots.append("ruff")
+    for name, check in (("ruff", lint), ("lint-imports", layers), ("mypy", types)):
+        if check.returncode != 0:
+            bad_roots.append(name)
     if bad_roots:
         say("FAILED: " + ", ".join(bad_roots))
     failed = totals["failed"] + totals["errors"]

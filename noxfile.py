@@ -3,7 +3,7 @@
     nox -s "tests(package='hubkit-proxy')"   # one package, alone with the core, in its own venv
     nox -s tests                              # every package, each in its own venv (a missing dependency shows)
     nox -s integration                        # all packages together + top-level tests/
-    nox -s lint typecheck example_plugin demo
+    nox -s lint layers typecheck example_plugin demo
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ PACKAGES = sorted(p.parent.name for p in (ROOT / "packages").glob("*/pyproject.t
 CORE = "hubkit-core"
 TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "anyio>=4.4", "hypothesis>=6"]
 
-nox.options.sessions = ["lint", "typecheck", "tests", "example_plugin"]
+nox.options.sessions = ["lint", "layers", "typecheck", "tests", "example_plugin"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -56,6 +56,16 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", "packages", "tests", "examples", "benchmarks", "dev.py", "noxfile.py")
     session.run("ruff", "format", "--check", "packages/hubkit-core/src")
+
+
+@nox.session
+def layers(session: nox.Session) -> None:
+    """The import-layer contracts of pyproject.toml [tool.importlinter] (the core's layers, no cycles, no web
+    framework below the web layer, plugins confined to the public contract); needs every package installed."""
+    for name in PACKAGES:
+        _install_pkg(session, name)
+    session.install("import-linter>=2.1")
+    session.run("lint-imports")
 
 
 @nox.session

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hubkit import hookspecs
+from hubkit.plugins import hookspecs
 from hubkit.testing import require
 
 REPO = Path(__file__).resolve().parents[3]

@@ -183,7 +183,7 @@ backend = "none"
 def test_hub_killed_between_fork_and_saving_the_pid(tmp_path):
     """Issue 12.12: the hub dies right after forking a server, before it saved the pid. After a restart the
     server must not be left running as an orphan, and the next start must not run a second one beside it."""
-    from hubkit.builtin.standin import labelled_processes
+    from hubkit.builtin.standin_servers import labelled_processes
 
     port = free_port()
     data = tmp_path / "data"

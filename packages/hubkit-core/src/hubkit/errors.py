@@ -1,4 +1,5 @@
-"""The hub's exception hierarchy. Plugins raise these; the web layer maps them to responses."""
+"""The hub's exception hierarchy. Plugins and the services raise these; the web layer maps them to HTTP
+statuses in one place (:mod:`hubkit.web.errors`)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,46 @@ class NotFound(HubkitError):
 
 class Conflict(HubkitError):
     """The request conflicts with current state (exists already, server still running...)."""
+
+
+class BadRequest(HubkitError):
+    """A request the hub refuses as asked (a wrong type, a missing field, a state that forbids it)."""
+
+
+class InvalidName(BadRequest):
+    """A user, group or server name that could not appear safely in a URL path."""
+
+
+class Forbidden(HubkitError):
+    """The caller is known but may not do this (or may not do it this way)."""
+
+
+class NotAuthenticated(Forbidden):
+    """No valid credentials came with the request."""
+
+    def __init__(self, message: str = "Missing or invalid credentials.") -> None:
+        super().__init__(message)
+
+
+class LoginExpired(HubkitError):
+    """The user's upstream login has expired: they must log in to the hub again."""
+
+
+class TooManyRequests(HubkitError):
+    """A rate limit refuses the request for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Unavailable(HubkitError):
+    """Something the request needs (an identity provider, a backend) is not answering."""
+
+
+class NotAllowed(HubkitError):
+    """The resource exists but this operation is never possible on it (e.g. deleting a configured service)."""
+
+
+class Broken(HubkitError):
+    """Stored data the hub cannot use (e.g. an auth state no configured key opens): the operator must act."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
@@ -17,7 +17,13 @@ from sqlalchemy import func, select
 from .storage.orm import Server, ServerStatus, Spawn, SpawnEvent
 
 if TYPE_CHECKING:
-    from .runtime.hub import Hub
+    from .storage.access import Storage
+
+
+class HasStorage(Protocol):
+    @property
+    def storage(self) -> Storage: ...
+
 
 # spawns can take many minutes (image pulls, node scale-up): buckets go up to an hour
 SPAWN_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -69,8 +75,8 @@ class Metrics:
         if outcome == "throttled":
             self.throttled.labels(reason="login-rate-limit").inc()
 
-    async def _observe_spawns(self, hub: Hub) -> None:
-        async with hub.db() as session:
+    async def _observe_spawns(self, source: HasStorage) -> None:
+        async with source.storage.session() as session:
             spawns = list(
                 (
                     await session.execute(
@@ -117,8 +123,8 @@ class Metrics:
                 )
         self._last_spawn_id = max(ids)
 
-    async def render(self, hub: Hub) -> bytes:
-        async with hub.db() as session:
+    async def render(self, source: HasStorage) -> bytes:
+        async with source.storage.session() as session:
             counts = dict(
                 (await session.execute(select(Server.status, func.count()).group_by(Server.status))).all()
             )
@@ -126,5 +132,5 @@ class Metrics:
         self.pending.set(counts.get(ServerStatus.STARTING, 0))
         # queued rows in the DB cover every hub process (the in-memory queue only this one)
         self.queue.set(counts.get(ServerStatus.QUEUED, 0))
-        await self._observe_spawns(hub)
+        await self._observe_spawns(source)
         return generate_latest(self.registry)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from hubkit.api import progress as progress_api
-from hubkit.api import servers as servers_api
+from hubkit.services import servers as servers_service
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -21,7 +21,7 @@ def hub_settings(tmp_path):
 
 
 async def test_slow_spawn_202_then_stream_with_keepalive(client, hub, admin_headers, monkeypatch):
-    monkeypatch.setattr(servers_api, "SLOW_SPAWN_TIMEOUT", 0.05)
+    monkeypatch.setattr(servers_service, "SLOW_SPAWN_TIMEOUT", 0.05)
     await client.post("/hub/api/users/alice", headers=admin_headers)
     r = await client.post("/hub/api/users/alice/server", headers=admin_headers)
     assert r.status_code == 202 and r.content == b""

@@ -1,107 +1,77 @@
-"""Shared API plumbing: JSON errors, bounded JSON bodies, scope checks, and error mapping.
+"""What every REST handler shares: the caller, the JSON body, query arguments, and JupyterHub's error shape.
 
-Handlers raise :class:`APIError` (or hubkit's typed errors) and the ``endpoint`` decorator turns them into
-JupyterHub's error shape ``{"status": n, "message": "..."}``.
+Handlers parse, call one service, and render. Services raise the hub's own errors; the :func:`endpoint`
+decorator turns them into ``{"status": n, "message": "..."}`` with the status from :mod:`hubkit.web.errors`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.responses import Response
 
 from .. import inputs
-from ..auth import scopes as sc
-from ..auth.identity import Identity, resolve
-from ..errors import Conflict, HubkitError, InvalidOptions, LimitReached, NotFound
-from ..web import xsrf
+from ..auth.identity import Identity
+from ..errors import BadRequest
+from ..services import access
+from ..services.context import ServiceContext
+from ..web.caller import authenticated
+from ..web.context import web_of
+from ..web.errors import HANDLED, Handler, answering, headers_of, json_error, status_of
 from .requestschema import body_schema, check_query, validate
 
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
-
 log = logging.getLogger("hubkit.api")
-Handler = Callable[[Request], Awaitable[Response]]
+MAX_INT_ARG = 2**53  # beyond this a value is not a sensible offset/limit and would overflow SQL integers
 
 
-class APIError(Exception):
-    def __init__(
-        self, status: int, message: str | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+def _json_answer(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):
+        # the client went away while sending its body: nobody is there to read an answer or a traceback
+        log.debug("%s %s: client disconnected mid-body", request.method, request.url.path)
+        return json_error(400, "Client disconnected")
+    if isinstance(exc, IntegrityError):
+        # two requests created the same thing at once; the other one won (see storage/races.py)
+        log.info("%s %s lost a create race", request.method, request.url.path)
+        return json_error(409, "A concurrent request changed this resource first; it exists now")
+    return json_error(status_of(exc), str(exc), headers_of(exc))
 
 
-class JSONResponse(_StarletteJSON):
-    """Every JSON answer of the hub: rendering cannot fail on stored text (see :func:`inputs.json_bytes`)."""
+def _query_checked(func: Handler) -> Handler:
+    """Query parameters must match the operation's documented ones (:mod:`.requestschema`)."""
 
-    def render(self, content: Any) -> bytes:
-        return inputs.json_bytes(content)
+    async def check(request: Request) -> Response:
+        template = getattr(request.scope.get("route"), "path", None)
+        if template is not None and request.query_params:
+            check_query(web_of(request).urls.api_prefix, template, request.method, request.query_params)
+        return await func(request)
 
-
-class BodyTooLarge(Exception):
-    """Raised by the body-limit middleware's receive wrapper; answered with 413."""
-
-
-def hub_of(request: Request) -> Hub:
-    return request.app.state.hub  # type: ignore[no-any-return]
-
-
-def error_response(status: int, message: str | None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"status": status, "message": message}, status_code=status, headers=headers)
-
-
-def _map(exc: Exception) -> APIError:
-    from ..services.users import InvalidName
-
-    if isinstance(exc, APIError):
-        return exc
-    if isinstance(exc, NotFound):
-        return APIError(404, str(exc))
-    if isinstance(exc, Conflict):
-        return APIError(409, str(exc))
-    if isinstance(exc, InvalidName | InvalidOptions | sc.ScopeError | inputs.BadInput):
-        return APIError(400, str(exc))
-    if isinstance(exc, LimitReached):
-        return APIError(400, str(exc))
-    if isinstance(exc, xsrf.XSRFError):
-        return APIError(403, exc.reason)
-    if isinstance(exc, HubkitError):
-        return APIError(400, str(exc))
-    raise exc
+    return check
 
 
 def endpoint(func: Handler) -> Handler:
-    @functools.wraps(func)
-    async def wrapper(request: Request) -> Response:
-        try:
-            template = getattr(request.scope.get("route"), "path", None)
-            if template is not None and request.query_params:
-                from ..auth.sessions import hub_prefix
+    """A REST handler: query parameters checked against the API document, the hub's errors answered in
+    JupyterHub's JSON error shape."""
+    return answering((*HANDLED, IntegrityError, ClientDisconnect), _json_answer)(functools.wraps(func)(_query_checked(func)))
 
-                check_query(hub_prefix(hub_of(request)) + "api", template, request.method, request.query_params)
-            return await func(request)
-        except (APIError, HubkitError, sc.ScopeError, xsrf.XSRFError) as exc:
-            err = _map(exc)
-            return error_response(err.status, err.message, err.headers)
-        except ClientDisconnect:
-            # the client went away while sending its body: nobody is there to read an answer or a traceback
-            log.debug("%s %s: client disconnected mid-body", request.method, request.url.path)
-            return error_response(400, "Client disconnected")
-        except IntegrityError:
-            # two requests created the same thing at once; the other one won (see storage/races.py)
-            log.info("%s %s lost a create race", request.method, request.url.path)
-            return error_response(409, "A concurrent request changed this resource first; it exists now")
 
-    return wrapper
+def services(request: Request) -> ServiceContext:
+    return web_of(request).services
+
+
+async def caller(request: Request, *, needs: tuple[str, ...] = ()) -> tuple[ServiceContext, Identity]:
+    """The services and the authenticated caller (403 without credentials; XSRF rules for cookies).
+
+    ``needs``: scopes the caller must hold one of (with any filter) before the handler reads the body; the
+    service still checks them against the resource."""
+    who = await authenticated(request, request.method)
+    if needs:
+        access.require(who, needs)
+    return services(request), who
 
 
 async def read_json(
@@ -115,85 +85,23 @@ async def read_json(
     template = getattr(request.scope.get("route"), "path", None)
     schema, required = None, False
     if template is not None:
-        from ..auth.sessions import hub_prefix
-
-        schema, required = body_schema(hub_prefix(hub_of(request)) + "api", template, request.method)
+        schema, required = body_schema(web_of(request).urls.api_prefix, template, request.method)
     if not body.strip():
         if required:
-            raise APIError(400, "This request needs a JSON body")
+            raise BadRequest("This request needs a JSON body")
         return default
     if ctype and ctype not in ("application/json", "text/plain") and not ctype.endswith("+json"):
-        raise APIError(400, f"Unsupported content type {ctype!r}; send application/json")
+        raise BadRequest(f"Unsupported content type {ctype!r}; send application/json")
     data = inputs.loads(body)
     if not isinstance(data, kind):
-        raise APIError(400, f"Request body must be a JSON {'object' if kind is dict else kind.__name__}")
+        raise BadRequest(f"Request body must be a JSON {'object' if kind is dict else kind.__name__}")
     if allowed is not None and isinstance(data, dict):
         unknown = sorted(set(data) - set(allowed))
         if unknown:
-            raise APIError(400, f"Invalid JSON keys: {unknown[:10]}")
+            raise BadRequest(f"Invalid JSON keys: {unknown[:10]}")
     if schema is not None:
         validate(schema, data)
     return data
-
-
-async def identity(request: Request) -> Identity | None:
-    return await resolve(hub_of(request), request)
-
-
-async def authed(request: Request) -> Identity:
-    """The caller, or 403. Cookie-authenticated unsafe requests must also pass the XSRF checks."""
-    ident = await identity(request)
-    if ident is None:
-        raise APIError(403, "Missing or invalid credentials.")
-    if ident.via == "cookie":
-        if request.method in xsrf.UNSAFE:
-            xsrf.check(hub_of(request), request, request.headers.get("x-xsrftoken"))
-        else:
-            site = request.headers.get("sec-fetch-site")
-            if site is not None and site not in ("same-origin", "none"):
-                raise APIError(403, "cross-site API request refused")
-    return ident
-
-
-def _need(names: tuple[str, ...]) -> APIError:
-    return APIError(403, f"Action is not authorized with current scopes; requires any of {list(names)}")
-
-
-def check(
-    ident: Identity,
-    names: tuple[str, ...],
-    *,
-    user: str | None = None,
-    server: str | None = None,
-    user_groups: Iterable[str] = (),
-    group: str | None = None,
-    service: str | None = None,
-) -> None:
-    """Caller must hold one of ``names``; if it does only with a filter that excludes the resource → 404."""
-    if not sc.has_any(ident.scopes, names):
-        raise _need(names)
-    if user is None and group is None and service is None:
-        return
-    groups = tuple(user_groups)
-    for n in names:
-        if sc.allows(
-            ident.scopes, n, user=user, server=server, user_groups=groups, group=group, service=service
-        ):
-            return
-    raise APIError(404, "No access to resources or resources not found")
-
-
-async def require(request: Request, *names: str, **resource: Any) -> Identity:
-    ident = await authed(request)
-    check(ident, names, **resource)
-    return ident
-
-
-def has(ident: Identity, name: str, **kw: Any) -> bool:
-    return sc.allows(ident.scopes, name, **kw)
-
-
-MAX_INT_ARG = 2**53  # beyond this a value is not a sensible offset/limit and would overflow SQL integers
 
 
 def int_arg(request: Request, name: str, default: int | None) -> int | None:
@@ -203,9 +111,9 @@ def int_arg(request: Request, name: str, default: int | None) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise APIError(400, f"{name} must be an integer, not {raw[:32]!r}") from None
+        raise BadRequest(f"{name} must be an integer, not {raw[:32]!r}") from None
     if abs(value) > MAX_INT_ARG:
-        raise APIError(400, f"{name} is out of range")
+        raise BadRequest(f"{name} is out of range")
     return value
 
 

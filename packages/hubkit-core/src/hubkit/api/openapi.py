@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
 from ..auth.tokens import MAX_EXPIRES_IN
-from .base import JSONResponse
+from ..web.errors import JSONResponse
 
 # What a user, group, server or service name may not contain (hubkit.services.users.check_name): control and
 # invisible characters, Unicode spaces, URL metacharacters, private-use and surrogate code points, and a leading

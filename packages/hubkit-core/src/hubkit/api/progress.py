@@ -4,60 +4,37 @@
 from __future__ import annotations
 
 import asyncio
-import html
+import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..interfaces import ProgressEvent
-from ..storage.orm import ServerStatus
-from .base import APIError, endpoint, hub_of
-from .servers import _load, _names
-
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
+from ..services import servers
+from ..services.views import event_json, ready_event
+from ..spawn.engine import SpawnEngine
+from .base import caller, endpoint
 
 KEEPALIVE = 8.0
 
 
-def ready_event(url: str) -> dict[str, Any]:
-    return {
-        "progress": 100,
-        "ready": True,
-        "message": f"Server ready at {url}",
-        "html_message": f'Server ready at <a href="{html.escape(url)}">{html.escape(url)}</a>',
-        "url": url,
-        "phase": "ready",
-    }
-
-
-def event_json(ev: ProgressEvent, url: str) -> dict[str, Any]:
-    if ev.ready:
-        return ready_event(url)
-    out: dict[str, Any]
-    if ev.failed:
-        msg = ev.message if ev.message.startswith("Spawn failed") else f"Spawn failed: {ev.message}"
-        out = {"progress": 100, "failed": True, "message": msg}
-    else:
-        out = {"progress": ev.progress if ev.progress is not None else 0, "message": ev.message}
-    out["phase"] = str(ev.phase)
-    if ev.reason_code:
-        out["reason_code"] = ev.reason_code
-    if ev.queue_position is not None:
-        out["queue_position"] = ev.queue_position
-    return out
+class HasSpawns(Protocol):
+    @property
+    def spawns(self) -> SpawnEngine: ...
 
 
 def _sse(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data)}\n\n".encode()
 
 
-async def stream(hub: Hub, spawn_id: int, url: str, *, keepalive: float = KEEPALIVE) -> AsyncIterator[bytes]:
-    it = hub.spawns.events(spawn_id).__aiter__()
+async def stream(
+    source: HasSpawns, spawn_id: int, url: str, *, keepalive: float = KEEPALIVE
+) -> AsyncIterator[bytes]:
+    it = source.spawns.events(spawn_id).__aiter__()
     pending: asyncio.Task[tuple[int, ProgressEvent]] | None = None
     try:
         while True:
@@ -80,10 +57,8 @@ async def stream(hub: Hub, spawn_id: int, url: str, *, keepalive: float = KEEPAL
             pending.cancel()
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await aclose()
-            except Exception:
-                pass
 
 
 async def _single(data: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -100,18 +75,14 @@ def sse_response(body: AsyncIterator[bytes]) -> Response:
 
 @endpoint
 async def progress(request: Request) -> Response:
-    hub = hub_of(request)
-    _, user, server = await _load(request, ("read:servers",))
-    _, server_name = _names(request)
-    if server is None:
-        raise APIError(404, "No such server")
-    url = hub.server_url(user.name, server_name)
-    spawn_id = await hub.spawns.latest_spawn_id(user.name, server_name)
-    if server.status == ServerStatus.RUNNING:
-        return sse_response(_single(ready_event(url)))
-    if spawn_id is None:
-        raise APIError(400, f"{user.name}'s server {server_name!r} is not starting")
-    return sse_response(stream(hub, spawn_id, url))
+    ctx, who = await caller(request)
+    ref = await servers.load(
+        ctx, who, request.path_params["name"], request.path_params.get("server_name", ""), ("read:servers",)
+    )
+    state = await servers.progress(ctx, ref)
+    if state.ready or state.spawn_id is None:
+        return sse_response(_single(ready_event(state.url)))
+    return sse_response(stream(ctx, state.spawn_id, state.url))
 
 
 def routes(api: str) -> list[Route]:

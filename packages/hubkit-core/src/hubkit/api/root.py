@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import platform
-import sys
-from dataclasses import replace
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
-from ..auth import scopes as sc
-from ..storage.orm import Service, User
-from .base import APIError, JSONResponse, authed, endpoint, hub_of, require
-from .models import service_model, user_model
+from ..services import system, users
+from ..web.errors import JSONResponse
+from .base import caller, endpoint
 from .pagination import page_args, wrap
 
 
@@ -32,86 +24,36 @@ async def health(request: Request) -> Response:
     return Response(status_code=200)
 
 
-def _class_of(obj: object) -> dict[str, str]:
-    cls = type(obj)
-    mod = sys.modules.get(cls.__module__.split(".")[0])
-    return {
-        "class": f"{cls.__module__}.{cls.__qualname__}",
-        "version": str(getattr(mod, "__version__", "unknown")),
-    }
-
-
 @endpoint
 async def info(request: Request) -> Response:
-    hub = hub_of(request)
-    await require(request, "read:hub")
-    return JSONResponse(
-        {
-            "version": JUPYTERHUB_COMPAT_VERSION,
-            "hubkit_version": __version__,
-            "python": platform.python_version(),
-            "sys_executable": sys.executable,
-            "spawner": _class_of(hub.spawner),
-            "authenticator": _class_of(hub.authenticator),
-            "proxy": _class_of(hub.proxy),
-        }
-    )
+    ctx, who = await caller(request)
+    return JSONResponse(system.hub_info(ctx, who))
 
 
 @endpoint
 async def whoami(request: Request) -> Response:
-    """Any valid token may ask who it is; the identify scopes are added on the fly (JupyterHub B6)."""
-    hub = hub_of(request)
-    ident = await authed(request)
-    scopes = {k: set(v) for k, v in ident.scopes.items()}
-    if ident.kind == "user":
-        for name, filters in sc.expand(sc.IDENTIFY, owner=ident.name).items():
-            scopes.setdefault(name, set()).update(filters)
-    view = replace(ident, scopes=scopes)
-    model: dict[str, Any]
-    async with hub.db() as session:
-        if ident.kind == "user":
-            user = (
-                await session.execute(
-                    select(User)
-                    .where(User.id == ident.id)
-                    .options(selectinload(User.servers), selectinload(User.groups))
-                )
-            ).scalar_one_or_none()
-            if user is None:
-                raise APIError(403, "Missing or invalid credentials.")
-            model = user_model(hub, user, view)
-        else:
-            svc = await session.get(Service, ident.id)
-            if svc is None:
-                raise APIError(403, "Missing or invalid credentials.")
-            model = service_model(svc)
-    model["token_id"] = f"a{ident.token_id}" if ident.token_id is not None else None
-    model["session_id"] = ident.session_id
-    model["scopes"] = sc.flatten(scopes)
-    return JSONResponse(model)
+    """Any valid token may ask who it is (JupyterHub B6)."""
+    ctx, who = await caller(request)
+    return JSONResponse(await users.whoami(ctx, who))
 
 
 @endpoint
 async def get_proxy(request: Request) -> Response:
-    hub = hub_of(request)
-    await require(request, "proxy")
+    ctx, who = await caller(request)
     page = page_args(request)
-    routes = await hub.proxy.get_routes()
+    routes = await system.proxy_table(ctx, who)
     keys = sorted(routes)
-    total = len(keys)
     chunk = keys[page.offset : page.offset + page.limit]
     items = {k: {"routespec": k, "target": routes[k].target, "data": dict(routes[k].data)} for k in chunk}
     if page.envelope:
-        return JSONResponse(wrap(request, page, items, total))  # type: ignore[arg-type]
+        return JSONResponse(wrap(request, page, items, len(keys)))  # type: ignore[arg-type]
     return JSONResponse(items)
 
 
 @endpoint
 async def post_proxy(request: Request) -> Response:
-    hub = hub_of(request)
-    await require(request, "proxy")
-    await hub.routes.reconcile()
+    ctx, who = await caller(request)
+    await system.reconcile_routes(ctx, who)
     return Response(status_code=200)
 
 

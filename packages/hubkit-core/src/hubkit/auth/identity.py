@@ -1,7 +1,10 @@
-"""Who is calling: resolve a request's token header or hub session cookie to an :class:`Identity`.
+"""Who is calling: a token or a hub login session resolved to an :class:`Identity`.
 
-The result is a plain value object (no ORM rows escape), cached on the request, so handlers can open their
-own DB sessions freely.
+The result is a plain value object (no ORM rows escape), so handlers can open their own DB sessions freely.
+Reading the token header and the session cookie off a request is the web layer's job
+(:mod:`hubkit.web.caller`); this module only needs the secret or the session. Token resolution runs on every
+API request: a per-token cache (with invalidation on revocation, expiry and role changes) would go in
+:func:`from_token`.
 """
 
 from __future__ import annotations
@@ -9,20 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import noload, selectinload
-from starlette.requests import HTTPConnection
 
+from ..storage.access import Storage
 from ..storage.orm import APIToken, Server, Service, User
 from . import scopes as sc
 from .jupyterhub_tokens import find_imported
-from .sessions import read_session
+from .sessions import Session
 from .tokens import hash_secret
-
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
 
 TOKEN_ACTIVITY_RESOLUTION = timedelta(minutes=5)
 _AUTH_RE = re.compile(r"^\s*(token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
@@ -43,15 +42,15 @@ class Identity:
     oauth_client: str | None = None
 
 
-def header_token(conn: HTTPConnection) -> str | None:
-    raw = conn.headers.get("authorization")
+def header_token(raw: str | None) -> str | None:
+    """The secret of an ``Authorization: token ...`` (or ``bearer``) header; ``""`` for a malformed one."""
     if not raw:
         return None
     m = _AUTH_RE.match(raw)
     return m.group(2) if m else ""
 
 
-async def _user_identity(hub: Hub, session_id: str | None, user: User, **kw: object) -> Identity:
+def _user_identity(session_id: str | None, user: User, **kw: object) -> Identity:
     return Identity(
         kind="user",
         name=user.name,
@@ -64,7 +63,7 @@ async def _user_identity(hub: Hub, session_id: str | None, user: User, **kw: obj
     )
 
 
-async def from_token(hub: Hub, secret: str) -> Identity | None:
+async def from_token(storage: Storage, secret: str) -> Identity | None:
     """One indexed query for the token with its owner's name/admin flag (and the server's name for server
     tokens): this runs on every API request, so it avoids loading ORM objects."""
     if not secret or len(secret) > 256:
@@ -88,7 +87,7 @@ async def from_token(hub: Hub, secret: str) -> Identity | None:
         .outerjoin(User, User.id == APIToken.user_id)
         .outerjoin(Server, Server.id == APIToken.server_id)
     )
-    async with hub.db() as session:
+    async with storage.session() as session:
         row = (await session.execute(query.where(APIToken.hashed == hash_secret(secret)))).one_or_none()
         if row is None:
             # not one of hubkit's own: perhaps a token imported from JupyterHub (its hash, by prefix)
@@ -145,11 +144,9 @@ async def from_token(hub: Hub, secret: str) -> Identity | None:
     return None
 
 
-async def from_cookie(hub: Hub, conn: HTTPConnection) -> Identity | None:
-    sess = read_session(hub, conn)
-    if sess is None:
-        return None
-    async with hub.db() as session:
+async def from_session(storage: Storage, sess: Session) -> Identity | None:
+    """The user of a login session, if the user still exists and has not ended all sessions since."""
+    async with storage.session() as session:
         user = (
             await session.execute(
                 select(User)
@@ -159,21 +156,4 @@ async def from_cookie(hub: Hub, conn: HTTPConnection) -> Identity | None:
         ).scalar_one_or_none()
         if user is None or user.cookie_id != sess.cookie_id:
             return None
-        return await _user_identity(hub, sess.session_id, user, via="cookie")
-
-
-async def resolve(hub: Hub, conn: HTTPConnection, *, allow_cookie: bool = True) -> Identity | None:
-    """Token header first (an invalid header means anonymous, never a cookie fallback), then the cookie."""
-    cached = conn.scope.get("hubkit.identity", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
-    secret = header_token(conn)
-    ident: Identity | None
-    if secret is not None:
-        ident = await from_token(hub, secret) if secret else None
-    elif allow_cookie:
-        ident = await from_cookie(hub, conn)
-    else:
-        ident = None
-    conn.scope["hubkit.identity"] = ident
-    return ident
+        return _user_identity(sess.session_id, user, via="cookie")

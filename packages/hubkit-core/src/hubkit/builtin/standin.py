@@ -50,11 +50,17 @@ from ..interfaces import (
 )
 from ..plugins import hookimpl
 from ..plugins.registry import BackendRegistry, HubInfo
+from .standin_servers import (
+    CONTROL,
+    SERVER_MODULE,
+    Listener,
+    labelled_processes,
+    proc_start_time,
+    request,
+)
 
 Behaviour = Literal["ok", "raise", "crash", "hang", "hang-http"]
 BEHAVIOURS = ("ok", "raise", "crash", "hang", "hang-http")
-SERVER_MODULE = "hubkit.builtin.tiny_server"
-CONTROL = "/.stand-in/"
 
 
 class StandInConfig(BaseModel):
@@ -74,111 +80,6 @@ class StandInConfig(BaseModel):
     )
 
 
-# ------------------------------------------------------------------------------------------------ in-process
-
-
-PROBE_TIMEOUT = 2.0
-
-
-async def _request(port: int, method: str, path: str, hub: str) -> tuple[int, bytes]:
-    """One HTTP/1.0 request to 127.0.0.1:port (a probe: no client library needed)."""
-    async with asyncio.timeout(PROBE_TIMEOUT):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(f"{method} {path} HTTP/1.0\r\nX-Stand-In-Hub: {hub}\r\n\r\n".encode())
-            await writer.drain()
-            raw = await reader.read()
-        finally:
-            writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1]) if head.count(b" ") >= 1 else 0
-    return status, body
-
-
-class _Listener:
-    """One in-process user server: answers its prefix, its identity, and a stop request from its hub."""
-
-    def __init__(self, prefix: str, hub: str) -> None:
-        self.prefix = prefix
-        self.hub = hub
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-    def serving(self) -> bool:
-        return self.server is not None and self.server.is_serving()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await reader.readuntil(b"\r\n\r\n")
-            line, _, headers = request.partition(b"\r\n")
-            parts = line.decode("latin-1").split(" ")
-            method, path = (parts[0], parts[1]) if len(parts) >= 2 else ("GET", "/")
-            status, body = b"404 Not Found", b"not found"
-            if path == CONTROL + "identity":
-                status, body = b"200 OK", json.dumps({"hub": self.hub, "prefix": self.prefix}).encode()
-            elif path == CONTROL + "stop" and method == "POST":
-                if f"x-stand-in-hub: {self.hub}".encode() in headers.lower():
-                    status, body = b"202 Accepted", b"stopping"
-                    self.close()
-                else:
-                    status, body = b"403 Forbidden", b"not your server"
-            elif path.startswith(self.prefix):
-                status, body = b"200 OK", b'{"version": "test"}'
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-
-
-# ------------------------------------------------------------------------------------------------ processes
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: tells a reused pid from ours. ``None`` when gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return fields[19]
-
-
-def labelled_processes(hub: str) -> dict[str, int]:
-    """``instance -> pid`` of every live tiny server carrying this hub's label on its command line."""
-    want = f"--hub={hub}".encode()
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if SERVER_MODULE.encode() not in argv or want not in argv:
-            continue
-        pid = int(entry.name)
-        if _proc_start_time(pid) is None:
-            continue
-        for arg in argv:
-            if arg.startswith(b"--instance="):
-                found[arg.split(b"=", 1)[1].decode()] = pid
-    return found
-
-
 class StandInSpawner:
     def __init__(self, config: StandInConfig, hub: HubInfo) -> None:
         self.config = config
@@ -190,7 +91,7 @@ class StandInSpawner:
         self.started = 0
         self.dir = Path(hub.data_dir) / "stand-in"
         self._index = self.dir / f"{hub.hub_id}-listeners"
-        self._listeners: dict[int, _Listener] = {}  # port -> in-process server started by this instance
+        self._listeners: dict[int, Listener] = {}  # port -> in-process server started by this instance
         self._silent: dict[int, socket.socket] = {}  # hang-http: bound sockets that never answer
         self._children: dict[int, asyncio.subprocess.Process] = {}
 
@@ -247,7 +148,7 @@ class StandInSpawner:
             self._silent[port] = sock
             state = {"mode": "inprocess", "port": port, "hang": True}
             return StartResult(Endpoint(f"http://127.0.0.1:{port}"), state)
-        listener = _Listener(spec.url_prefix, self.label)
+        listener = Listener(spec.url_prefix, self.label)
         port = await listener.start()
         self._listeners[port] = listener
         self._remember(port, spec.full_name)
@@ -282,7 +183,7 @@ class StandInSpawner:
         if self.config.kill_hub_after_fork:
             os.kill(os.getpid(), signal.SIGKILL)
         self._children[proc.pid] = proc
-        state = {**state, "pid": proc.pid, "start_time": _proc_start_time(proc.pid)}
+        state = {**state, "pid": proc.pid, "start_time": proc_start_time(proc.pid)}
         await ctx.save_state(state)
         port = await self._wait_port(proc, port_file)
         state = {**state, "port": port}
@@ -312,7 +213,7 @@ class StandInSpawner:
             child = self._children.get(pid)
             if child is not None:
                 return pid if child.returncode is None else None
-            alive = _proc_start_time(pid)
+            alive = proc_start_time(pid)
             return pid if alive is not None and alive == state.get("start_time") else None
         instance = state.get("instance")
         return labelled_processes(self.label).get(str(instance)) if instance else None
@@ -342,7 +243,7 @@ class StandInSpawner:
         if not port:
             return None
         try:
-            status, body = await _request(port, "GET", CONTROL + "identity", self.label)
+            status, body = await request(port, "GET", CONTROL + "identity", self.label)
             identity = json.loads(body) if status == 200 else {}
         except (OSError, TimeoutError, ValueError):
             return None
@@ -368,7 +269,7 @@ class StandInSpawner:
             listener.close()
         elif port and await self._probe(port) is not None:
             with contextlib.suppress(OSError, TimeoutError):
-                await _request(port, "POST", CONTROL + "stop", self.label)  # another hub object's listener
+                await request(port, "POST", CONTROL + "stop", self.label)  # another hub object's listener
         self._forget(port)
 
     async def _stop_process(self, state: JSONDict, *, now: bool) -> None:
@@ -384,7 +285,7 @@ class StandInSpawner:
             await child.wait()
             return
         for _ in range(100):
-            if _proc_start_time(pid) is None:
+            if proc_start_time(pid) is None:
                 return
             await asyncio.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):

@@ -15,13 +15,13 @@ from .policy import Candidate, Decision, decide
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
-    from ..runtime.hub import Hub
+    from ..services.context import ServiceContext
 
 log = logging.getLogger("hubkit.culler")
 
 
-async def candidates(hub: Hub) -> list[Candidate]:
-    async with hub.db() as session:
+async def candidates(ctx: ServiceContext) -> list[Candidate]:
+    async with ctx.storage.session() as session:
         rows = (
             await session.execute(
                 select(Server, User)
@@ -44,18 +44,18 @@ async def candidates(hub: Hub) -> list[Candidate]:
 
 
 async def cull_once(
-    hub: Hub, metrics: Metrics | None = None, *, now: datetime | None = None
+    ctx: ServiceContext, metrics: Metrics | None = None, *, now: datetime | None = None
 ) -> list[Decision]:
     now = now or datetime.now(UTC)
-    cfg = hub.settings.culler
-    decisions = [d for c in await candidates(hub) if (d := decide(cfg, c, now)) is not None]
+    cfg = ctx.settings.culler
+    decisions = [d for c in await candidates(ctx) if (d := decide(cfg, c, now)) is not None]
     sem = asyncio.Semaphore(10)
 
     async def stop(d: Decision) -> None:
         async with sem:
             log.info("culling %s/%s: %s", d.user, d.server, d.detail)
             try:
-                await hub.spawns.stop(d.user, d.server, reason=f"culled: {d.detail}")
+                await ctx.spawns.stop(d.user, d.server, reason=f"culled: {d.detail}")
             except Exception:
                 log.exception("culling %s/%s failed", d.user, d.server)
                 return
@@ -66,11 +66,11 @@ async def cull_once(
     return decisions
 
 
-async def run_forever(hub: Hub, metrics: Metrics | None = None) -> None:
-    every = hub.settings.culler.every
+async def run_forever(ctx: ServiceContext, metrics: Metrics | None = None) -> None:
+    every = ctx.settings.culler.every
     while True:
         await asyncio.sleep(every)
         try:
-            await cull_once(hub, metrics)
+            await cull_once(ctx, metrics)
         except Exception:
             log.exception("culler round failed")

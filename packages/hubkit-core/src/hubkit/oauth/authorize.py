@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..api.base import hub_of
 from ..auth import grants
 from ..auth import scopes as sc
-from ..auth.identity import Identity, resolve
-from ..auth.sessions import hub_prefix
+from ..auth.identity import Identity
 from ..storage.orm import OAuthClient, Server
 from ..web import xsrf
+from ..web.caller import identify
+from ..web.context import web_of
 from ..web.render import error_page, redirect, render
 from .codes import find_client, issue_code
 
@@ -47,10 +47,9 @@ def _back(uri: str, **params: str | None) -> Response:
 
 
 async def _validate(request: Request, ident: Identity) -> Grant:
-    hub = hub_of(request)
     q = request.query_params
     client_id = q.get("client_id", "")
-    async with hub.db() as session:
+    async with web_of(request).services.storage.session() as session:
         client = await find_client(session, client_id)
     if client is None or not client.secret_hash:
         raise Refused(error_page(request, 400, "Invalid client_id: this OAuth client is not registered."))
@@ -97,7 +96,7 @@ async def _validate(request: Request, ident: Identity) -> Grant:
 async def _is_owner(request: Request, ident: Identity, client: OAuthClient) -> bool:
     if client.server_id is None:
         return False
-    async with hub_of(request).db() as session:
+    async with web_of(request).services.storage.session() as session:
         owner = (
             await session.execute(select(Server.user_id).where(Server.id == client.server_id))
         ).scalar_one_or_none()
@@ -105,7 +104,7 @@ async def _is_owner(request: Request, ident: Identity, client: OAuthClient) -> b
 
 
 async def _issue(request: Request, ident: Identity, grant: Grant) -> Response:
-    async with hub_of(request).db() as session:
+    async with web_of(request).services.storage.session() as session:
         code = await issue_code(
             session,
             client=grant.client.identifier,
@@ -121,11 +120,11 @@ async def _issue(request: Request, ident: Identity, grant: Grant) -> Response:
 
 
 async def authorize(request: Request) -> Response:
-    hub = hub_of(request)
-    ident = await resolve(hub, request)
+    web = web_of(request)
+    ident = await identify(request)
     if ident is None or ident.kind != "user" or ident.via != "cookie":
         here = request.url.path + ("?" + request.url.query if request.url.query else "")
-        return redirect(f"{hub_prefix(hub)}login?next={quote(here, safe='')}")
+        return redirect(f"{web.urls.hub_prefix}login?next={quote(here, safe='')}")
     try:
         grant = await _validate(request, ident)
     except Refused as r:
@@ -133,7 +132,7 @@ async def authorize(request: Request) -> Response:
     if request.method == "POST":
         form = await request.form(max_files=0, max_fields=20)
         try:
-            xsrf.check(hub, request, str(form.get("_xsrf", "")))
+            xsrf.check(web, request, str(form.get("_xsrf", "")))
         except xsrf.XSRFError as exc:
             return error_page(request, 403, exc.reason)
         return await _issue(request, ident, grant)

@@ -13,9 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..api.base import BodyTooLarge, JSONResponse, hub_of
 from ..auth.tokens import hash_secret, issue_token
 from ..inputs import encodable
+from ..web.context import web_of
+from ..web.errors import JSONResponse
+from ..web.middleware import BodyTooLarge
 from .codes import find_client, pkce_ok, take_code
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -29,7 +31,7 @@ def oauth_error(status: int, error: str, description: str | None = None) -> JSON
 
 
 async def token(request: Request) -> Response:
-    hub = hub_of(request)
+    ctx = web_of(request).services
     try:
         form = await request.form(max_files=0, max_fields=20)
     except BodyTooLarge:
@@ -43,7 +45,7 @@ async def token(request: Request) -> Response:
         return oauth_error(400, "unsupported_grant_type")
     client_id = fields.get("client_id", "")
     secret = fields.get("client_secret", "")
-    async with hub.db() as session:
+    async with ctx.storage.session() as session:
         client = await find_client(session, client_id)
         if (
             client is None
@@ -64,7 +66,7 @@ async def token(request: Request) -> Response:
                 return oauth_error(400, "invalid_request", "Code verifier required.")
             if not pkce_ok(code.code_challenge, verifier):
                 return oauth_error(400, "invalid_grant")
-        expires_in = int(hub.settings.hub.cookie_max_age_days * 86400)
+        expires_in = int(ctx.settings.hub.cookie_max_age_days * 86400)
         secret_out, _ = await issue_token(
             session,
             user_id=code.user_id,

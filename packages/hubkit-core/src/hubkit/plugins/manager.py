@@ -17,9 +17,8 @@ from types import ModuleType
 
 import pluggy
 
-from .. import hookspecs
 from ..errors import PluginError
-from . import ENTRY_POINT_GROUP, PROJECT
+from . import ENTRY_POINT_GROUP, PROJECT, hookspecs
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "hubkit.builtin.normalize",

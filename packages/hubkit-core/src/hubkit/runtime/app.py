@@ -21,13 +21,15 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..api import activity, auth_state, groups, openapi, progress, root, servers, services, tokens, users
-from ..api.base import BodyTooLarge, error_response
 from ..auth import forwarded
-from ..auth.ratelimit import LoginRateLimiter
-from ..auth.sessions import hub_prefix
+from ..errors import HubkitError
 from ..metrics import Metrics
 from ..oauth import authorize, token
-from ..web.middleware import HubMiddleware
+from ..services import access
+from ..web.caller import authenticated
+from ..web.context import WebContext
+from ..web.errors import json_error, status_of
+from ..web.middleware import BodyTooLarge, HubMiddleware
 from ..web.pages import admin, login, misc
 from ..web.pages import servers as server_pages
 from ..web.pages import tokens as token_pages
@@ -49,24 +51,19 @@ def _plugin_routes(hub: Hub, prefix: str) -> list[BaseRoute]:
 
 
 async def _metrics(request: Request) -> Response:
-    from ..api.base import APIError, require
-
+    web: WebContext = request.app.state.web
     try:
-        await require(request, "read:metrics")
-    except APIError as exc:
-        return error_response(exc.status, exc.message)
-    body = await request.app.state.metrics.render(request.app.state.hub)
+        access.require(await authenticated(request, request.method), ("read:metrics",))
+    except HubkitError as exc:
+        return json_error(status_of(exc), str(exc))
+    body = await web.metrics.render(web.services)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def build_routes(hub: Hub) -> list[BaseRoute]:
-    p = hub_prefix(hub)
-    api = p + "api"
-    base = (
-        hub.settings.hub.base_url
-        if hub.settings.hub.base_url.endswith("/")
-        else hub.settings.hub.base_url + "/"
-    )
+    p = hub.urls.hub_prefix
+    api = hub.urls.api_prefix
+    base = hub.urls.base_url
     routes: list[BaseRoute] = []
     for mod in (
         root,
@@ -103,7 +100,7 @@ def _allowed_methods(routes: list[BaseRoute], request: Request) -> list[str]:
 
 
 def _is_api(hub: Hub, request: Request) -> bool:
-    return request.url.path.startswith(hub_prefix(hub) + "api")
+    return request.url.path.startswith(hub.urls.api_prefix)
 
 
 def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
@@ -119,7 +116,7 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
 
             from ..culler.loop import run_forever
 
-            culler_task = asyncio.create_task(run_forever(hub, metrics), name="hubkit-culler")
+            culler_task = asyncio.create_task(run_forever(hub.services, metrics), name="hubkit-culler")
         try:
             yield
         finally:
@@ -136,7 +133,7 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
             headers["Allow"] = ", ".join(_allowed_methods(request.app.routes, request))
         if _is_api(hub, request):
             detail = exc.detail if exc.status_code != 404 else "Not found"
-            return error_response(exc.status_code, detail, headers)
+            return json_error(exc.status_code, detail, headers)
         resp = error_page(
             request,
             exc.status_code,
@@ -148,13 +145,13 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
     async def too_large(request: Request, exc: Exception) -> Response:
         message = f"Request body larger than {hub.settings.hub.max_body_bytes} bytes"
         if _is_api(hub, request):
-            return error_response(413, message)
+            return json_error(413, message)
         return error_page(request, 413, message)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         if _is_api(hub, request):
-            return error_response(500, "Internal server error")
+            return json_error(500, "Internal server error")
         return error_page(request, 500, "Something went wrong on the hub; the error has been logged.")
 
     app = Starlette(
@@ -162,7 +159,7 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
         middleware=[
             Middleware(
                 HubMiddleware,  # type: ignore[arg-type]
-                api_prefix=hub_prefix(hub) + "api",
+                api_prefix=hub.urls.api_prefix,
                 max_body=hub.settings.hub.max_body_bytes,
                 metrics=metrics,
             )
@@ -170,13 +167,11 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error, BodyTooLarge: too_large, Exception: server_error},
         lifespan=lifespan,
     )
+    trusted = forwarded.default_trusted(hub.settings)
+    app.state.web = WebContext(hub.services, hub.cookie_secret, metrics, trusted)
     app.state.hub = hub
-    app.state.api_prefix = hub_prefix(hub) + "api"
+    app.state.api_prefix = hub.urls.api_prefix
     app.state.metrics = metrics
-    app.state.trusted_proxies = forwarded.default_trusted(hub.settings)
-    app.state.limiter = LoginRateLimiter(
-        hub.settings.hub.login_rate_limit,
-        hub.settings.hub.login_rate_window_seconds,
-        per_address=hub.settings.hub.login_rate_limit_per_address,
-    )
+    app.state.trusted_proxies = trusted
+    app.state.limiter = hub.services.limiter
     return app

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ..auth.ratelimit import LoginRateLimiter
 from ..builtin.allow_list import AllowList
 from ..config.models import Settings
 from ..errors import HubkitError, PluginError
@@ -26,6 +27,7 @@ from ..plugins.hooks import Hooks, Registries, collect_registries
 from ..plugins.manager import PluginHost, build_plugin_manager
 from ..plugins.registry import HubInfo
 from ..routing.reconcile import RouteReconciler
+from ..services.context import ServiceContext
 from ..spawn import adopt, poller
 from ..spawn.engine import SpawnEngine
 from ..spawn.parts import SpawnParts, SpawnPolicy
@@ -83,6 +85,7 @@ class Hub:
     spawns: SpawnEngine
     routes: RouteReconciler
     cookie_secret: bytes
+    services: ServiceContext
     adoption: adopt.AdoptReport = field(default_factory=adopt.AdoptReport)
     duties: Duties = field(default_factory=Duties)
     started: bool = False
@@ -126,6 +129,22 @@ class Hub:
             storage,
             SpawnParts(backend=spawner, hooks=hooks, routes=routes, urls=urls, authenticator=authenticator),
         )
+        services = ServiceContext(
+            settings=settings,
+            storage=storage,
+            hooks=hooks,
+            spawns=spawns,
+            authenticator=authenticator,
+            spawner=spawner,
+            proxy=proxy,
+            routes=routes,
+            urls=urls,
+            limiter=LoginRateLimiter(
+                settings.hub.login_rate_limit,
+                settings.hub.login_rate_window_seconds,
+                per_address=settings.hub.login_rate_limit_per_address,
+            ),
+        )
         return cls(
             settings=settings,
             info=info,
@@ -140,6 +159,7 @@ class Hub:
             spawns=spawns,
             routes=routes,
             cookie_secret=cookie_secret,
+            services=services,
         )
 
     @property

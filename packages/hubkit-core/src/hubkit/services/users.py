@@ -1,97 +1,45 @@
-"""Create, rename and delete users and groups; the one place that knows the naming rules.
+"""Users: list, create, read, change, rename and delete, for the REST API, the admin page and the CLI.
 
 Deleting a user stops their servers through the spawn engine first, so no process or route is orphaned.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-import unicodedata
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
-from ..errors import Conflict, HubkitError, NotFound
+from ..auth import scopes as sc
+from ..auth.identity import Identity
+from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..interfaces import UserInfo
-from ..storage.orm import APIToken, Group, ServerStatus, User
+from ..storage.orm import APIToken, Group, Server, ServerStatus, Service, User
+from . import access, userrows, views
+from .access import HIDDEN
+from .context import ServiceContext
+from .names import check_name
+from .names import normalize as _normalize
 
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
-
-MAX_NAME = 255
-# no slashes, backslashes, URL metacharacters, whitespace or control characters
-_NAME_RE = re.compile(r"^[^\x00-\x20\x7f-\x9f/\\?#%&\"'<>`]+$")
-
-
-# Unicode spaces, line/paragraph separators, control and format characters (zero-width space, BOM, U+202E),
-# private-use, surrogate and unassigned code points: invisible or unstable in a name.
-_REFUSED_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Cn"}
-
-
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): code points that render as nothing. Many
-# are format characters (refused by category above), but some are letters or marks (the Hangul fillers, variation
-# selectors, U+034F), which NFKC keeps. U+2800 BRAILLE PATTERN BLANK is not ignorable but shows as a blank.
-_INVISIBLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x2800, 0x2800),
-    (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
-    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
-)  # fmt: skip
+READ_USER = (
+    "read:users",
+    "read:users:name",
+    "read:servers",
+    "read:users:groups",
+    "read:users:activity",
+    "read:roles:users",
+)
+STATES = ("active", "ready", "inactive")
+SORTS = {"id": User.id, "name": User.name, "last_activity": User.last_activity, "created": User.created}
 
 
-def _invisible(ch: str) -> bool:
-    cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _INVISIBLE)
-
-
-class InvalidName(HubkitError):
-    """A user, group or server name that could not appear safely in a URL path."""
-
-
-def _char(ch: str) -> str:
-    return f"U+{ord(ch):04X} {unicodedata.name(ch, '(unnamed)')}"
-
-
-def check_name(name: object, *, what: str = "user name") -> str:
-    if not isinstance(name, str) or not name:
-        raise InvalidName(f"{what} must be a non-empty string")
-    if len(name) > MAX_NAME:
-        raise InvalidName(f"{what} is longer than {MAX_NAME} characters")
-    if name in (".", "..") or name.startswith(".") or not _NAME_RE.match(name):
-        raise InvalidName(
-            f"invalid {what} {name[:64]!r}: no slashes, spaces, control characters, URL metacharacters "
-            "or leading dot"
-        )
-    for ch in name:
-        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch == "\ufffd" or _invisible(ch):
-            raise InvalidName(f"invalid {what}: it contains {_char(ch)}, an invisible or unusable character")
-    if unicodedata.normalize("NFKC", name) != unicodedata.normalize("NFC", name):
-        odd = next(c for c in name if unicodedata.normalize("NFKC", c) != c)
-        raise InvalidName(
-            f"invalid {what}: {_char(odd)} is a compatibility form of another character (full-width letters, "
-            "ligatures, superscripts...): names made of them would look like other names"
-        )
-    return name
-
-
-def canonical_name(name: str, *, lower: bool = True) -> str:
-    """NFC (so ``e`` + combining acute and ``é`` are one name) and, by default, lower case (as JupyterHub's
-    ``normalize_username``), then the rules of :func:`check_name`: look-alike names cannot coexist."""
-    name = unicodedata.normalize("NFC", name.strip())
-    if lower:
-        name = unicodedata.normalize("NFC", name.lower())
-    return check_name(name)
-
-
-async def normalize(hub: Hub, raw: str) -> str:
-    """A user name as typed or as an identity provider sent it, made canonical: plugins first (e.g. map an
-    e-mail address to an account), then the core's rule (``[auth] normalize_usernames``)."""
-    name = await hub.hooks.normalize_username(raw)
-    return canonical_name(name, lower=hub.settings.auth.normalize_usernames)
+async def normalize(ctx: ServiceContext, raw: str) -> str:
+    return await _normalize(ctx.hooks, raw, lower=ctx.settings.auth.normalize_usernames)
 
 
 def info(user: User) -> UserInfo:
@@ -113,29 +61,218 @@ def new_user(name: str, *, admin: bool = False) -> User:
     return User(name=check_name(name), admin=admin, cookie_id=secrets.token_hex(16), servers=[], groups=[])
 
 
-async def create_users(
-    hub: Hub, session: AsyncSession, names: Iterable[str], *, admin: bool = False
-) -> list[User]:
+def auth_state_of(ctx: ServiceContext, user: User) -> Any:
+    """The decrypted auth state, or ``None`` without keys or when the keys cannot open it."""
+    if not ctx.crypt.enabled:
+        return None
+    try:
+        return user.auth_state
+    except RuntimeError:
+        return None
+
+
+# ---- creating -----------------------------------------------------------------------------------------------
+
+
+async def create_users(ctx: ServiceContext, names: Iterable[str], *, admin: bool = False) -> list[User]:
     """Create the given users (existing ones skipped); fires ``hubkit_user_created`` after commit."""
-    wanted = []
+    wanted: list[str] = []
     for n in names:
-        n = await normalize(hub, check_name(n))
+        n = await normalize(ctx, check_name(n))
         if n not in wanted:
             wanted.append(n)
-    for attempt in range(3):  # a concurrent create of one of these names makes us re-read and skip it
-        existing = set((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
-        created = [new_user(n, admin=admin) for n in wanted if n not in existing]
-        session.add_all(created)
-        try:
-            await session.commit()
-            break
-        except IntegrityError:
-            await session.rollback()
-            if attempt == 2:
-                raise
+    async with ctx.storage.session() as session:
+        for attempt in range(3):  # a concurrent create of one of these names makes us re-read and skip it
+            existing = set((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
+            created = [new_user(n, admin=admin) for n in wanted if n not in existing]
+            session.add_all(created)
+            try:
+                await session.commit()
+                break
+            except IntegrityError:
+                await session.rollback()
+                if attempt == 2:
+                    raise
     for u in created:
-        await hub.hooks.user_created(UserInfo(name=u.name, admin=u.admin, id=u.id))
+        await ctx.hooks.user_created(UserInfo(name=u.name, admin=u.admin, id=u.id))
     return created
+
+
+def _may_grant_admin(caller: Identity, admin: bool) -> None:
+    if admin and not caller.admin:
+        raise Forbidden("Only admins can grant admin rights")
+
+
+async def add_users(
+    ctx: ServiceContext, caller: Identity, names: list[str], *, admin: bool
+) -> list[dict[str, Any]]:
+    """``POST /users``: 409 when every name exists already."""
+    access.require(caller, ("admin:users",))
+    _may_grant_admin(caller, admin)
+    for n in names:
+        check_name(n)
+    created = await create_users(ctx, names, admin=admin)
+    if not created:
+        raise Conflict("All of the requested users already exist")
+    async with ctx.storage.session() as session:
+        rows = (await session.execute(select(User).where(User.id.in_([u.id for u in created])))).scalars()
+        return [views.user_model(ctx.urls, u, caller) for u in rows]
+
+
+async def add_user(ctx: ServiceContext, caller: Identity, name: str, *, admin: bool) -> dict[str, Any]:
+    """``POST /users/{name}``."""
+    access.require(caller, ("admin:users",))
+    _may_grant_admin(caller, admin)
+    check_name(name)
+    async with ctx.storage.session() as session:
+        if await get_user(session, name) is not None:
+            raise Conflict(f"User {name} already exists")
+    created = await create_users(ctx, [name], admin=admin)
+    if not created:
+        raise Conflict(f"User {name} already exists")
+    async with ctx.storage.session() as session:
+        return views.user_model(ctx.urls, await require_user(session, created[0].name), caller)
+
+
+# ---- reading ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    """What ``GET /users`` asks for; ``count`` says whether the total is wanted (pagination envelope)."""
+
+    offset: int
+    limit: int
+    count: bool
+    state: str | None = None
+    name_filter: str | None = None
+    sort: str = "id"
+    include_stopped: bool = False
+
+
+def _scope_filter(filters: set[str]) -> ColumnElement[bool] | None:
+    if sc.ALL in filters:
+        return None
+    names = {f[5:] for f in filters if f.startswith("user=")}
+    names |= {f[7:].split("/", 1)[0] for f in filters if f.startswith("server=")}
+    groups = {f[6:] for f in filters if f.startswith("group=")}
+    conds: list[ColumnElement[bool]] = []
+    if names:
+        conds.append(User.name.in_(names))
+    if groups:
+        conds.append(User.groups.any(Group.name.in_(groups)))
+    return or_(*conds) if conds else false()
+
+
+def name_like(text: str) -> ColumnElement[bool]:
+    esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(User.name).like(f"%{esc.lower()}%", escape="\\")
+
+
+def _active() -> ColumnElement[bool]:
+    return User.servers.any(Server.status != ServerStatus.STOPPED)
+
+
+async def list_users(ctx: ServiceContext, caller: Identity, q: UserQuery) -> tuple[list[dict[str, Any]], int]:
+    """``GET /users``: the page of users the caller may list, and the total (or the page's length)."""
+    access.require(caller, ("list:users",))
+    conds: list[ColumnElement[bool]] = []
+    scope_cond = _scope_filter(caller.scopes["list:users"])
+    if scope_cond is not None:
+        conds.append(scope_cond)
+    if q.state is not None:
+        if q.state not in STATES:
+            raise BadRequest(f"Unrecognized state filter: {q.state[:32]!r}; use one of {sorted(STATES)}")
+        if q.state == "active":
+            conds.append(_active())
+        elif q.state == "ready":
+            conds.append(User.servers.any(Server.status == ServerStatus.RUNNING))
+        else:
+            conds.append(~_active())
+    if q.name_filter:
+        conds.append(name_like(q.name_filter))
+    api_sorts = ("id", "name", "last_activity")
+    desc = q.sort.startswith("-")
+    if q.sort.lstrip("-") not in api_sorts:
+        raise BadRequest(f"sort must be one of {sorted(api_sorts)} (optionally prefixed with '-')")
+    col = SORTS[q.sort.lstrip("-")]
+    where = and_(*conds) if conds else None
+    query = userrows.page_query()
+    count_q = select(func.count(User.id))
+    if where is not None:
+        query = query.where(where)
+        count_q = count_q.where(where)
+    order = col.desc() if desc else col.asc()
+    query = query.order_by(order, User.id.desc() if desc else User.id.asc()).offset(q.offset).limit(q.limit)
+    async with ctx.storage.session() as session:
+        users = await userrows.load(session, query)
+        total = int((await session.execute(count_q)).scalar_one()) if q.count else len(users)
+        items = [views.user_model(ctx.urls, u, caller, include_stopped=q.include_stopped) for u in users]
+    return items, total
+
+
+async def user_model(
+    ctx: ServiceContext, caller: Identity, name: str, *, include_stopped: bool
+) -> dict[str, Any]:
+    """``GET /users/{name}``: fields per the caller's scopes; ``auth_state`` only with ``admin:auth_state``."""
+    access.require(caller, READ_USER)
+    async with ctx.storage.session() as session:
+        user = await userrows.load_one(session, name)
+        if user is None:
+            raise NotFound(HIDDEN)
+        access.require(caller, READ_USER, user=user.name, user_groups=[g.name for g in user.groups])
+        model = views.user_model(ctx.urls, user, caller, include_stopped=include_stopped)
+        if access.may(caller, "admin:auth_state", user=user.name):
+            # auth_state is decrypted only when it may be shown; without a key it is always null, so the
+            # three-statement ORM re-read is skipped
+            full = await get_user(session, name) if ctx.crypt.enabled else None
+            model["auth_state"] = auth_state_of(ctx, full) if full is not None else None
+    return model
+
+
+async def whoami(ctx: ServiceContext, caller: Identity) -> dict[str, Any]:
+    """``GET /user``: any valid token may ask who it is; the identify scopes are added on the fly."""
+    scopes = {k: set(v) for k, v in caller.scopes.items()}
+    if caller.kind == "user":
+        for name, filters in sc.expand(sc.IDENTIFY, owner=caller.name).items():
+            scopes.setdefault(name, set()).update(filters)
+    view = replace(caller, scopes=scopes)
+    model: dict[str, Any]
+    async with ctx.storage.session() as session:
+        if caller.kind == "user":
+            user = (
+                await session.execute(
+                    select(User)
+                    .where(User.id == caller.id)
+                    .options(selectinload(User.servers), selectinload(User.groups))
+                )
+            ).scalar_one_or_none()
+            if user is None:
+                raise Forbidden("Missing or invalid credentials.")
+            model = views.user_model(ctx.urls, user, view)
+        else:
+            svc = await session.get(Service, caller.id)
+            if svc is None:
+                raise Forbidden("Missing or invalid credentials.")
+            model = views.service_model(svc)
+    model["token_id"] = f"a{caller.token_id}" if caller.token_id is not None else None
+    model["session_id"] = caller.session_id
+    model["scopes"] = sc.flatten(scopes)
+    return model
+
+
+# ---- changing -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """``PATCH /users/{name}``: only the fields given are changed (``auth_state`` may be set to null)."""
+
+    name: str | None = None
+    admin: bool | None = None
+    groups: list[str] | None = None
+    set_auth_state: bool = False
+    auth_state: dict[str, Any] | None = None
 
 
 async def rename_user(session: AsyncSession, user: User, new_name: str) -> None:
@@ -149,9 +286,73 @@ async def rename_user(session: AsyncSession, user: User, new_name: str) -> None:
     user.name = new_name
 
 
-async def stop_all_servers(hub: Hub, name: str, *, remove: bool, reason: str) -> bool:
+async def change_user(
+    ctx: ServiceContext, caller: Identity, name: str, changes: UserChanges
+) -> dict[str, Any]:
+    access.require(caller, ("admin:users",))
+    async with ctx.storage.session() as session:
+        user = await get_user(session, name)
+        if user is None:
+            raise NotFound(HIDDEN)
+        access.require(caller, ("admin:users",), user=user.name, user_groups=[g.name for g in user.groups])
+        if (user.admin or changes.admin) and not caller.admin:
+            raise Forbidden("Only admins can modify admin users or grant admin rights")
+        if changes.name is not None:
+            await rename_user(session, user, await normalize(ctx, changes.name))
+        if changes.admin is not None:
+            user.admin = changes.admin
+        if changes.groups is not None:
+            wanted = changes.groups
+            groups = list((await session.execute(select(Group).where(Group.name.in_(wanted)))).scalars())
+            missing = set(wanted) - {g.name for g in groups}
+            if missing:
+                raise BadRequest(f"No such group(s): {sorted(missing)[:10]}")
+            user.groups = groups
+        if changes.set_auth_state:
+            if not ctx.crypt.enabled:
+                raise BadRequest("auth_state cannot be stored: no encryption key configured")
+            user.auth_state = changes.auth_state
+        await session.commit()
+        user = await require_user(session, user.name)
+        model = views.user_model(ctx.urls, user, caller)
+        model["auth_state"] = auth_state_of(ctx, user)
+    return model
+
+
+async def set_admin(ctx: ServiceContext, name: str, admin: bool) -> None:
+    async with ctx.storage.session() as session:
+        user = await require_user(session, name)
+        user.admin = admin
+        await session.commit()
+
+
+async def rename(ctx: ServiceContext, name: str, new_name: str) -> str:
+    async with ctx.storage.session() as session:
+        user = await require_user(session, name)
+        new = await normalize(ctx, new_name)
+        await rename_user(session, user, new)
+        await session.commit()
+    return new
+
+
+async def revoke_all_tokens(ctx: ServiceContext, name: str) -> int:
+    """Delete every API and OAuth token of a user and end their browser sessions (server tokens survive)."""
+    async with ctx.storage.session() as session:
+        user = await require_user(session, name)
+        res = await session.execute(
+            delete(APIToken).where(APIToken.user_id == user.id, APIToken.kind != "server")
+        )
+        user.cookie_id = secrets.token_hex(16)
+        await session.commit()
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+# ---- deleting -----------------------------------------------------------------------------------------------
+
+
+async def stop_all_servers(ctx: ServiceContext, name: str, *, remove: bool, reason: str) -> bool:
     """Stop every server of ``name``; ``True`` when all are stopped."""
-    async with hub.db() as session:
+    async with ctx.storage.session() as session:
         user = await require_user(session, name)
         servers = [(s.name, s.status) for s in user.servers]
     done = True
@@ -159,74 +360,34 @@ async def stop_all_servers(hub: Hub, name: str, *, remove: bool, reason: str) ->
         if status == ServerStatus.STOPPED and not (remove and server_name):
             continue
         done = (
-            await hub.spawns.stop(name, server_name, remove=remove and bool(server_name), reason=reason)
+            await ctx.spawns.stop(name, server_name, remove=remove and bool(server_name), reason=reason)
             and done
         )
     return done
 
 
-async def delete_user(hub: Hub, name: str, *, reason: str = "user deleted") -> None:
-    if not await stop_all_servers(hub, name, remove=True, reason=reason):
-        raise Conflict(f"{name}'s servers are still stopping; try again shortly")
-    async with hub.db() as session:
+async def delete_user(ctx: ServiceContext, name: str, *, reason: str = "user deleted") -> None:
+    if not await stop_all_servers(ctx, name, remove=True, reason=reason):
+        raise BadRequest(f"{name}'s servers are still stopping; try again shortly")
+    async with ctx.storage.session() as session:
         user = await require_user(session, name)
         uinfo = info(user)
         await session.execute(delete(APIToken).where(APIToken.user_id == user.id))
         await session.delete(user)
         await session.commit()
-    await hub.hooks.user_deleted(uinfo)
+    await ctx.hooks.user_deleted(uinfo)
 
 
-async def revoke_all_tokens(session: AsyncSession, user: User) -> int:
-    """Delete every API and OAuth token of a user and end their browser sessions (server tokens survive)."""
-    res = await session.execute(
-        delete(APIToken).where(APIToken.user_id == user.id, APIToken.kind != "server")
-    )
-    user.cookie_id = secrets.token_hex(16)
-    return int(getattr(res, "rowcount", 0) or 0)
-
-
-# ---- groups -----------------------------------------------------------------------------------------------
-
-
-async def get_group(session: AsyncSession, name: str) -> Group | None:
-    return (await session.execute(select(Group).where(Group.name == name))).scalar_one_or_none()
-
-
-async def require_group(session: AsyncSession, name: str) -> Group:
-    group = await get_group(session, name)
-    if group is None:
-        raise NotFound(f"No such group: {name}")
-    return group
-
-
-async def users_by_name(session: AsyncSession, names: Iterable[Any]) -> list[User]:
-    wanted = [check_name(n) for n in names]
-    found = list((await session.execute(select(User).where(User.name.in_(wanted)))).scalars())
-    missing = set(wanted) - {u.name for u in found}
-    if missing:
-        raise NotFound(f"No such user(s): {', '.join(sorted(missing))}")
-    return found
-
-
-async def create_group(session: AsyncSession, name: str, members: Iterable[str] = ()) -> Group:
-    check_name(name, what="group name")
-    if await get_group(session, name) is not None:
-        raise Conflict(f"Group {name} already exists")
-    users = await users_by_name(session, members)
-    group = Group(name=name, properties={}, users=users)
-    session.add(group)
-    return group
-
-
-def add_members(group: Group, users: Iterable[User]) -> None:
-    have = {u.id for u in group.users}
-    for u in users:
-        if u.id not in have:
-            group.users.append(u)
-            have.add(u.id)
-
-
-def remove_members(group: Group, users: Iterable[User]) -> None:
-    drop = {u.id for u in users}
-    group.users = [u for u in group.users if u.id not in drop]
+async def remove_user(ctx: ServiceContext, caller: Identity, name: str) -> None:
+    """``DELETE /users/{name}``."""
+    access.require(caller, ("delete:users",))
+    async with ctx.storage.session() as session:
+        user = await get_user(session, name)
+        if user is None:
+            raise NotFound(HIDDEN)
+        access.require(caller, ("delete:users",), user=user.name, user_groups=[g.name for g in user.groups])
+        if caller.kind == "user" and caller.name == user.name:
+            raise BadRequest("Cannot delete yourself")
+        if user.admin and not caller.admin:
+            raise Forbidden("Only admins can delete admin users")
+    await delete_user(ctx, name)

@@ -19,7 +19,14 @@ from pathlib import Path
 
 # What plugins may import from the core: the marker, the data objects and protocols, the errors, the registries
 # handed to registration hooks, and the test helpers.
-PUBLIC = ("hubkit", "hubkit.interfaces", "hubkit.errors", "hubkit.plugins", "hubkit.plugins.registry")
+PUBLIC = (
+    "hubkit",
+    "hubkit.interfaces",
+    "hubkit.errors",
+    "hubkit.plugins",
+    "hubkit.plugins.registry",
+    "hubkit.plugins.hookspecs",
+)
 PUBLIC_PREFIXES = ("hubkit.testing",)
 _MUTATORS = frozenset(
     {

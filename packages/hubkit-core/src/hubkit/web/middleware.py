@@ -10,9 +10,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
-from ..api.base import BodyTooLarge
 from ..inputs import BadInput, check_text, decode_url_part
 from ..metrics import Metrics
+
+
+class BodyTooLarge(Exception):
+    """Raised by the body-limit receive wrapper once a body passes ``max_body``; the app answers 413."""
+
 
 COMMON = [
     (b"x-jupyterhub-version", JUPYTERHUB_COMPAT_VERSION.encode()),

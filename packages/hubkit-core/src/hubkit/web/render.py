@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from .. import __version__
-from ..auth.sessions import hub_prefix
 from . import xsrf
+from .context import web_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(
@@ -34,23 +34,23 @@ PAGE_HEADERS = {
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HTMLResponse:
-    hub = request.app.state.hub
-    prefix = hub_prefix(hub)
+    web = web_of(request)
+    prefix = web.urls.hub_prefix
     ident = request.scope.get("hubkit.identity") or None
     ctx = {
         "prefix": prefix,
-        "base_url": hub.settings.hub.base_url,
+        "base_url": web.services.settings.hub.base_url,
         "static": prefix + "static/",
         "version": __version__,
         "current_user": ident,
-        "xsrf": xsrf.token_for(hub, request),
+        "xsrf": xsrf.token_for(web, request),
         "request": request,
     }
     ctx.update(context or {})
     # stored text that predates the input checks (a lone surrogate) must not make a page fail
     body = _env.get_template(template).render(ctx).encode("utf-8", "xmlcharrefreplace")
     resp = HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
-    xsrf.persist_anchor(hub, request, resp)
+    xsrf.persist_anchor(web, request, resp)
     return resp
 
 

@@ -18,23 +18,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from ..auth import forwarded
-from ..auth.sessions import is_secure
-
-if TYPE_CHECKING:
-    from ..runtime.hub import Hub
+from .context import WebContext
+from .cookies import is_secure
 
 ANCHOR_COOKIE = "hubkit-xsrf"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class XSRFError(Exception):
+    """A cookie-authenticated state change that fails the checks above (403)."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -52,42 +51,41 @@ def _anchor(conn: HTTPConnection) -> str:
     return a
 
 
-def token_for(hub: Hub, conn: HTTPConnection) -> str:
+def token_for(web: WebContext, conn: HTTPConnection) -> str:
     """The token to embed in forms (also sets up the anchor cookie via :func:`persist_anchor`)."""
-    return hmac.new(hub.cookie_secret, b"xsrf|" + _anchor(conn).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(web.cookie_secret, b"xsrf|" + _anchor(conn).encode(), hashlib.sha256).hexdigest()
 
 
-def persist_anchor(hub: Hub, conn: HTTPConnection, response: Response) -> None:
+def persist_anchor(web: WebContext, conn: HTTPConnection, response: Response) -> None:
     if conn.scope.get("hubkit.xsrf_new_anchor"):
         response.set_cookie(
             ANCHOR_COOKIE,
             conn.scope["hubkit.xsrf_anchor"],
             # the whole site, not just /hub/: a page outside /hub/ (e.g. a 404 for /favicon.ico) must see
             # the anchor too, or it would mint a new one and invalidate the token in an open form
-            path=base_path(hub),
+            path=base_path(web),
             httponly=True,
             samesite="strict",
-            secure=is_secure(hub, conn),
+            secure=is_secure(web, conn),
         )
 
 
-def base_path(hub: Hub) -> str:
-    base = hub.settings.hub.base_url or "/"
-    return base if base.endswith("/") else base + "/"
+def base_path(web: WebContext) -> str:
+    return web.urls.base_url
 
 
-def _allowed_hosts(hub: Hub, conn: HTTPConnection) -> set[str]:
+def _allowed_hosts(web: WebContext, conn: HTTPConnection) -> set[str]:
     hosts = {conn.headers.get("host", "")}
     fwd = forwarded.of(conn).host  # only when a trusted proxy reports it
     if fwd:
         hosts.add(fwd)
-    if hub.settings.hub.public_url:
-        hosts.add(urlsplit(hub.settings.hub.public_url).netloc)
+    if web.services.settings.hub.public_url:
+        hosts.add(urlsplit(web.services.settings.hub.public_url).netloc)
     hosts.discard("")
     return hosts
 
 
-def check(hub: Hub, conn: HTTPConnection, submitted: str | None) -> None:
+def check(web: WebContext, conn: HTTPConnection, submitted: str | None) -> None:
     """Raise :class:`XSRFError` unless this cookie-authenticated state change is same-site and tokened."""
     site = conn.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
@@ -95,10 +93,10 @@ def check(hub: Hub, conn: HTTPConnection, submitted: str | None) -> None:
     origin = conn.headers.get("origin")
     if origin is not None:
         netloc = urlsplit(origin).netloc if origin != "null" else ""
-        if netloc not in _allowed_hosts(hub, conn):
+        if netloc not in _allowed_hosts(web, conn):
             raise XSRFError("cross-origin request refused (Origin does not match this hub)")
     if not conn.cookies.get(ANCHOR_COOKIE):
         raise XSRFError("missing XSRF cookie; reload the page and try again")
-    expected = token_for(hub, conn)
+    expected = token_for(web, conn)
     if not submitted or not hmac.compare_digest(submitted, expected):
         raise XSRFError("missing or wrong XSRF token; reload the page and try again")

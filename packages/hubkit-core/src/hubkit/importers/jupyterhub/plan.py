@@ -22,7 +22,8 @@ from typing import Any
 
 from ...auth import scopes as sc
 from ...auth.jupyterhub_tokens import JupyterHubHash
-from ...services.users import InvalidName, canonical_name, check_name
+from ...errors import InvalidName
+from ...services.names import canonical_name, check_name
 from .actions import (
     AddMembers,
     CreateGroup,

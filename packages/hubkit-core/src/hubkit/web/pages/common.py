@@ -1,35 +1,39 @@
-"""Helpers shared by the page handlers: who is logged in, safe ``next`` URLs, form parsing with XSRF."""
+"""What every page handler shares: who is logged in, safe ``next`` URLs, form parsing with XSRF, and turning the
+hub's errors into error pages (statuses from :mod:`hubkit.web.errors`, as for the API)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from ...auth.identity import Identity, resolve
-from ...auth.sessions import hub_prefix
+from ...auth.identity import Identity
 from ...inputs import encodable
+from ...services.context import ServiceContext
 from .. import xsrf
+from ..caller import logged_in_user
+from ..context import web_of
+from ..errors import HANDLED, Handler, answering, status_of
+from ..middleware import BodyTooLarge
 from ..render import error_page, redirect
-
-if TYPE_CHECKING:
-    from ...runtime.hub import Hub
 
 
 class PageError(Exception):
+    """A handler's way to answer with a ready response (a redirect to the login page, an error page)."""
+
     def __init__(self, response: Response) -> None:
         self.response = response
 
 
-def hub_of(request: Request) -> Hub:
-    return request.app.state.hub  # type: ignore[no-any-return]
+def services(request: Request) -> ServiceContext:
+    return web_of(request).services
 
 
-def safe_next(hub: Hub, raw: str | None) -> str | None:
+def safe_next(request: Request, raw: str | None) -> str | None:
     """Only same-site relative paths under the deployment's base URL: never an open redirect."""
     if not raw or len(raw) > 2048:
         return None
@@ -38,46 +42,37 @@ def safe_next(hub: Hub, raw: str | None) -> str | None:
     parts = urlsplit(raw)
     if parts.scheme or parts.netloc or not raw.startswith("/"):
         return None
-    base = hub.settings.hub.base_url or "/"
-    if not raw.startswith(base if base.endswith("/") else base + "/") and raw != base.rstrip("/"):
+    base = web_of(request).urls.base_url
+    if not raw.startswith(base) and raw != base.rstrip("/"):
         return None
     return raw
 
 
 def login_redirect(request: Request) -> Response:
-    hub = hub_of(request)
     here = request.url.path + ("?" + request.url.query if request.url.query else "")
-    return redirect(f"{hub_prefix(hub)}login?next={quote(here, safe='')}")
+    return redirect(f"{web_of(request).urls.hub_prefix}login?next={quote(here, safe='')}")
 
 
-async def current_user(request: Request) -> Identity | None:
-    """The logged-in person. Pages are for browsers: only the hub's session cookie logs in here. A request with
-    an API token (``Authorization``) is anonymous to pages, so a narrow token can never act through a page with
-    its owner's full rights (the API checks a token's scopes; pages act as the person)."""
-    ident = await resolve(hub_of(request), request)
-    if ident is None or ident.kind != "user" or ident.via != "cookie":
-        return None
-    return ident
-
-
-async def require_login(request: Request) -> Identity:
-    ident = await current_user(request)
+async def require_login(request: Request) -> tuple[ServiceContext, Identity]:
+    ident = await logged_in_user(request)
     if ident is None:
         raise PageError(login_redirect(request))
-    return ident
+    return services(request), ident
 
 
 async def checked_form(request: Request, *, max_fields: int = 100) -> FormData:
     """Parse a posted form and enforce the XSRF rules (403 page on failure)."""
-    from ...api.base import BodyTooLarge
-
     try:
         form = await request.form(max_files=0, max_fields=max_fields, max_part_size=64 * 1024)
     except BodyTooLarge:
         raise  # answered 413 by the app, as for the API
     except HTTPException as exc:
-        if "exceeded maximum size" in str(exc.detail):  # one field over max_part_size: too large, not malformed
-            raise PageError(error_page(request, 413, "A form field is larger than this hub accepts.")) from None
+        if "exceeded maximum size" in str(
+            exc.detail
+        ):  # one field over max_part_size: too large, not malformed
+            raise PageError(
+                error_page(request, 413, "A form field is larger than this hub accepts.")
+            ) from None
         raise PageError(error_page(request, 400, "Malformed form submission.")) from None
     except Exception:
         raise PageError(error_page(request, 400, "Malformed form submission.")) from None
@@ -85,30 +80,26 @@ async def checked_form(request: Request, *, max_fields: int = 100) -> FormData:
         if isinstance(value, str) and (not encodable(value) or "\x00" in value):
             raise PageError(error_page(request, 400, "The form contains text that is not valid UTF-8."))
     try:
-        xsrf.check(hub_of(request), request, str(form.get("_xsrf", "")) or request.headers.get("x-xsrftoken"))
+        xsrf.check(web_of(request), request, str(form.get("_xsrf", "")) or request.headers.get("x-xsrftoken"))
     except xsrf.XSRFError as exc:
         raise PageError(error_page(request, 403, exc.reason)) from None
     return form
 
 
-def page(func):  # type: ignore[no-untyped-def]
-    """Turn :class:`PageError` and hubkit's typed errors into HTML error pages."""
-    import functools
+def _page_answer(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, PageError):
+        return exc.response
+    return error_page(request, status_of(exc), str(exc))
 
-    from ...errors import Conflict, HubkitError, InvalidOptions, LimitReached, NotFound
-    from ...services.users import InvalidName
 
-    @functools.wraps(func)
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await func(request)  # type: ignore[no-any-return]
-        except PageError as exc:
-            return exc.response
-        except NotFound as exc:
-            return error_page(request, 404, str(exc))
-        except (Conflict, LimitReached, InvalidOptions, InvalidName) as exc:
-            return error_page(request, 400 if not isinstance(exc, Conflict) else 409, str(exc))
-        except HubkitError as exc:
-            return error_page(request, 400, str(exc))
+# a handler marked @page answers the hub's errors with error pages (statuses as for the API)
+page = answering((PageError, *HANDLED), _page_answer)
 
-    return wrapper
+
+def page_routes(prefix: str, table: dict[str, dict[str, Handler]]) -> list[Route]:
+    """Routes from ``{path: {method: handler}}`` (paths relative to ``prefix``)."""
+    return [
+        Route(f"{prefix}{path}", handler, methods=[method])
+        for path, handlers in table.items()
+        for method, handler in handlers.items()
+    ]

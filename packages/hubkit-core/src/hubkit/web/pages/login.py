@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
 
-from sqlalchemy import delete
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ...auth import forwarded
-from ...auth.login import LoginError, complete, form_login
-from ...auth.sessions import clear_session, hub_prefix, is_secure, read_session, set_session
-from ...auth.signing import sign, unsign
-from ...errors import AuthFailed
-from ...interfaces import LoginKind, RedirectAuthenticator, UserInfo
-from ...storage.orm import APIToken, User
+from ...errors import AuthFailed, TooManyRequests, Unavailable
+from ...interfaces import LoginKind, RedirectAuthenticator
+from ...services import login
+from .. import cookies
+from ..caller import logged_in_user
+from ..context import web_of
+from ..errors import headers_of, status_of
 from ..render import error_page, redirect, render
-from .common import PageError, checked_form, current_user, hub_of, page, safe_next
+from .common import checked_form, page, page_routes, safe_next, services
 
-STATE_COOKIE = "hubkit-oauth-state"
-STATE_MAX_AGE = 600
 log = logging.getLogger("hubkit.login")
 
 
 def _home(request: Request) -> str:
-    return hub_prefix(hub_of(request)) + "home"
+    return web_of(request).urls.hub_prefix + "home"
 
 
 def _login_context(request: Request, next_url: str | None) -> dict[str, object]:
-    hub = hub_of(request)
-    auth = hub.authenticator
+    auth = services(request).authenticator
     ctx: dict[str, object] = {"next": next_url, "auth_name": auth.display_name}
     if auth.login_kind == LoginKind.REDIRECT:
         ctx["redirect_url"] = auth.login_url(next_url or "")
@@ -40,101 +36,79 @@ def _login_context(request: Request, next_url: str | None) -> dict[str, object]:
 
 @page
 async def login_get(request: Request) -> Response:
-    hub = hub_of(request)
-    next_url = safe_next(hub, request.query_params.get("next"))
-    if await current_user(request) is not None:
+    next_url = safe_next(request, request.query_params.get("next"))
+    if await logged_in_user(request) is not None:
         return redirect(next_url or _home(request))
     return render(request, "login.html", _login_context(request, next_url))
 
 
 @page
 async def login_post(request: Request) -> Response:
-    hub = hub_of(request)
-    next_url = safe_next(hub, request.query_params.get("next"))
+    next_url = safe_next(request, request.query_params.get("next"))
     form = await checked_form(request, max_fields=50)
     username = str(form.get("username", ""))
-    password = str(form.get("password", ""))
-    addr = forwarded.of(request).addr
     extra = {k: str(v) for k, v in form.items() if k not in ("password", "_xsrf")}
-    metrics = request.app.state.metrics
+    metrics = web_of(request).metrics
     try:
-        who = await form_login(hub, request.app.state.limiter, username, password, addr, extra)
-    except LoginError as exc:
-        metrics.login((exc.status == 429 and "throttled") or "refused")
-        ctx = {**_login_context(request, next_url), "error": exc.message, "username": username[:255]}
-        page_resp = render(request, "login.html", ctx, status=exc.status)
-        if exc.retry_after:
-            page_resp.headers["Retry-After"] = str(int(exc.retry_after) + 1)
-        return page_resp
+        who = await login.form_login(
+            services(request), username, str(form.get("password", "")), forwarded.of(request).addr, extra
+        )
+    except (AuthFailed, TooManyRequests) as exc:
+        metrics.login("throttled" if isinstance(exc, TooManyRequests) else "refused")
+        ctx = {**_login_context(request, next_url), "error": str(exc), "username": username[:255]}
+        refused = render(request, "login.html", ctx, status=status_of(exc))
+        refused.headers.update(headers_of(exc))
+        return refused
     metrics.login("ok")
     resp = redirect(next_url or _home(request))
-    set_session(hub, request, resp, user_id=who.user_id, cookie_id=who.cookie_id)
+    cookies.set_session(request, resp, user_id=who.user_id, cookie_id=who.cookie_id)
     return resp
 
 
 @page
 async def logout(request: Request) -> Response:
-    hub = hub_of(request)
-    sess = read_session(hub, request)
-    target = hub_prefix(hub) + "login"
+    sess = cookies.read_session(request)
+    target = web_of(request).urls.hub_prefix + "login"
     if sess is not None:
-        async with hub.db() as session:
-            await session.execute(
-                delete(APIToken).where(APIToken.session_id == sess.session_id, APIToken.kind == "oauth")
-            )
-            user = await session.get(User, sess.user_id)
-            await session.commit()
-            if user is not None:
-                info = UserInfo(name=user.name, admin=user.admin, id=user.id)
-                try:
-                    state = user.auth_state if user.auth_state is not None else None
-                except RuntimeError:
-                    state = None
-                upstream = hub.authenticator.logout_url(info, state)
-                if upstream:
-                    target = upstream
+        target = await login.logout(services(request), sess.user_id, sess.session_id) or target
     resp = redirect(target)
-    clear_session(hub, resp)
+    cookies.clear_session(request, resp)
     return resp
 
 
 def _callback_url(request: Request) -> str:
-    hub = hub_of(request)
-    path = hub_prefix(hub) + "oauth_callback"
-    public = hub.settings.hub.public_url
+    path = web_of(request).urls.hub_prefix + "oauth_callback"
+    public = services(request).settings.hub.public_url
     if public:
         return public.rstrip("/") + path
     return str(request.base_url).rstrip("/") + path
 
 
+def _redirect_authenticator(request: Request) -> RedirectAuthenticator | None:
+    auth = services(request).authenticator
+    if auth.login_kind != LoginKind.REDIRECT or not isinstance(auth, RedirectAuthenticator):
+        return None
+    return auth
+
+
 @page
 async def oauth_login(request: Request) -> Response:
-    hub = hub_of(request)
-    auth = hub.authenticator
-    if auth.login_kind != LoginKind.REDIRECT or not isinstance(auth, RedirectAuthenticator):
-        return redirect(hub_prefix(hub) + "login")
-    next_url = safe_next(hub, request.query_params.get("next")) or ""
+    auth = _redirect_authenticator(request)
+    if auth is None:
+        return redirect(web_of(request).urls.hub_prefix + "login")
+    next_url = safe_next(request, request.query_params.get("next")) or ""
     try:
         start = await auth.start_login(next_url, _callback_url(request))
     except AuthFailed as exc:
-        return error_page(request, 503, f"Sign-in is unavailable: {exc}")
+        raise Unavailable(f"Sign-in is unavailable: {exc}") from None
     resp = redirect(start.url)
-    resp.set_cookie(
-        STATE_COOKIE,
-        sign(hub.cookie_secret, STATE_COOKIE, start.state),
-        max_age=STATE_MAX_AGE,
-        path=hub_prefix(hub),
-        httponly=True,
-        samesite="lax",
-        secure=is_secure(hub, request),
-    )
+    cookies.set_login_state(request, resp, start.state)
     return resp
 
 
 @page
 async def oauth_callback(request: Request) -> Response:
-    hub = hub_of(request)
-    state = unsign(hub.cookie_secret, STATE_COOKIE, request.cookies.get(STATE_COOKIE), max_age=STATE_MAX_AGE)
+    state = cookies.take_login_state(request)
     if state is None:
         log.info(
             "oauth login refused from %s: no login attempt in this browser (state cookie missing or expired)",
@@ -143,34 +117,31 @@ async def oauth_callback(request: Request) -> Response:
         return error_page(
             request, 400, "The sign-in took too long or came from another browser; please try again."
         )
-    auth = hub.authenticator
-    if not isinstance(auth, RedirectAuthenticator):
-        return redirect(hub_prefix(hub) + "login")
+    auth = _redirect_authenticator(request)
+    if auth is None:
+        return redirect(web_of(request).urls.hub_prefix + "login")
     params = {k: v[:4096] for k, v in request.query_params.items()}
+    metrics = web_of(request).metrics
     try:
         done = await auth.complete_login(params, state, _callback_url(request))
-        who = await complete(hub, done.result)
+        who = await login.complete(services(request), done.result)
     except AuthFailed as exc:
-        request.app.state.metrics.login("refused")
+        metrics.login("refused")
         return error_page(request, 403, str(exc) or "Sign-in was refused.")
-    except LoginError as exc:
-        request.app.state.metrics.login("refused")
-        return error_page(request, exc.status, exc.message)
-    request.app.state.metrics.login("ok")
-    resp = redirect(safe_next(hub, done.next_url) or _home(request))
-    resp.delete_cookie(STATE_COOKIE, path=hub_prefix(hub))
-    set_session(hub, request, resp, user_id=who.user_id, cookie_id=who.cookie_id)
+    metrics.login("ok")
+    resp = redirect(safe_next(request, done.next_url) or _home(request))
+    cookies.take_login_state(request, resp)
+    cookies.set_session(request, resp, user_id=who.user_id, cookie_id=who.cookie_id)
     return resp
 
 
 def routes(p: str) -> list[Route]:
-    return [
-        Route(f"{p}login", login_get, methods=["GET"]),
-        Route(f"{p}login", login_post, methods=["POST"]),
-        Route(f"{p}logout", logout, methods=["GET", "POST"]),
-        Route(f"{p}oauth_login", oauth_login, methods=["GET"]),
-        Route(f"{p}oauth_callback", oauth_callback, methods=["GET"]),
-    ]
-
-
-__all__ = ["PageError", "quote", "routes"]
+    return page_routes(
+        p,
+        {
+            "login": {"GET": login_get, "POST": login_post},
+            "logout": {"GET": logout, "POST": logout},
+            "oauth_login": {"GET": oauth_login},
+            "oauth_callback": {"GET": oauth_callback},
+        },
+    )

@@ -9,32 +9,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ...api.base import JSONResponse
-from ...auth import scopes as sc
-from ...auth.identity import resolve
-from ...auth.sessions import hub_prefix
-from ...services import users as svc
-from ...storage.orm import ServerStatus
+from ...services import servers
+from ..caller import identify
+from ..context import web_of
+from ..errors import json_error
 from ..render import error_page, redirect
-from .common import hub_of, login_redirect, page
+from .common import login_redirect, page, page_routes, services
 
 MAX_LOOP = 2
 
 
 def _base(request: Request) -> str:
-    base = hub_of(request).settings.hub.base_url
-    return base if base.endswith("/") else base + "/"
+    return web_of(request).urls.base_url
 
 
 async def root(request: Request) -> Response:
-    return redirect(hub_prefix(hub_of(request)) + "home")
+    return redirect(web_of(request).urls.hub_prefix + "home")
 
 
 async def user_fallback(request: Request) -> Response:
     """``/user/...`` arrived at the hub: the proxy has no route, so let the hub explain (JupyterHub does this)."""
     rest = request.path_params["rest"]
     query = ("?" + request.url.query) if request.url.query else ""
-    return redirect(f"{hub_prefix(hub_of(request))}user/{quote(rest, safe='/')}{query}")
+    return redirect(f"{web_of(request).urls.hub_prefix}user/{quote(rest, safe='/')}{query}")
 
 
 def _is_api(path: str, request: Request) -> bool:
@@ -43,39 +40,25 @@ def _is_api(path: str, request: Request) -> bool:
 
 @page
 async def hub_user(request: Request) -> Response:
-    hub = hub_of(request)
     rest = request.path_params["rest"]
     owner, _, tail = rest.partition("/")
-    ident = await resolve(hub, request)
+    ident = await identify(request)
     if ident is None:
         if _is_api(tail, request):
-            return JSONResponse(
-                {"status": 403, "message": "Missing or invalid credentials."}, status_code=403
-            )
+            return json_error(403, "Missing or invalid credentials.")
         return login_redirect(request)
-    try:
-        svc.check_name(owner)
-    except svc.InvalidName as exc:
-        return error_page(request, 400, str(exc))
-    async with hub.db() as session:
-        user = await svc.get_user(session, owner)
-        servers = {s.name: s for s in user.servers} if user is not None else {}
-        groups = [g.name for g in user.groups] if user is not None else []
-    first = tail.split("/", 1)[0]
-    server_name = first if first and first in servers and first != "" else ""
-    may = user is not None and (
-        sc.allows(ident.scopes, "servers", user=owner, server=server_name, user_groups=groups)
-        or sc.allows(ident.scopes, "access:servers", user=owner, server=server_name, user_groups=groups)
-    )
-    if not may:
+    ctx = services(request)
+    miss = await servers.route_miss(ctx, ident, owner, tail.split("/", 1)[0])
+    if not miss.visible:
         return error_page(request, 404, f"No server of {owner} that you may access.")
-    server = servers.get(server_name)
+    server_name = miss.server_name
     suffix = quote(owner, safe="") + (f"/{quote(server_name, safe='')}" if server_name else "")
-    spawn_url = f"{hub_prefix(hub)}spawn/{suffix}"
-    server_url = hub.server_url(owner, server_name)
-    if server is not None and server.status in (ServerStatus.QUEUED, ServerStatus.STARTING):
-        return redirect(f"{hub_prefix(hub)}spawn-pending/{suffix}")
-    if server is not None and server.status == ServerStatus.RUNNING:
+    prefix = ctx.urls.hub_prefix
+    spawn_url = f"{prefix}spawn/{suffix}"
+    server_url = ctx.urls.server(owner, server_name)
+    if miss.pending:
+        return redirect(f"{prefix}spawn-pending/{suffix}")
+    if miss.running:
         loops = (
             int(request.query_params.get("redirects", "0") or 0)
             if request.query_params.get("redirects", "0").isdigit()
@@ -92,12 +75,8 @@ async def hub_user(request: Request) -> Response:
         )
     where = f"{_base(request)}user/{rest}"
     if _is_api(tail, request):
-        return JSONResponse(
-            {
-                "status": 424,
-                "message": f"JupyterHub server no longer running at {where}. Restart the server at {spawn_url}",
-            },
-            status_code=424,
+        return json_error(
+            424, f"JupyterHub server no longer running at {where}. Restart the server at {spawn_url}"
         )
     label = (
         f"server “{server_name}”"
@@ -116,8 +95,7 @@ async def hub_user(request: Request) -> Response:
 
 @page
 async def user_redirect(request: Request) -> Response:
-    hub = hub_of(request)
-    ident = await resolve(hub, request)
+    ident = await identify(request)  # a redirect acts for nobody: a token may follow it too
     if ident is None or ident.kind != "user":
         return login_redirect(request)
     rest = request.path_params.get("rest", "")
@@ -148,14 +126,20 @@ async def health(request: Request) -> Response:
     return Response(status_code=200)
 
 
+ANY_METHOD = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 def routes(p: str, base: str) -> list[Route]:
-    return [
-        Route(base, root, methods=["GET"]),
-        Route(p, root, methods=["GET"]),
-        Route(p.rstrip("/"), root, methods=["GET"]),
-        Route(f"{base}user/{{rest:path}}", user_fallback, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Route(f"{p}user/{{rest:path}}", hub_user, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Route(f"{p}user-redirect/{{rest:path}}", user_redirect, methods=["GET"]),
-        Route(f"{p}error/{{code}}", error_target, methods=["GET"]),
-        Route(f"{p}health", health, methods=["GET", "HEAD"]),
-    ]
+    return page_routes(
+        "",
+        {
+            base: {"GET": root},
+            p: {"GET": root},
+            p.rstrip("/"): {"GET": root},
+            f"{base}user/{{rest:path}}": dict.fromkeys(ANY_METHOD, user_fallback),
+            f"{p}user/{{rest:path}}": dict.fromkeys(ANY_METHOD, hub_user),
+            f"{p}user-redirect/{{rest:path}}": {"GET": user_redirect},
+            f"{p}error/{{code}}": {"GET": error_target},
+            f"{p}health": {"GET": health, "HEAD": health},
+        },
+    )

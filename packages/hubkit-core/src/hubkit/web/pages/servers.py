@@ -9,257 +9,126 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ...api.models import PENDING, iso
-from ...api.progress import event_json
-from ...auth import scopes as sc
-from ...auth.identity import Identity
-from ...auth.sessions import hub_prefix
-from ...errors import Conflict, InvalidOptions, LimitReached
-from ...interfaces import Phase, ProgressEvent
-from ...services import users as svc
-from ...storage.orm import Server, ServerStatus, Spawn, SpawnEvent, User
-from ..render import error_page, redirect, render
-from .common import PageError, checked_form, hub_of, page, require_login, safe_next
+from ...errors import BadRequest, InvalidOptions, NotFound
+from ...services import servers
+from ...services.views import event_json, progress_url
+from ..context import web_of
+from ..render import redirect, render
+from .common import checked_form, page, page_routes, require_login, safe_next
+
+READ = ("read:servers",)
+ACT = ("servers",)
 
 
 def _suffix(user: str, server: str) -> str:
     return quote(user, safe="") + (f"/{quote(server, safe='')}" if server else "")
 
 
-def _names(request: Request, ident: Identity) -> tuple[str, str]:
-    user = request.path_params.get("user", ident.name)
-    server = request.path_params.get("server", "")
-    svc.check_name(user)
-    if server:
-        svc.check_name(server, what="server name")
-    return user, server
+def _hub(request: Request, path: str, user: str, server: str) -> str:
+    return f"{web_of(request).urls.hub_prefix}{path}/{_suffix(user, server)}"
 
 
-def _may(ident: Identity, scope: str, user: User, server: str = "") -> bool:
-    return sc.allows(
-        ident.scopes, scope, user=user.name, server=server, user_groups=[g.name for g in user.groups]
-    )
-
-
-async def _load(request: Request, ident: Identity, scope: str) -> tuple[User, str, Server | None]:
-    hub = hub_of(request)
-    user_name, server_name = _names(request, ident)
-    async with hub.db() as session:
-        user = await svc.get_user(session, user_name)
-        if user is None or not _may(ident, scope, user, server_name):
-            raise PageError(error_page(request, 404, f"No such user or no access: {user_name}"))
-        server = next((s for s in user.servers if s.name == server_name), None)
-    if server_name and not hub.settings.hub.allow_named_servers:
-        raise PageError(error_page(request, 400, "Named servers are not enabled on this hub."))
-    return user, server_name, server
-
-
-def server_row(hub: Any, user: str, s: Server) -> dict[str, Any]:
-    p = hub_prefix(hub)
-    return {
-        "name": s.name,
-        "label": s.display_name or s.name or "default",
-        "status": str(s.status),
-        "pending": PENDING.get(s.status),
-        "ready": s.status == ServerStatus.RUNNING,
-        "url": hub.server_url(user, s.name),
-        "spawn_url": f"{p}spawn/{_suffix(user, s.name)}",
-        "pending_url": f"{p}spawn-pending/{_suffix(user, s.name)}",
-        "last_activity": iso(s.last_activity),
-        "started": iso(s.started),
-    }
+async def _server(request: Request, scopes: tuple[str, ...], server: str | None = None) -> Any:
+    ctx, who = await require_login(request)
+    name = server if server is not None else request.path_params.get("server", "")
+    ref = await servers.load(ctx, who, request.path_params.get("user", who.name), name, scopes)
+    return ctx, who, ref
 
 
 @page
 async def home(request: Request) -> Response:
-    hub = hub_of(request)
-    ident = await require_login(request)
-    async with hub.db() as session:
-        user = await svc.require_user(session, ident.name)
-        servers = sorted(user.servers, key=lambda s: (s.name != "", s.name))
-        rows = [server_row(hub, user.name, s) for s in servers]
-    if not any(r["name"] == "" for r in rows):
-        p = hub_prefix(hub)
-        rows.insert(
-            0,
-            {
-                "name": "",
-                "label": "default",
-                "status": "stopped",
-                "pending": None,
-                "ready": False,
-                "url": hub.server_url(ident.name),
-                "spawn_url": f"{p}spawn/{_suffix(ident.name, '')}",
-                "pending_url": f"{p}spawn-pending/{_suffix(ident.name, '')}",
-                "last_activity": None,
-                "started": None,
-            },
-        )
-    has_options = hub.spawner.options_form(svc.info(user)) is not None
+    ctx, who = await require_login(request)
+    owner, rows = await servers.home_rows(ctx, who)
     return render(
         request,
         "home.html",
         {
-            "user": ident.name,
+            "user": who.name,
             "servers": rows,
-            "named": hub.settings.hub.allow_named_servers,
-            "has_options": has_options,
+            "named": ctx.settings.hub.allow_named_servers,
+            "has_options": ctx.spawner.options_form(owner) is not None,
             "message": request.query_params.get("message", "")[:200],
         },
     )
 
 
+def _spawn_page(request: Request, ref: servers.ServerRef, form_html: str, error: str = "") -> Response:
+    context = {
+        "owner": ref.user.name,
+        "server_name": ref.name,
+        "options_html": form_html,
+        "action": _hub(request, "spawn", ref.user.name, ref.name),
+    }
+    if error:
+        context["error"] = error
+    return render(request, "spawn.html", context, status=400 if error else 200)
+
+
 @page
 async def spawn_get(request: Request) -> Response:
-    hub = hub_of(request)
-    ident = await require_login(request)
     if "user" not in request.path_params:
-        return redirect(f"{hub_prefix(hub)}spawn/{_suffix(ident.name, '')}")
-    user, server_name, server = await _load(request, ident, "servers")
-    if server is not None and server.status == ServerStatus.RUNNING:
-        return redirect(hub.server_url(user.name, server_name))
-    if server is not None and server.status in (ServerStatus.QUEUED, ServerStatus.STARTING):
-        return redirect(f"{hub_prefix(hub)}spawn-pending/{_suffix(user.name, server_name)}")
-    form = hub.spawner.options_form(svc.info(user))
-    return render(
-        request,
-        "spawn.html",
-        {
-            "owner": user.name,
-            "server_name": server_name,
-            "options_html": form.html if form else "",
-            "action": f"{hub_prefix(hub)}spawn/{_suffix(user.name, server_name)}",
-        },
-    )
+        _, who = await require_login(request)
+        return redirect(_hub(request, "spawn", who.name, ""))
+    ctx, _, ref = await _server(request, ACT)
+    if ref.running:
+        return redirect(ctx.urls.server(ref.user.name, ref.name))
+    if ref.pending:
+        return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name))
+    form = servers.options_form(ctx, ref)
+    return _spawn_page(request, ref, form.html if form else "")
 
 
 @page
 async def spawn_post(request: Request) -> Response:
-    hub = hub_of(request)
-    ident = await require_login(request)
+    await require_login(request)
     form = await checked_form(request)
     if "user" not in request.path_params:
-        raise PageError(error_page(request, 404, "Not found"))
-    extra_name = str(form.get("server_name", "")).strip()
-    if extra_name and not request.path_params.get("server"):
-        request.path_params["server"] = extra_name
-    user, server_name, _ = await _load(request, ident, "servers")
-    uinfo = svc.info(user)
-    fields = {k: v for k, v in form.multi_items() if k not in ("_xsrf", "server_name") and isinstance(v, str)}
-    options: dict[str, Any] = {}
-    spawn_form = hub.spawner.options_form(uinfo)
-    action = f"{hub_prefix(hub)}spawn/{_suffix(user.name, server_name)}"
-    if spawn_form is not None:
-        grouped: dict[str, Any] = {}
-        for k, v in form.multi_items():
-            if k in fields:
-                grouped.setdefault(k, []).append(v)
-        try:
-            options = hub.spawner.parse_options(uinfo, grouped)
-        except InvalidOptions as exc:
-            return render(
-                request,
-                "spawn.html",
-                {
-                    "owner": user.name,
-                    "server_name": server_name,
-                    "error": str(exc),
-                    "options_html": spawn_form.html,
-                    "action": action,
-                },
-                status=400,
-            )
+        raise NotFound("Not found")
+    name = request.path_params.get("server") or str(form.get("server_name", "")).strip()
+    ctx, _, ref = await _server(request, ACT, server=name)
+    spawn_form = servers.options_form(ctx, ref)
+    grouped: dict[str, list[Any]] = {}
+    for k, v in form.multi_items():
+        if k not in ("_xsrf", "server_name") and isinstance(v, str):
+            grouped.setdefault(k, []).append(v)
     try:
-        await hub.spawns.request_start(user.name, server_name, options or None)
+        await servers.request_start(ctx, ref, servers.form_options(ctx, ref, grouped) or None)
     except InvalidOptions as exc:
-        return render(
-            request,
-            "spawn.html",
-            {
-                "owner": user.name,
-                "server_name": server_name,
-                "error": str(exc),
-                "options_html": spawn_form.html if spawn_form else "",
-                "action": action,
-            },
-            status=400,
-        )
-    except (Conflict, LimitReached) as exc:
-        return error_page(request, 409 if isinstance(exc, Conflict) else 400, str(exc))
-    return redirect(f"{hub_prefix(hub)}spawn-pending/{_suffix(user.name, server_name)}", status=303)
-
-
-async def _stored_events(hub: Any, spawn_id: int | None) -> tuple[list[dict[str, Any]], Spawn | None]:
-    if spawn_id is None:
-        return [], None
-    async with hub.db() as session:
-        spawn = await session.get(Spawn, spawn_id)
-        rows = (
-            await session.execute(
-                select(SpawnEvent).where(SpawnEvent.spawn_id == spawn_id).order_by(SpawnEvent.id)
-            )
-        ).scalars()
-        events = []
-        for r in rows:
-            try:
-                phase = Phase(r.phase)
-            except ValueError:
-                phase = Phase.STARTING
-            events.append(
-                event_json(ProgressEvent(phase, r.message, r.progress, r.reason_code, r.queue_position), "")
-            )
-    return events, spawn
+        return _spawn_page(request, ref, spawn_form.html if spawn_form else "", str(exc))
+    return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name), status=303)
 
 
 @page
 async def spawn_pending(request: Request) -> Response:
-    hub = hub_of(request)
-    ident = await require_login(request)
-    user, server_name, server = await _load(request, ident, "read:servers")
-    url = hub.server_url(user.name, server_name)
-    if server is not None and server.status == ServerStatus.RUNNING:
+    ctx, _, ref = await _server(request, READ)
+    url = ctx.urls.server(ref.user.name, ref.name)
+    context: dict[str, Any] = {"owner": ref.user.name, "server_name": ref.name, "url": url}
+    if ref.running:
         return render(
-            request,
-            "spawn_pending.html",
-            {
-                "owner": user.name,
-                "server_name": server_name,
-                "ready": True,
-                "url": url,
-                "events": [],
-                "progress_url": "",
-            },
+            request, "spawn_pending.html", {**context, "ready": True, "events": [], "progress_url": ""}
         )
-    spawn_id = await hub.spawns.latest_spawn_id(user.name, server_name)
-    events, spawn = await _stored_events(hub, spawn_id)
-    pending = server is not None and server.status in (ServerStatus.QUEUED, ServerStatus.STARTING)
-    failed = not pending and spawn is not None and spawn.outcome == "failed"
+    latest = await servers.latest_spawn(ctx, ref)
+    pending = ref.pending
+    failed = not pending and latest is not None and latest.outcome == "failed"
     if not pending and not failed:
-        return redirect(f"{hub_prefix(hub)}spawn/{_suffix(user.name, server_name)}")
-    api = hub_prefix(hub) + "api/users/" + quote(user.name, safe="")
-    progress_url = api + (
-        f"/servers/{quote(server_name, safe='')}/progress" if server_name else "/server/progress"
-    )
+        return redirect(_hub(request, "spawn", ref.user.name, ref.name))
     return render(
         request,
         "spawn_pending.html",
         {
-            "owner": user.name,
-            "server_name": server_name,
+            **context,
             "ready": False,
-            "url": url,
-            "events": events,
+            "events": [event_json(ev, "") for ev in latest.events] if latest is not None else [],
             "pending": pending,
             "failed": failed,
-            "reason": spawn.message if failed and spawn else "",
-            "reason_code": spawn.reason_code if failed and spawn else "",
-            "progress_url": progress_url,
-            "spawn_url": f"{hub_prefix(hub)}spawn/{_suffix(user.name, server_name)}",
+            "reason": latest.message if failed and latest else "",
+            "reason_code": latest.reason_code if failed and latest else "",
+            "progress_url": progress_url(ctx.urls, ref.user.name, ref.name),
+            "spawn_url": _hub(request, "spawn", ref.user.name, ref.name),
         },
     )
 
@@ -267,34 +136,30 @@ async def spawn_pending(request: Request) -> Response:
 @page
 async def server_action(request: Request) -> Response:
     """Stop or delete a server from the home or admin page (form fields ``user``, ``server``, ``action``)."""
-    hub = hub_of(request)
-    ident = await require_login(request)
+    ctx, who = await require_login(request)
     form = await checked_form(request)
     owner, server_name, action = (str(form.get(k, "")) for k in ("user", "server", "action"))
-    back = safe_next(hub, str(form.get("next", ""))) or f"{hub_prefix(hub)}home"
-    svc.check_name(owner)
-    async with hub.db() as session:
-        user = await svc.require_user(session, owner)
-        if not _may(ident, "delete:servers", user, server_name):
-            return error_page(request, 403, "You may not stop this server.")
+    back = safe_next(request, str(form.get("next", ""))) or f"{web_of(request).urls.hub_prefix}home"
+    ref = await servers.may_stop(ctx, who, owner, server_name)
     if action == "stop":
-        await hub.spawns.stop(owner, server_name, reason=f"stopped by {ident.name}")
+        await servers.stop(ctx, ref, reason=f"stopped by {who.name}")
     elif action == "delete" and server_name:
-        await hub.spawns.stop(owner, server_name, remove=True, reason=f"deleted by {ident.name}")
+        await servers.stop(ctx, ref, remove=True, reason=f"deleted by {who.name}")
     else:
-        return error_page(request, 400, f"Unknown action {action[:32]!r}")
+        raise BadRequest(f"Unknown action {action[:32]!r}")
     return redirect(back, status=303)
 
 
 def routes(p: str) -> list[Route]:
-    return [
-        Route(f"{p}home", home, methods=["GET"]),
-        Route(f"{p}spawn", spawn_get, methods=["GET"]),
-        Route(f"{p}spawn/{{user}}", spawn_get, methods=["GET"]),
-        Route(f"{p}spawn/{{user}}", spawn_post, methods=["POST"]),
-        Route(f"{p}spawn/{{user}}/{{server}}", spawn_get, methods=["GET"]),
-        Route(f"{p}spawn/{{user}}/{{server}}", spawn_post, methods=["POST"]),
-        Route(f"{p}spawn-pending/{{user}}", spawn_pending, methods=["GET"]),
-        Route(f"{p}spawn-pending/{{user}}/{{server}}", spawn_pending, methods=["GET"]),
-        Route(f"{p}servers/action", server_action, methods=["POST"]),
-    ]
+    return page_routes(
+        p,
+        {
+            "home": {"GET": home},
+            "spawn": {"GET": spawn_get},
+            "spawn/{user}": {"GET": spawn_get, "POST": spawn_post},
+            "spawn/{user}/{server}": {"GET": spawn_get, "POST": spawn_post},
+            "spawn-pending/{user}": {"GET": spawn_pending},
+            "spawn-pending/{user}/{server}": {"GET": spawn_pending},
+            "servers/action": {"POST": server_action},
+        },
+    )

@@ -21,7 +21,7 @@ class GroupRef:
 
 @dataclass
 class UserRow:
-    """Duck-types the attributes of :class:`User` that :func:`hubkit.api.models.user_model` reads."""
+    """Duck-types the attributes of :class:`User` that :func:`hubkit.services.views.user_model` reads."""
 
     id: int
     name: str

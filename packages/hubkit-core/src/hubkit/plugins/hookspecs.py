@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .plugins import _hookspec as hookspec
+from . import _hookspec as hookspec
 
 if TYPE_CHECKING:
-    from .interfaces import (
+    from ..interfaces import (
         Authenticator,
         AuthResult,
         Endpoint,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         SpawnerBackend,
         UserInfo,
     )
-    from .plugins.registry import (
+    from .registry import (
         BackendRegistry,
         ConfigSectionRegistry,
         StorageRegistry,

@@ -1,17 +1,21 @@
-"""JupyterHub-shaped JSON models built from ORM rows, filtered by what the caller's scopes may see."""
+"""What the hub shows of users, servers, tokens, groups and services: JupyterHub-shaped models built from rows,
+filtered by what the caller's scopes may see. The REST API sends them as JSON; the pages render the same
+values, so both say the same about a server."""
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..auth import scopes as sc
 from ..auth.identity import Identity
+from ..interfaces import ProgressEvent
 from ..storage.orm import APIToken, Group, Server, ServerStatus, Service, User
+from ..urls import HubUrls
 
 if TYPE_CHECKING:
-    from ..runtime.hub import Hub
     from .userrows import UserRow
 
 PENDING = {
@@ -29,20 +33,14 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def server_url(hub: Hub, user: str, name: str = "") -> str:
-    return hub.server_url(user, name)
+def progress_url(urls: HubUrls, user: str, name: str = "") -> str:
+    url = f"{urls.api_prefix}/users/{quote(user, safe='')}/"
+    return url + (f"servers/{quote(name, safe='')}/progress" if name else "server/progress")
 
 
-def api_prefix(hub: Hub) -> str:
-    from ..auth.sessions import hub_prefix
-
-    return hub_prefix(hub) + "api/"
-
-
-def server_model(hub: Hub, user: str, server: Server, *, with_state: bool = False) -> dict[str, Any]:
+def server_model(urls: HubUrls, user: str, server: Server, *, with_state: bool = False) -> dict[str, Any]:
     name = server.name
-    progress = api_prefix(hub) + f"users/{quote(user, safe='')}/"
-    progress += f"servers/{quote(name, safe='')}/progress" if name else "server/progress"
+    progress = progress_url(urls, user, name)
     model: dict[str, Any] = {
         "name": name,
         "display_name": server.display_name or name,
@@ -52,7 +50,7 @@ def server_model(hub: Hub, user: str, server: Server, *, with_state: bool = Fals
         "pending": PENDING.get(server.status),
         "ready": server.status == ServerStatus.RUNNING,
         "stopped": server.status == ServerStatus.STOPPED,
-        "url": server_url(hub, user, name),
+        "url": urls.server(user, name),
         "user_options": server.user_options or {},
         "progress_url": progress,
         "full_url": None,
@@ -65,8 +63,25 @@ def server_model(hub: Hub, user: str, server: Server, *, with_state: bool = Fals
     return model
 
 
+def server_row(urls: HubUrls, user: str, name: str, s: Server | None) -> dict[str, Any]:
+    """A server as the home page lists it (``s`` ``None``: the default server, never started)."""
+    suffix = quote(user, safe="") + (f"/{quote(name, safe='')}" if name else "")
+    return {
+        "name": name,
+        "label": (s.display_name if s is not None else "") or name or "default",
+        "status": str(s.status) if s is not None else "stopped",
+        "pending": PENDING.get(s.status) if s is not None else None,
+        "ready": s is not None and s.status == ServerStatus.RUNNING,
+        "url": urls.server(user, name),
+        "spawn_url": f"{urls.hub_prefix}spawn/{suffix}",
+        "pending_url": f"{urls.hub_prefix}spawn-pending/{suffix}",
+        "last_activity": iso(s.last_activity) if s is not None else None,
+        "started": iso(s.started) if s is not None else None,
+    }
+
+
 def user_model(
-    hub: Hub,
+    urls: HubUrls,
     user: User | UserRow,
     ident: Identity | None,
     *,
@@ -99,13 +114,11 @@ def user_model(
         for s in user.servers:
             if s.status == ServerStatus.STOPPED and not include_stopped:
                 continue
-            servers[s.name] = server_model(hub, user.name, s, with_state=with_state)
+            servers[s.name] = server_model(urls, user.name, s, with_state=with_state)
         model["servers"] = servers
         default = next((s for s in user.servers if s.name == ""), None)
         model["server"] = (
-            server_url(hub, user.name)
-            if default is not None and default.status == ServerStatus.RUNNING
-            else None
+            urls.server(user.name) if default is not None and default.status == ServerStatus.RUNNING else None
         )
         model["pending"] = PENDING.get(default.status) if default is not None else None
     if may("admin:auth_state") and ident is not None:
@@ -154,3 +167,31 @@ def service_model(svc: Service) -> dict[str, Any]:
         "info": svc.info or {},
         "display": svc.display,
     }
+
+
+def ready_event(url: str) -> dict[str, Any]:
+    return {
+        "progress": 100,
+        "ready": True,
+        "message": f"Server ready at {url}",
+        "html_message": f'Server ready at <a href="{html.escape(url)}">{html.escape(url)}</a>',
+        "url": url,
+        "phase": "ready",
+    }
+
+
+def event_json(ev: ProgressEvent, url: str) -> dict[str, Any]:
+    if ev.ready:
+        return ready_event(url)
+    out: dict[str, Any]
+    if ev.failed:
+        msg = ev.message if ev.message.startswith("Spawn failed") else f"Spawn failed: {ev.message}"
+        out = {"progress": 100, "failed": True, "message": msg}
+    else:
+        out = {"progress": ev.progress if ev.progress is not None else 0, "message": ev.message}
+    out["phase"] = str(ev.phase)
+    if ev.reason_code:
+        out["reason_code"] = ev.reason_code
+    if ev.queue_position is not None:
+        out["queue_position"] = ev.queue_position
+    return out
