@@ -1,36 +1,86 @@
-"""The app is plain ASGI: the same flow works under uvicorn and under hypercorn (real sockets)."""
+"""The app is plain ASGI: the same flow works under uvicorn and under hypercorn (real sockets). The documented
+entry points build the hub from a config file and serve it: ``hubkit.asgi:create_app`` under uvicorn and
+hypercorn, ``hubkit.wsgi:create_app`` under gunicorn (a real WSGI server, through a2wsgi). Each runs the same
+flow: create a user, start a server, follow its progress stream to ``ready``, stop it, show the login page.
+Servers listen on sockets bound to port 0 by the test and handed over, so no port is raced for."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hubkit.testing import require
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+ENV = {"HUBKIT_PLUGINS": ""}  # the core alone
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "hubkit.toml"
+    path.write_text(
+        f'[hub]\ndata_dir = "{tmp_path / "data"}"\nadmin_users = ["boss"]\n'
+        '[spawner.stand-in]\nstart_delay = 0.3\n[culler]\nenabled = true\nevery = 3600\n'
+    )
+    return path
+
+
+def admin_token(config: Path) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "hubkit.cli", "-f", str(config), "token", "--create", "boss"],
+        capture_output=True, text=True, timeout=60, check=True, env={**os.environ, **ENV},
+    ).stdout.strip()
+
+
+def listening_socket() -> socket.socket:
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.set_inheritable(True)
+    return sock
+
+
+async def flow(base: str, token: str) -> None:
+    headers = {"Authorization": f"token {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as c:
+        r = await c.get("/hub/api")
+        assert r.json()["version"] == "6.1.1" and r.headers["x-jupyterhub-version"] == "6.1.1"
+        assert (await c.post("/hub/api/users/alice")).status_code == 201
+        r = await c.post("/hub/api/users/alice/server", json={"user_options": {}})
+        assert r.status_code in (201, 202)
+        events = []
+        async with c.stream("GET", "/hub/api/users/alice/server/progress") as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            async for line in resp.aiter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        assert events[-1]["ready"] is True
+        assert (await c.delete("/hub/api/users/alice/server")).status_code == 204
+    async with httpx.AsyncClient(base_url=base, timeout=30) as browser:
+        page = await browser.get("/hub/login")
+        assert page.status_code == 200 and "<form" in page.text
 
 
 @asynccontextmanager
-async def uvicorn_server(app: Any, port: int) -> AsyncIterator[None]:
+async def uvicorn_serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):
+        if server.started or task.done():
             break
         await asyncio.sleep(0.02)
     assert server.started
@@ -42,22 +92,24 @@ async def uvicorn_server(app: Any, port: int) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def hypercorn_server(app: Any, port: int) -> AsyncIterator[None]:
+async def hypercorn_serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     cfg = Config()
-    cfg.bind = [f"127.0.0.1:{port}"]
+    cfg.bind = [f"fd://{sock.fileno()}"]
     cfg.loglevel = "WARNING"
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, cfg, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    port = sock.getsockname()[1]
     async with httpx.AsyncClient() as c:
-        for _ in range(200):
+        for _ in range(500):
             try:
-                await c.get(f"http://127.0.0.1:{port}/hub/health")
-                break
+                if (await c.get(f"http://127.0.0.1:{port}/hub/health")).status_code == 200:
+                    break
             except httpx.TransportError:
-                await asyncio.sleep(0.02)
+                pass
+            await asyncio.sleep(0.02)
     try:
         yield
     finally:
@@ -65,11 +117,71 @@ async def hypercorn_server(app: Any, port: int) -> AsyncIterator[None]:
         await task
 
 
-@pytest.mark.parametrize("runner", [uvicorn_server, hypercorn_server], ids=["uvicorn", "hypercorn"])
+@pytest.mark.parametrize("serving", [uvicorn_serving, hypercorn_serving], ids=["uvicorn", "hypercorn"])
+async def test_asgi_entry_point(config: Path, serving: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hubkit.asgi import create_app
+
+    monkeypatch.setenv("HUBKIT_PLUGINS", "")
+    token = admin_token(config)
+    app = create_app(str(config))
+    sock = listening_socket()
+    try:
+        async with serving(app, sock):
+            await flow(f"http://127.0.0.1:{sock.getsockname()[1]}", token)
+    finally:
+        with contextlib.suppress(OSError):  # hypercorn closes the socket it was handed
+            sock.close()
+    assert app.hub is not None and not app.hub.started  # stopped at lifespan shutdown
+
+
+def test_wsgi_entry_point_under_gunicorn(config: Path, tmp_path: Path) -> None:
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
+    require(gunicorn is not None, "gunicorn not installed")
+    assert gunicorn is not None
+    token = admin_token(config)
+    log = (tmp_path / "gunicorn.log").open("ab")
+    with listening_socket() as sock:
+        proc = subprocess.Popen(
+            [gunicorn, "--workers", "1", "--threads", "8", "--bind", f"fd://{sock.fileno()}",
+             "hubkit.wsgi:create_app()"],
+            env={**os.environ, **ENV, "HUBKIT_CONFIG": str(config)},
+            pass_fds=[sock.fileno()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            try:
+                if httpx.get(f"{base}/hub/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
+            time.sleep(0.05)
+        asyncio.run(flow(base, token))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    text = (tmp_path / "gunicorn.log").read_text()
+    assert "Traceback" not in text, text
+
+
+@pytest.mark.parametrize("runner", [uvicorn_serving, hypercorn_serving], ids=["uvicorn", "hypercorn"])
 async def test_flow_under_asgi_server(app, admin_headers, runner: Callable[..., Any]):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with runner(app, port), httpx.AsyncClient(base_url=base, timeout=20) as c:
+    sock = listening_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        await _flow_with_app(app, admin_headers, runner, sock, base)
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+async def _flow_with_app(app: Any, admin_headers: dict[str, str], runner: Any, sock: socket.socket, base: str) -> None:
+    async with runner(app, sock), httpx.AsyncClient(base_url=base, timeout=20) as c:
         r = await c.get("/hub/api")
         assert r.json()["version"] == "6.1.1" and r.headers["x-jupyterhub-version"] == "6.1.1"
         assert (await c.post("/hub/api/users/alice", headers=admin_headers)).status_code == 201

@@ -17,6 +17,7 @@ from ..auth.identity import Identity
 from ..errors import BadRequest, Conflict, Forbidden, InvalidOptions, LimitReached, NotFound, SpawnFailed
 from ..interfaces import OptionsForm, Phase, ProgressEvent, UserInfo
 from ..spawn.progress import Item
+from ..spawn.records import create_server
 from ..storage.orm import Server, ServerStatus, Spawn, SpawnEvent, User
 from . import access, views
 from .access import HIDDEN
@@ -185,8 +186,6 @@ async def create_named(
         raise Conflict("The default server always exists")
     if ref.server is not None:
         raise Conflict(f"{ref.user.name} already has a server named {ref.name!r}")
-    from ..spawn.records import create_server
-
     async with ctx.storage.session() as session:
         user = await require_user(session, ref.user.name)
         row = await create_server(

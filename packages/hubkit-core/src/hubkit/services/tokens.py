@@ -18,10 +18,9 @@ from ..auth.identity import Identity
 from ..auth.tokens import MAX_EXPIRES_IN, issue_token, parse_token_id
 from ..errors import BadRequest, Forbidden, NotFound
 from ..storage.orm import APIToken, User
-from . import access, views
-from .access import HIDDEN
+from . import views
 from .context import ServiceContext
-from .users import get_user
+from .users import visible_user
 
 ROLE_SCOPES: dict[str, list[str]] = {
     "user": ["self"],
@@ -81,12 +80,7 @@ def token_id(raw: str) -> int:
 
 async def _owner(session: AsyncSession, caller: Identity, name: str, scope: str) -> User:
     """The token owner named in the path, after the scope check (404 when hidden)."""
-    access.require(caller, (scope,))
-    user = await get_user(session, name)
-    if user is None:
-        raise NotFound(HIDDEN)
-    access.require(caller, (scope,), user=user.name, user_groups=[g.name for g in user.groups])
-    return user
+    return await visible_user(session, caller, (scope,), name)
 
 
 def _live(rows: Any) -> list[APIToken]:

@@ -57,6 +57,16 @@ async def require_user(session: AsyncSession, name: str) -> User:
     return user
 
 
+async def visible_user(session: AsyncSession, caller: Identity, scopes: tuple[str, ...], name: str) -> User:
+    """The user ``name`` if the caller holds one of ``scopes`` for them (404 when hidden or missing)."""
+    access.require(caller, scopes)
+    user = await get_user(session, name)
+    if user is None:
+        raise NotFound(HIDDEN)
+    access.require(caller, scopes, user=user.name, user_groups=[g.name for g in user.groups])
+    return user
+
+
 def new_user(name: str, *, admin: bool = False) -> User:
     return User(name=check_name(name), admin=admin, cookie_id=secrets.token_hex(16), servers=[], groups=[])
 
@@ -289,12 +299,8 @@ async def rename_user(session: AsyncSession, user: User, new_name: str) -> None:
 async def change_user(
     ctx: ServiceContext, caller: Identity, name: str, changes: UserChanges
 ) -> dict[str, Any]:
-    access.require(caller, ("admin:users",))
     async with ctx.storage.session() as session:
-        user = await get_user(session, name)
-        if user is None:
-            raise NotFound(HIDDEN)
-        access.require(caller, ("admin:users",), user=user.name, user_groups=[g.name for g in user.groups])
+        user = await visible_user(session, caller, ("admin:users",), name)
         if (user.admin or changes.admin) and not caller.admin:
             raise Forbidden("Only admins can modify admin users or grant admin rights")
         if changes.name is not None:
@@ -380,12 +386,8 @@ async def delete_user(ctx: ServiceContext, name: str, *, reason: str = "user del
 
 async def remove_user(ctx: ServiceContext, caller: Identity, name: str) -> None:
     """``DELETE /users/{name}``."""
-    access.require(caller, ("delete:users",))
     async with ctx.storage.session() as session:
-        user = await get_user(session, name)
-        if user is None:
-            raise NotFound(HIDDEN)
-        access.require(caller, ("delete:users",), user=user.name, user_groups=[g.name for g in user.groups])
+        user = await visible_user(session, caller, ("delete:users",), name)
         if caller.kind == "user" and caller.name == user.name:
             raise BadRequest("Cannot delete yourself")
         if user.admin and not caller.admin:
