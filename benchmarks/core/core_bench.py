@@ -231,7 +231,7 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
     try:  # import the web app up front: the figures are about the hub's work, not first-time imports
-        import hubkit.web.app  # noqa: F401
+        import hubkit.runtime.app  # noqa: F401
     except ImportError:
         pass
     results = []

@@ -60,13 +60,11 @@ class LocalCmdSpawner:
         return {}
 
     async def start(self, spec: ServerSpec, ctx: SpawnContext) -> StartResult:
-        from hubkit.spawn.env import env_with_url
-
         port = free_port()
         home = self.data_dir / "home" / spec.user.name
         home.mkdir(parents=True, exist_ok=True)
         (home / "x.txt").write_text("hello from alice's server\n")
-        env = env_with_url(spec, "127.0.0.1", port)
+        env = spec.env_with_url("127.0.0.1", port)
         env.update(
             PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}",
             HOME=str(home),

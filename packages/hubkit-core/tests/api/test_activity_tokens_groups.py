@@ -66,6 +66,12 @@ async def test_activity_rules(client, hub, admin_headers):
     assert (await client.post("/hub/api/users/alice/activity", json=rich, headers=tok)).status_code == 200
     srv = (await client.get("/hub/api/users/alice/server", headers=h)).json()
     assert srv["hubkit_activity"]["kernels_busy"] == 1
+    # hubkit-singleuser also sends when a kernel was last busy: the request schema must take it
+    busy = {"servers": {"": {"hubkit": {"kernels": 1, "kernels_busy": 1, "last_busy": ts(now)}}}}
+    r = await client.post("/hub/api/users/alice/activity", json=busy, headers=tok)
+    assert r.status_code == 200, r.text
+    srv = (await client.get("/hub/api/users/alice/server", headers=h)).json()
+    assert srv["hubkit_activity"]["last_busy"]
     bad_rich = {"servers": {"": {"hubkit": {"kernels_busy": -1}}}}
     assert (await client.post("/hub/api/users/alice/activity", json=bad_rich, headers=tok)).status_code == 400
     # the server token's identity (B6)

@@ -15,7 +15,6 @@ from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import EmptyConfig
 from hubkit.testing.plugin import make_settings
 
-
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 SAME = {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"}
 

@@ -136,8 +136,11 @@ ACTIVITY = _body(
                         "last_activity": {"type": "string", "format": "date-time"},
                         "hubkit": _obj(
                             {
-                                k: {"type": "integer", "minimum": 0}
-                                for k in ("kernels", "kernels_busy", "connections", "terminals")
+                                **{
+                                    k: {"type": "integer", "minimum": 0}
+                                    for k in ("kernels", "kernels_busy", "connections", "terminals")
+                                },
+                                "last_busy": {"type": "string", "format": "date-time"},
                             }
                         ),
                     }
