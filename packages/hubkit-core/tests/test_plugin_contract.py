@@ -17,12 +17,15 @@ from hubkit.testing.plugin import make_settings
 pytestmark = pytest.mark.timeout(60)
 
 
-def plugin_entry_points() -> list[Any]:
-    return [ep for ep in entry_points(group="hubkit") if ep.dist is None or ep.dist.name != "hubkit-core"]
+def plugin_entry_points(group: str = "hubkit") -> list[Any]:
+    return [ep for ep in entry_points(group=group) if ep.dist is None or ep.dist.name != "hubkit-core"]
 
 
-@pytest.mark.parametrize("ep", plugin_entry_points(), ids=lambda ep: ep.name)
+@pytest.mark.parametrize(
+    "ep", plugin_entry_points() + plugin_entry_points("hubkit.commands"), ids=lambda ep: f"{ep.group}:{ep.name}"
+)
 def test_installed_plugin_imports_only_the_public_contract(ep: Any) -> None:
+    """Hub plugins and installed ``hubkit`` subcommands alike."""
     findings = internal_imports(package_files(ep.module.split(".")[0]))
     assert findings == [], "\n".join(map(str, findings))
 
