@@ -77,6 +77,28 @@ def test_a_nul_character_in_the_oauth_token_form_is_not_a_500(process_hub: HardH
     assert "Traceback" not in process_hub.log_text()[mark:], process_hub.log_text()[mark:][:2000]
 
 
+@pytest.mark.parametrize(
+    ("user", "server"),
+    [("pglong" + "x" * 249, ""), ("pglongserver", "s" * 250), ("é" * 255, "ü" * 255)],
+    ids=["user-255", "server-250", "both-255-percent-encoded"],
+)
+def test_names_of_the_longest_allowed_length_can_start_a_server(
+    process_hub: HardHub, boss: str, user: str, server: str
+) -> None:
+    """Names may be 255 characters (docs/security.md). The server's OAuth client id
+    (``jupyterhub-user-<name>[-<server>]``) and its callback URL overflowed their ``VARCHAR`` columns on PostgreSQL,
+    the stand-in spawner named its log file after the full name (``File name too long``), and the start answered
+    500 with the raw SQL statement and its parameters in the user-visible failure."""
+    assert process_hub.api("POST", f"/users/{user}", boss).status_code == 201
+    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+    r = process_hub.api("POST", path, boss)
+    assert "[SQL:" not in r.text, r.text[:300]
+    assert r.status_code in (201, 202), r.text[:300]
+    model = process_hub.api("GET", f"/users/{user}", boss).json()
+    assert model["servers"][server]["ready"] or model["servers"][server]["pending"] == "spawn", model
+    assert process_hub.api("DELETE", path, boss).status_code in (202, 204)
+
+
 @pytest.mark.parametrize("token_id", ["a2147483648", "a9999999999999999999"])
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_a_token_id_beyond_the_integer_column_is_a_404(

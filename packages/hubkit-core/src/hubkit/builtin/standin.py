@@ -158,8 +158,9 @@ class StandInSpawner:
     async def _start_process(self, spec: ServerSpec, ctx: SpawnContext, behaviour: str) -> StartResult:
         self.dir.mkdir(parents=True, exist_ok=True)
         instance = secrets.token_hex(8)
-        safe = spec.full_name.replace("/", "-") or "server"
-        log_path = self.dir / f"{safe}.log"
+        # names may be 255 characters each: a readable head plus the instance keeps the file name short and unique
+        safe = spec.full_name.replace("/", "-")[:40] or "server"
+        log_path = self.dir / f"{safe}-{instance}.log"
         port_file = self.dir / f"{instance}.port"
         # identity first: a hub killed between the fork and saving the pid finds the child by this instance id
         state: JSONDict = {"mode": "process", "instance": instance, "log": str(log_path)}

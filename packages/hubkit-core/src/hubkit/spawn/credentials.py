@@ -24,7 +24,7 @@ async def issue_server_credentials(
         server_id=server_id,
         scopes=server_token_scopes(user, server_name),
         kind=SERVER_TOKEN_KIND,
-        note=f"server token for {prefix}",
+        note=f"server token for {user}/{server_name}",  # names, not the percent-encoded prefix: fits the column
     )
     ident = client_id(user, server_name)
     client = (

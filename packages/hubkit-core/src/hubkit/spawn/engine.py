@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import noload
 
 from ..errors import Conflict, LimitReached, NotFound, PluginError, SpawnFailed, SpawnTimeout
@@ -26,6 +27,7 @@ from ..interfaces import Endpoint, ExitStatus, JSONDict, Phase, ProgressEvent, S
 from ..routing.reconcile import server_route
 from ..storage.access import Storage
 from ..storage.orm import Server, ServerStatus, Spawn, User
+from ..storage.races import claim_user
 from .auth_refresh import refresh_before_spawn
 from .context import Spawning
 from .credentials import issue_server_credentials
@@ -154,6 +156,9 @@ class SpawnEngine:
         self.sp.guard.check()
         self.policy.check_server_name(server_name)
         async with self.sp.storage.tx() as s:
+            # a rename or delete of this user waits for this transaction, or this one finds the user gone
+            if not await claim_user(s, user):
+                raise NotFound(f"no user {user!r}")
             u = (
                 await s.execute(
                     select(User).where(User.name == user).options(noload(User.servers), noload(User.groups))
@@ -256,7 +261,7 @@ class SpawnEngine:
             raise
         except Exception as exc:
             code, message = _reason(exc)
-            log.warning("spawn %s failed (%s): %s", spawn_id, code, message)
+            log.warning("spawn %s failed (%s): %s", spawn_id, code, message, exc_info=code == "storage-error")
             await self._fail(spawn_id, server_id, spec, ctx, started, code, message)
 
     async def _begin(self, spawn_id: int, server_id: int) -> ServerSpec:
@@ -434,8 +439,12 @@ class SpawnEngine:
 
 
 def _reason(exc: Exception) -> tuple[str, str]:
+    """The failure users see. A storage error's text carries SQL and its parameters (hashes included): it goes
+    to the hub log only."""
     if isinstance(exc, SpawnFailed):
         return exc.reason_code, str(exc)
     if isinstance(exc, PluginError):
         return "plugin-error", str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        return "storage-error", "the hub could not store the server's state (details in the hub's log)"
     return "backend-error", f"{type(exc).__name__}: {exc}"

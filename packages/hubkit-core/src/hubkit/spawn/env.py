@@ -6,15 +6,24 @@ Backends choose the server's address, so they finish the environment with
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 
 from ..urls import HubUrls, quote_name
 
+CLIENT_ID_MAX = 255  # the width of the OAuth client columns
+
 
 def client_id(user: str, server_name: str = "") -> str:
+    """JupyterHub's ``jupyterhub-user-<user>[-<server>]``; names of the longest allowed length (and percent-encoded
+    ones) would not fit the client columns, so a long id keeps a readable head and ends in a digest of the pair."""
     cid = f"jupyterhub-user-{quote_name(user)}"
-    return f"{cid}-{quote_name(server_name)}" if server_name else cid
+    cid = f"{cid}-{quote_name(server_name)}" if server_name else cid
+    if len(cid) <= CLIENT_ID_MAX:
+        return cid
+    digest = hashlib.sha256(f"{user}\0{server_name}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{cid[: CLIENT_ID_MAX - len(digest) - 1]}-{digest}"
 
 
 def access_scopes(user: str, server_name: str = "") -> list[str]:

@@ -46,7 +46,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def create_engine(url: str | URL, *, data_dir: str = ".", echo: bool = False) -> AsyncEngine:
     u = url if isinstance(url, URL) else normalize_url(url, data_dir)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # statement parameters (token hashes, encrypted auth state) never appear in error messages or logs
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if is_sqlite(u):
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         kwargs["pool_size"] = 10

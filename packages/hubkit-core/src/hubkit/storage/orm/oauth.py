@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..types import UTCDateTime
@@ -18,8 +18,9 @@ class OAuthClient(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     identifier: Mapped[str] = mapped_column(String(255), unique=True, index=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
-    redirect_uri: Mapped[str] = mapped_column(String(1024))
-    description: Mapped[str] = mapped_column(String(1024), default="")
+    # a server's callback URL holds two names of up to 255 characters, percent-encoded: no fixed width fits
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
     server_id: Mapped[int | None] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), nullable=True)
     service_id: Mapped[int | None] = mapped_column(
         ForeignKey("services.id", ondelete="CASCADE"), nullable=True
@@ -36,7 +37,7 @@ class OAuthCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     client_identifier: Mapped[str] = mapped_column(String(255))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    redirect_uri: Mapped[str] = mapped_column(String(1024))
+    redirect_uri: Mapped[str] = mapped_column(Text)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     code_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
     code_challenge_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
