@@ -119,6 +119,21 @@ api_url = "http://127.0.0.1:{self.api_port}"
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def server_env(self, boss: str, user: str, *, start: bool = True) -> dict[str, str]:
+        """Start ``user``'s server (unless started) and read its credentials where a real server has them: its
+        environment (the process spawner of ``process_hub``)."""
+        if start:
+            assert self.api("POST", f"/users/{user}/server", boss).status_code in (201, 202)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            server = self.api("GET", f"/users/{user}", boss).json()["servers"].get("", {})
+            if server.get("ready"):
+                pid = int(server["state"]["pid"])
+                raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+            time.sleep(0.2)
+        raise AssertionError(f"{user}'s server did not start")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -34,22 +32,6 @@ pytestmark = [pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def boss(process_hub: HardHub) -> str:
     return process_hub.token("boss")
-
-
-def _server_env(hub: HardHub, boss: str, user: str, *, start: bool = True) -> dict[str, str]:
-    """Start ``user``'s server (unless started) and read its credentials where a real server has them: its
-    environment."""
-    if start:
-        assert hub.api("POST", f"/users/{user}/server", boss).status_code in (201, 202)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        server = hub.api("GET", f"/users/{user}", boss).json()["servers"].get("", {})
-        if server.get("ready"):
-            pid = int(server["state"]["pid"])
-            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
-        time.sleep(0.2)
-    raise AssertionError(f"{user}'s server did not start")
 
 
 def _code(browser: httpx.Client, env: dict[str, str]) -> str:
@@ -69,7 +51,7 @@ def test_an_oauth_code_yields_one_token_however_many_exchange_it_at_once(
 ) -> None:
     hub = process_hub
     assert hub.api("POST", "/users/pgoauth", boss).status_code == 201
-    env = _server_env(hub, boss, "pgoauth")
+    env = hub.server_env(boss, "pgoauth")
     form = {
         "grant_type": "authorization_code",
         "client_id": env["JUPYTERHUB_CLIENT_ID"],

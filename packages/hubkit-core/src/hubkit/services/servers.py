@@ -151,7 +151,10 @@ async def start(
     if outcome == "failed":
         async with ctx.storage.session() as session:
             spawn = await session.get(Spawn, spawn_id)
-            reason = spawn.message if spawn is not None and spawn.message else "unknown reason"
+            if spawn is None or spawn.reason_code == "cancelled":
+                # stopped, or removed with its user, while it started: the state changed, the hub did not fail
+                raise Conflict("the start was cancelled: the server was stopped or removed while it started")
+            reason = spawn.message or "unknown reason"
         raise SpawnFailed(f"Spawn failed: {reason}")
     return outcome == "ready"
 

@@ -20,6 +20,7 @@ from ..auth.identity import Identity
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..interfaces import UserInfo
 from ..storage.orm import APIToken, Group, Server, ServerStatus, Service, User
+from ..storage.races import claim_user
 from . import access, userrows, views
 from .access import HIDDEN
 from .context import ServiceContext
@@ -291,7 +292,10 @@ async def rename_user(session: AsyncSession, user: User, new_name: str) -> None:
         return
     if await get_user(session, new_name) is not None:
         raise Conflict(f"User {new_name} already exists")
-    if any(s.status != ServerStatus.STOPPED for s in user.servers):
+    # claimed first, then the servers read afresh: a start that got in before sees the old name throughout
+    if not await claim_user(session, user.name):
+        raise NotFound(f"No such user {user.name}")
+    if await has_active_server(session, user.id):
         raise Conflict(f"Stop {user.name}'s servers before renaming")
     user.name = new_name
 
@@ -373,15 +377,31 @@ async def stop_all_servers(ctx: ServiceContext, name: str, *, remove: bool, reas
 
 
 async def delete_user(ctx: ServiceContext, name: str, *, reason: str = "user deleted") -> None:
-    if not await stop_all_servers(ctx, name, remove=True, reason=reason):
-        raise BadRequest(f"{name}'s servers are still stopping; try again shortly")
-    async with ctx.storage.session() as session:
-        user = await require_user(session, name)
-        uinfo = info(user)
-        await session.execute(delete(APIToken).where(APIToken.user_id == user.id))
-        await session.delete(user)
-        await session.commit()
-    await ctx.hooks.user_deleted(uinfo)
+    for _ in range(3):  # a start that slipped in between the stop and the delete is stopped on the next round
+        if not await stop_all_servers(ctx, name, remove=True, reason=reason):
+            raise BadRequest(f"{name}'s servers are still stopping; try again shortly")
+        async with ctx.storage.session() as session:
+            # a start of theirs runs before or after this, never across it
+            if not await claim_user(session, name):
+                raise NotFound(f"No such user {name}")
+            user = await require_user(session, name)
+            if await has_active_server(session, user.id):
+                continue
+            uinfo = info(user)
+            await session.execute(delete(APIToken).where(APIToken.user_id == user.id))
+            await session.delete(user)
+            await session.commit()
+        await ctx.hooks.user_deleted(uinfo)
+        return
+    raise Conflict(f"{name}'s servers keep being started; try again")
+
+
+async def has_active_server(session: AsyncSession, user_id: int) -> bool:
+    """Read afresh (not from a loaded relationship): the answer must be as of the caller's claim."""
+    found = await session.execute(
+        select(Server.id).where(Server.user_id == user_id, Server.status != ServerStatus.STOPPED).limit(1)
+    )
+    return found.first() is not None
 
 
 async def remove_user(ctx: ServiceContext, caller: Identity, name: str) -> None:

@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .orm import User
 
 T = TypeVar("T")
 
@@ -26,3 +30,19 @@ async def retry_unique(work: Callable[[], Awaitable[T]], *, attempts: int = 3) -
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def claim_user(session: AsyncSession, name: str) -> bool:
+    """Make ``name``'s row this transaction's first write, so that a start, a rename and a delete of one user
+    run one after another instead of each acting on what it read before the other committed.
+
+    PostgreSQL: the update takes the row lock and waits for a holder; after a wait it re-reads the row, so a user
+    renamed or deleted meanwhile no longer matches and this returns False. SQLite: a first write takes the
+    database's write lock before anything is read, so the transaction never acts on an older snapshot."""
+    res = await session.execute(
+        update(User)
+        .where(User.name == name)
+        .values(name=User.name)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
