@@ -11,6 +11,7 @@ clone works with these commands alone. Standard library only: this runs before a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -152,14 +153,94 @@ def _junit_counts(path: Path) -> dict[str, int]:
     return counts
 
 
+DURATIONS = ROOT / "tests" / "durations.json"  # seconds per folder from a full run: the longest start first
+
+
+def _slug(root: Path) -> str:
+    return str(root.relative_to(ROOT)).replace("/", "_")
+
+
+def _known_durations() -> dict[str, float]:
+    for path in (ROOT / ".cache" / "test-durations.json", DURATIONS):
+        try:
+            return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            continue
+    return {}
+
+
+def _save_durations(measured: dict[str, float]) -> None:
+    known = _known_durations()
+    known.update({k: round(v) for k, v in measured.items()})
+    path = ROOT / ".cache" / "test-durations.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(known.items())), indent=1) + "\n")
+
+
+def run_folders(
+    py: Path, env: dict[str, str], roots: list[Path], reports: Path, pytest_args: list[str], jobs: int
+) -> dict[Path, tuple[int, float]]:
+    """One pytest process per folder, ``jobs`` at a time, longest first (unknown folders count as long). Each
+    folder's output is kept in a file and printed whole when it ends, so the log reads folder by folder.
+    Folders in parallel get their own ``--basetemp``: pytest's cleanup of old temp dirs must not reach another
+    folder's."""
+    known = _known_durations()
+    queue = sorted(roots, key=lambda r: -known.get(str(r.relative_to(ROOT)), 1e9))
+    own_basetemp = jobs > 1 and not any(a.startswith("--basetemp") for a in pytest_args)
+    running: dict[Path, tuple[subprocess.Popen[bytes], float, Path]] = {}
+    done: dict[Path, tuple[int, float]] = {}
+    while queue or running:
+        while queue and len(running) < jobs:
+            root = queue.pop(0)
+            slug = _slug(root)
+            extra = [f"--basetemp={reports / ('tmp-' + slug)}"] if own_basetemp else []
+            cmd = [
+                str(py),
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={reports / (slug + '.xml')}",
+            ]
+            cmd += [str(root), *extra, *pytest_args]
+            say("$ " + " ".join(cmd))
+            log = reports / f"{slug}.log"
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            running[root] = (proc, time.monotonic(), log)
+        time.sleep(0.5)
+        for root, (proc, t0, log) in list(running.items()):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            del running[root]
+            seconds = time.monotonic() - t0
+            sys.stdout.write(log.read_text(errors="replace"))
+            counts = _junit_counts(reports / f"{_slug(root)}.xml")
+            say(f"{root.relative_to(ROOT)}: {counts} in {seconds:.0f}s (exit {rc})")
+            done[root] = (rc, seconds)
+    return done
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     if not args.no_setup:
         system_setup()
     py = test_venv()
     venv_bin = py.parent
-    env = dict(os.environ, PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(
+        os.environ, PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONDONTWRITEBYTECODE="1"
+    )
     lint = subprocess.run(
-        [str(venv_bin / "ruff"), "check", "packages", "tests", "examples", "benchmarks", "dev.py", "noxfile.py"],
+        [
+            str(venv_bin / "ruff"),
+            "check",
+            "packages",
+            "tests",
+            "examples",
+            "benchmarks",
+            "dev.py",
+            "noxfile.py",
+        ],
         cwd=ROOT,
         env=env,
     )
@@ -170,21 +251,16 @@ def cmd_test(args: argparse.Namespace) -> int:
     totals = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     bad_roots: list[str] = []
     reports = Path(tempfile.mkdtemp(prefix="hubkit-junit-"))
+    roots = [r for r in test_roots() if not args.only or any(o in str(r) for o in args.only)]
     started = time.monotonic()
-    for i, root in enumerate(test_roots()):
-        if args.only and not any(o in str(root) for o in args.only):
-            continue
-        junit = reports / f"{i}.xml"
-        cmd = [str(py), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", str(root), *args.pytest_args]
-        say("$ " + " ".join(cmd))
-        t0 = time.monotonic()
-        rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
-        counts = _junit_counts(junit)
-        say(f"{root.relative_to(ROOT)}: {counts} in {time.monotonic() - t0:.0f}s (exit {rc})")
+    durations = run_folders(py, env, roots, reports, args.pytest_args, max(1, args.jobs))
+    for root, (rc, _seconds) in durations.items():
+        counts = _junit_counts(reports / f"{_slug(root)}.xml")
         for k in totals:
             totals[k] += counts[k]
         if rc not in (0, 5):  # 5: nothing collected (e.g. every test deselected)
             bad_roots.append(str(root.relative_to(ROOT)))
+    _save_durations({str(r.relative_to(ROOT)): sec for r, (_, sec) in durations.items()})
     say(f"suite took {time.monotonic() - started:.0f}s")
     for name, check in (("ruff", lint), ("lint-imports", layers), ("mypy", types)):
         if check.returncode != 0:
@@ -197,14 +273,24 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="start the demo hub at http://127.0.0.1:8000")
     demo.add_argument("hub_args", nargs=argparse.REMAINDER, help="extra arguments for `hubkit`")
     demo.set_defaults(func=cmd_demo)
     test = sub.add_parser("test", help="set up and run the whole test suite")
     test.add_argument("--no-setup", action="store_true", help="skip .ci/setup/*.sh")
-    test.add_argument("--only", action="append", default=[], help="run only test folders containing this text")
+    test.add_argument(
+        "--only", action="append", default=[], help="run only test folders containing this text"
+    )
+    test.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("HUBKIT_TEST_JOBS", "2")),
+        help="test folders run at once (default 2, or $HUBKIT_TEST_JOBS)",
+    )
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
     test.set_defaults(func=cmd_test)
     args, unknown = parser.parse_known_args()
