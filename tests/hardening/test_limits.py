@@ -35,11 +35,12 @@ def test_oversized_header_is_431_on_the_hubs_own_port(hub: HardHub, size: int) -
     assert _status(raw_request(hub.hub_port, post)) == 403  # read whole, then refused for lack of a token
 
 
-def test_oversized_chunked_login_body_is_413(hub: HardHub) -> None:
+@pytest.mark.parametrize("path", [b"/hub/login", b"/hub/api/oauth2/token"])
+def test_oversized_chunked_form_body_is_413(hub: HardHub, path: bytes) -> None:
     chunk = b"a" * 65536
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(40))  # 2.5 MiB > 1 MiB
     req = (
-        b"POST /hub/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         + b"9\r\nusername=\r\n"
         + chunks

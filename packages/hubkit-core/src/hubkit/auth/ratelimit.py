@@ -4,7 +4,8 @@ Buckets are keyed by the client address so that failures from one address never 
 ten wrong passwords for ``alice`` from one machine delay that machine's next tries for ``alice``, while alice
 herself, logging in from her own address, is never refused. The per-address bucket (higher, many names) slows a
 spray of guesses across accounts. The address is the one :mod:`hubkit.web.forwarded` trusts, never a header any
-client can send.
+client can send. IPv6 clients count by their /64: one host usually holds a whole /64 and could otherwise take a
+fresh address for every guess.
 
 An attempt is counted *before* the password is checked (and taken back if it succeeds), so guesses sent in
 parallel, which would all be checked before any failure was recorded, count as they arrive.
@@ -15,9 +16,23 @@ With N hub processes each keeps its own counts; that is documented in docs/secur
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import deque
 from dataclasses import dataclass, field
+
+
+def bucket_address(addr: str) -> str:
+    """The bucket an address counts in: itself for IPv4 (and IPv4-mapped IPv6), its /64 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr  # not an address (e.g. a unix socket peer): counted as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 @dataclass
@@ -39,6 +54,7 @@ class LoginRateLimiter:
         return q
 
     def _keys(self, user: str, addr: str) -> list[tuple[tuple[str, str], int]]:
+        addr = bucket_address(addr)
         keys = []
         if self.limit > 0:
             keys.append(((user, addr), self.limit))
@@ -67,6 +83,7 @@ class LoginRateLimiter:
     def succeeded(self, user: str, addr: str) -> None:
         """A login went through: its (user, address) count starts again, and the attempt that was counted in
         advance (see :meth:`failed`) is taken back from the address's count."""
+        addr = bucket_address(addr)
         self._fails.pop((user, addr), None)
         q = self._fails.get(("", addr))
         if q:
