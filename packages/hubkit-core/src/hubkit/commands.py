@@ -201,7 +201,10 @@ def effective_config(settings: Any) -> dict[str, Any]:
 
 def config_show(settings: Any) -> str:
     from .config.toml_out import dump
+    from .hubservices.registry import check
     from .runtime.backends import validate_sections
+    from .runtime.hub import hub_urls
 
     validate_sections(settings, _registries(settings)[1])  # show only a configuration the hub would accept
+    check(settings.services, hub_urls(settings)[0])
     return dump(effective_config(settings))

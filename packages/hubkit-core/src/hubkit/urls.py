@@ -58,3 +58,7 @@ class HubUrls:
     def server(self, user: str, server_name: str = "") -> str:
         """A server's URL prefix, e.g. ``/user/alice/`` or ``/user/alice/nb1/``."""
         return server_prefix(self.base_url, user, server_name)
+
+    def service(self, name: str) -> str:
+        """A hub service's URL prefix, e.g. ``/services/culler/``."""
+        return f"{self.base_url}services/{quote_name(name)}/"

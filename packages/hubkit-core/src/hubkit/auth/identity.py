@@ -17,8 +17,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import noload, selectinload
 
 from ..storage.access import Storage
-from ..storage.orm import APIToken, Server, Service, User
+from ..storage.orm import APIToken, Group, Server, Service, User, user_group
 from . import scopes as sc
+from . import service_access
 from .jupyterhub_tokens import find_imported
 from .sessions import Session
 from .tokens import hash_secret
@@ -113,6 +114,12 @@ async def from_token(storage: Storage, secret: str) -> Identity | None:
             requested = list(sc.ROLES["server"])
         if user_id is not None and uname is not None:
             owner = sc.owner_scopes(uname, admin=uadmin)
+            if service_access.wants_service_access(requested):  # e.g. a login to a hub service
+                groups = await session.execute(
+                    select(Group.name).join(user_group).where(user_group.c.user_id == user_id)
+                )
+                grants = await service_access.granted(session, uname, groups.scalars())
+                owner = service_access.with_grants(owner, grants, uname)
             granted = sc.token_scopes(requested, owner=uname, owner_all=owner, server=sname)
             return Identity(
                 kind="user",

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .models import Settings
+from .models import ServiceConfig, Settings
 from .toml_out import key, value
 
 HEADER = """\
@@ -41,11 +41,40 @@ def _field_lines(model: type[BaseModel]) -> list[str]:
     return lines
 
 
+SERVICES_EXAMPLE = """\
+# Two examples. The stock jupyterhub-idle-culler (pip install jupyterhub-idle-culler), run and kept running
+# by the hub, which hands it a token with just these scopes and JUPYTERHUB_API_URL:
+# [[services]]
+# name = "idle-culler"
+# command = ["jupyterhub-idle-culler", "--timeout=3600", "--cull-every=300"]
+# scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+#
+# A web service of your own, routed at /services/dashboard/, which logs users in through the hub:
+# [[services]]
+# name = "dashboard"
+# url = "http://127.0.0.1:10101"
+# command = ["python3", "/srv/dashboard/app.py"]
+# access_all_users = true
+# oauth_no_confirm = true
+"""
+
+
+def _services_lines() -> list[str]:
+    """``[[services]]`` is a list of tables: shown once, commented, with every field and two examples."""
+    description = Settings.model_fields["services"].description or ""
+    lines = [f"# [[services]]  -- {description} Repeat the table for each service. Its keys:", ""]
+    lines += _field_lines(ServiceConfig)
+    return [*lines, SERVICES_EXAMPLE]
+
+
 def generate_config(registries: Any) -> str:
     out = [HEADER]
     roles = {"auth": registries.authenticators, "spawner": registries.spawners, "proxy": registries.proxies}
     for section, field in Settings.model_fields.items():
         model = field.annotation
+        if section == "services":
+            out += _services_lines()
+            continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             continue
         out.append(f"[{section}]")

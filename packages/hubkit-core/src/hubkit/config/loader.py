@@ -22,6 +22,7 @@ from .models import Settings
 
 BACKEND_ROLES = ("auth", "spawner", "proxy")
 ENV_PREFIX = "HUBKIT_"
+SECRET_KEYS = ("token", "secret", "password", "crypt_keys")
 Path_ = tuple[str, ...]
 
 
@@ -160,5 +161,10 @@ def load_settings(
         if err.get("type") == "extra_forbidden":
             msg = "unknown key"
         else:
-            msg = f"{err.get('msg', 'invalid value')} (got {err.get('input')!r})"
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            shown = err.get("input")
+            secret = bool(loc) and any(w in loc[-1].lower() for w in SECRET_KEYS)
+            # never echo a secret, nor a whole table (it may hold one)
+            if not secret and not isinstance(shown, dict | list):
+                msg = f"{msg} (got {shown!r})"
         raise ConfigError(msg, source=where, key=".".join(loc)) from None

@@ -7,9 +7,11 @@ and validated by the model the backend's plugin registered, once plugins are loa
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Model(BaseModel):
@@ -152,12 +154,200 @@ class CullerConfig(_Model):
     group_timeouts: dict[str, float] = Field(default_factory=dict, description="Per-group idle timeouts.")
 
 
+SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,99}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TOKEN_MIN_LENGTH = 8  # as JupyterHub's
+
+
+class ServiceConfig(_Model):
+    """One ``[[services]]`` entry: JupyterHub's service fields (``c.JupyterHub.services``), plus who may
+    reach it through the hub's OAuth provider (JupyterHub grants that with ``access:services`` in a role)."""
+
+    name: str = Field(
+        description="Service name: letters, digits, '.', '_', '~', '-' (it becomes /services/<name>/)."
+    )
+    admin: bool = Field(False, description="The service's token holds the admin role's scopes.")
+    url: str | None = Field(
+        None,
+        description="Where the service's web server listens (http[s]://host:port); it is routed at "
+        "/services/<name>/ and is passed as JUPYTERHUB_SERVICE_URL.",
+    )
+    api_token: str | None = Field(
+        None,
+        repr=False,
+        description="The service's API token (at least 8 characters; stored hashed). Unset: a managed "
+        "service gets a generated one each time the hub starts it.",
+    )
+    command: list[str] = Field(
+        default_factory=list, description="Command the hub runs and keeps running (a managed service)."
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="Extra environment for a managed service."
+    )
+    cwd: str | None = Field(None, description="Working directory of a managed service.")
+    user: str | None = Field(
+        None, description="OS account a managed service runs as (the hub must run as root for another one)."
+    )
+    scopes: list[str] = Field(
+        default_factory=list,
+        description="Scopes of the service's token, e.g. the culler's list:users, read:users:activity, "
+        "read:servers, delete:servers (JupyterHub: a role in load_roles naming the service).",
+    )
+    display: bool = Field(True, description="List the service on the home page.")
+    info: dict[str, Any] = Field(default_factory=dict, description="Free-form information shown in the API.")
+    oauth_client_id: str | None = Field(
+        None, description="OAuth client id (default service-<name>; must start with service-)."
+    )
+    oauth_redirect_uri: str | None = Field(
+        None, description="OAuth redirect URI (default /services/<name>/oauth_callback when url is set)."
+    )
+    oauth_client_allowed_scopes: list[str] = Field(
+        default_factory=list,
+        description="Extra scopes the service may ask for on behalf of a user who logs in to it.",
+    )
+    oauth_no_confirm: bool = Field(False, description="Skip the consent page when users log in to it.")
+    access_all_users: bool = Field(
+        False, description="Every user may log in to the service (access:services!service=<name>)."
+    )
+    access_users: list[str] = Field(default_factory=list, description="Users who may log in to the service.")
+    access_groups: list[str] = Field(
+        default_factory=list, description="Groups whose members may log in to the service."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not SERVICE_NAME_RE.match(value):
+            raise ValueError(
+                "a service name is 1-100 ASCII letters, digits, '.', '_', '~' or '-', starting with a letter or "
+                "digit (it becomes a URL path /services/<name>/ and part of the OAuth client id)"
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "url must start with http:// or https:// and name a host, e.g. http://127.0.0.1:10101"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("url has an invalid port") from None
+        if port == 0:
+            raise ValueError("url: choose a port (0 is not supported)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                "url must be only scheme://host:port (no path, query or credentials): the service is served "
+                "under /services/<name>/ at that address"
+            )
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) < TOKEN_MIN_LENGTH or len(value) > 256 or not value.isprintable() or " " in value:
+            raise ValueError(
+                f"api_token must be {TOKEN_MIN_LENGTH} to 256 printable characters without spaces "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        if any(not part or "\x00" in part for part in value):
+            raise ValueError("command parts must be non-empty strings without NUL characters")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
+        for k, v in value.items():
+            if not _ENV_NAME_RE.match(k):
+                raise ValueError(f"environment variable name {k[:64]!r} is not valid")
+            if "\x00" in v:
+                raise ValueError(f"environment variable {k} holds a NUL character")
+        return value
+
+    @field_validator("oauth_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("service-") or not SERVICE_NAME_RE.match(value):
+            raise ValueError(
+                "oauth_client_id must start with 'service-' and use only ASCII letters, digits, '.', '_', '~' or '-'"
+            )
+        return value
+
+    @field_validator("oauth_redirect_uri")
+    @classmethod
+    def _redirect(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        absolute = parts.scheme in ("http", "https") and bool(parts.hostname)
+        if (
+            not (absolute or (not parts.scheme and not parts.netloc and value.startswith("/")))
+            or parts.fragment
+        ):
+            raise ValueError(
+                "oauth_redirect_uri must be an http(s) URL or a path starting with '/', without a fragment"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _managed_fields(self) -> ServiceConfig:
+        if not self.command:
+            for key in ("environment", "cwd", "user"):
+                if getattr(self, key):
+                    raise ValueError(
+                        f"{key} is set, but it only applies to a managed service (one with a command)"
+                    )
+        return self
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.command)
+
+
 class Settings(_Model):
     hub: HubConfig = Field(default_factory=HubConfig)  # type: ignore[arg-type]
     auth: AuthConfig = Field(default_factory=AuthConfig)  # type: ignore[arg-type]
     spawner: SpawnerConfig = Field(default_factory=SpawnerConfig)  # type: ignore[arg-type]
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)  # type: ignore[arg-type]
     culler: CullerConfig = Field(default_factory=CullerConfig)  # type: ignore[arg-type]
+    services: list[ServiceConfig] = Field(
+        default_factory=list,
+        description="Hub services ([[services]] tables): API clients with their own token, optionally run and "
+        "kept running by the hub, routed at /services/<name>/, able to log users in through the hub.",
+    )
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Sections of non-backend plugins, validated by their models."
     )
+
+    @field_validator("services")
+    @classmethod
+    def _distinct_services(cls, value: list[ServiceConfig]) -> list[ServiceConfig]:
+        for what, key in (
+            ("name", lambda s: s.name),
+            ("OAuth client id", lambda s: s.oauth_client_id or f"service-{s.name}"),
+            ("api_token", lambda s: s.api_token),
+        ):
+            seen: dict[str, int] = {}
+            for i, svc in enumerate(value):
+                k = key(svc)
+                if k is None:
+                    continue
+                if k in seen:
+                    shown = "" if what == "api_token" else f" {k!r}"
+                    raise ValueError(f"services.{seen[k]} and services.{i} have the same {what}{shown}")
+                seen[k] = i
+        return value

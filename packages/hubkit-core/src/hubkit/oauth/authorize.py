@@ -1,13 +1,14 @@
 """``/hub/api/oauth2/authorize``: log in if needed, check access, then 302 back with a code (JupyterHub B3).
 
-A server's owner is never asked for consent; anyone else with access (an admin) confirms once with a form.
+A server's owner is never asked for consent; anyone else with access (an admin) confirms once with a form. A hub
+service's client asks every user, unless the service is configured with ``oauth_no_confirm``.
 Problems with the client itself (unknown client, wrong redirect URI) are shown at the hub and never
 redirected, so the hub cannot be used as an open redirector.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import select
@@ -15,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..auth import grants
+from ..auth import grants, service_access
 from ..auth import scopes as sc
 from ..auth.identity import Identity
-from ..storage.orm import OAuthClient, Server
+from ..storage.orm import OAuthClient, Server, Service
 from ..web import xsrf
 from ..web.caller import identify
 from ..web.context import web_of
@@ -53,6 +54,8 @@ async def _validate(request: Request, ident: Identity) -> Grant:
         client = await find_client(session, client_id)
     if client is None or not client.secret_hash:
         raise Refused(error_page(request, 400, "Invalid client_id: this OAuth client is not registered."))
+    if client.service_id is not None:
+        ident = await _with_service_access(request, ident)
     redirect_uri = q.get("redirect_uri", client.redirect_uri)
     if redirect_uri != client.redirect_uri:
         raise Refused(error_page(request, 400, "Mismatching redirect URI."))
@@ -93,10 +96,23 @@ async def _validate(request: Request, ident: Identity) -> Grant:
     return Grant(client, redirect_uri, state, scopes, challenge, "S256" if challenge else None)
 
 
-async def _is_owner(request: Request, ident: Identity, client: OAuthClient) -> bool:
-    if client.server_id is None:
-        return False
+async def _with_service_access(request: Request, ident: Identity) -> Identity:
+    """The user's scopes plus the hub services their access policies let them log in to."""
     async with web_of(request).services.storage.session() as session:
+        extra = await service_access.granted(session, ident.name, ident.groups)
+    return replace(ident, scopes=service_access.with_grants(ident.scopes, extra, ident.name))
+
+
+async def _skips_consent(request: Request, ident: Identity, client: OAuthClient) -> bool:
+    """No consent page for the user's own server, nor for a service configured with ``oauth_no_confirm``."""
+    async with web_of(request).services.storage.session() as session:
+        if client.service_id is not None:
+            no_confirm = (
+                await session.execute(select(Service.oauth_no_confirm).where(Service.id == client.service_id))
+            ).scalar_one_or_none()
+            return bool(no_confirm)
+        if client.server_id is None:
+            return False
         owner = (
             await session.execute(select(Server.user_id).where(Server.id == client.server_id))
         ).scalar_one_or_none()
@@ -136,7 +152,7 @@ async def authorize(request: Request) -> Response:
         except xsrf.XSRFError as exc:
             return error_page(request, 403, exc.reason)
         return await _issue(request, ident, grant)
-    if await _is_owner(request, ident, grant.client):
+    if await _skips_consent(request, ident, grant.client):
         return await _issue(request, ident, grant)
     return render(request, "consent.html", {"description": grant.client.description, "scopes": grant.scopes})
 

@@ -1,4 +1,5 @@
-"""Route reconciler: desired routes (running servers in the DB) against ``proxy.get_routes()``.
+"""Route reconciler: desired routes (running servers and hub services with a URL, in the DB) against
+``proxy.get_routes()``.
 
 The spawn engine adds and removes single routes as servers start and stop; the reconciler repairs drift
 (a restarted in-memory proxy, a route deleted by hand) on a timer, and copies the proxy's per-route
@@ -11,13 +12,14 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 
 from ..interfaces import ProxyBackend, Route, RouteChange, RouteChangeKind
 from ..plugins.hooks import Hooks
 from ..storage.access import Storage
-from ..storage.orm import Server, ServerStatus, User
+from ..storage.orm import Server, ServerStatus, Service, User
 from ..urls import HubUrls
 
 log = logging.getLogger("hubkit.routing")
@@ -28,6 +30,17 @@ def server_route(prefix: str, target: str, user: str, server_name: str, hub_id: 
         routespec=prefix,
         target=target,
         data={"user": user, "server_name": server_name, "hub_id": hub_id, "jupyterhub": True},
+    )
+
+
+def service_route(prefix: str, url: str, name: str, hub_id: str) -> Route:
+    """A hub service at ``/services/<name>/``: the target is the service's origin (the proxy forwards the whole
+    path, and the service serves under its prefix)."""
+    parts = urlsplit(url)
+    return Route(
+        routespec=prefix,
+        target=f"{parts.scheme}://{parts.netloc}",
+        data={"service": name, "hub_id": hub_id, "jupyterhub": True},
     )
 
 
@@ -59,7 +72,12 @@ class RouteReconciler:
         self._lock = asyncio.Lock()
 
     def _owned(self, route: Route) -> bool:
-        return "user" in route.data or route.routespec.startswith(f"{self.urls.base_url}user/")
+        base = self.urls.base_url
+        return (
+            "user" in route.data
+            or "service" in route.data
+            or route.routespec.startswith((f"{base}user/", f"{base}services/"))
+        )
 
     async def add(self, route: Route) -> None:
         await self.proxy.add_route(route)
@@ -88,6 +106,10 @@ class RouteReconciler:
                     want[prefix] = server_route(prefix, url, user, name, self.hub_id)
                 else:
                     keep.add(prefix)
+            services = await session.execute(select(Service.name, Service.url).where(Service.url != ""))
+            for name, url in services:
+                prefix = self.urls.service(name)
+                want[prefix] = service_route(prefix, url, name, self.hub_id)
         return want, keep
 
     async def reconcile(self) -> ReconcileStats:
@@ -113,7 +135,7 @@ class RouteReconciler:
         updates: list[tuple[str, str, datetime]] = []
         for spec, route in have.items():
             ts = _parse_time(route.data.get("last_activity"))
-            if ts is not None and spec in want:
+            if ts is not None and spec in want and "user" in route.data:
                 updates.append((str(route.data.get("user")), str(route.data.get("server_name", "")), ts))
         if not updates:
             return

@@ -22,6 +22,9 @@ from ..auth.ratelimit import LoginRateLimiter
 from ..builtin.allow_list import AllowList
 from ..config.models import Settings
 from ..errors import HubkitError, PluginError
+from ..hubservices import env as service_env
+from ..hubservices import registry as service_registry
+from ..hubservices.supervisor import ServiceSupervisor
 from ..interfaces import Authenticator, ProxyBackend, SpawnerBackend
 from ..plugins.hooks import Hooks, Registries, collect_registries
 from ..plugins.manager import PluginHost, build_plugin_manager
@@ -110,6 +113,7 @@ class Hub:
                 pm.distribution_of(owner) or "?",
             )
         urls, info = hub_urls(settings)
+        service_registry.check(settings.services, urls)  # a bad [[services]] entry stops the hub here
         Path(info.data_dir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         hooks = Hooks(pm)
         authenticator = instantiate(
@@ -188,6 +192,7 @@ class Hub:
         :meth:`start_background`, so a server can start listening first (the CLI does this)."""
         await migrate.ensure_schema(self.storage.engine, self.registries.storage, auto=self.storage.is_sqlite)
         await self._ensure_admins()
+        await service_registry.sync_from_config(self.storage, self.settings.services, self.urls)
         backends: tuple[tuple[str, Authenticator | SpawnerBackend | ProxyBackend], ...] = (
             ("auth", self.authenticator),
             ("spawner", self.spawner),
@@ -213,10 +218,22 @@ class Hub:
             await adopt.adopt_all(sp, self.adoption)
             await self.routes.run_forever(self.settings.proxy.check_interval)
 
-        return [
+        duties = [
             Duty("adopt-and-reconcile-routes", adopt_then_reconcile),
             Duty("poll-servers", lambda: poller.poll_forever(sp, self.settings.spawner.poll_interval)),
         ]
+        if any(s.managed for s in self.settings.services):
+            duties.append(Duty("run-managed-services", self.service_supervisor().run))
+        return duties
+
+    def service_supervisor(self) -> ServiceSupervisor:
+        """Runs the ``[[services]]`` that have a command, talking to this hub's API over loopback."""
+        return ServiceSupervisor(
+            self.storage,
+            self.urls,
+            self.settings.services,
+            api_url=service_env.local_api_url(self.info.hub_url, self.urls.base_url),
+        )
 
     def start_background(self) -> None:
         """Re-adoption, then periodic route reconciling; periodic polling. Idempotent."""

@@ -23,10 +23,10 @@ async def list_services(ctx: ServiceContext, caller: Identity) -> dict[str, dict
     async with ctx.storage.session() as session:
         rows = (await session.execute(select(Service).order_by(Service.name))).scalars()
         return {
-            s.name: views.service_model(s)
+            s.name: views.service_model(ctx.urls, s, caller)
             for s in rows
-            if access.may(caller, "read:services:name", service=s.name)
-            or access.may(caller, "list:services", service=s.name)
+            if access.may(caller, "list:services", service=s.name)
+            or access.may(caller, "read:services:name", service=s.name)
         }
 
 
@@ -41,9 +41,10 @@ async def _visible(session: AsyncSession, caller: Identity, names: tuple[str, ..
 
 async def service_model(ctx: ServiceContext, caller: Identity, name: str) -> dict[str, Any]:
     async with ctx.storage.session() as session:
-        return views.service_model(
-            await _visible(session, caller, ("read:services", "read:services:name"), name)
+        row = await _visible(
+            session, caller, ("read:services", "read:services:name", "read:roles:services"), name
         )
+        return views.service_model(ctx.urls, row, caller)
 
 
 async def create_service(
@@ -76,7 +77,7 @@ async def create_service(
         )
         session.add(row)
         await session.commit()
-        return views.service_model(row)
+        return views.service_model(ctx.urls, row)
 
 
 async def delete_service(ctx: ServiceContext, caller: Identity, name: str) -> None:

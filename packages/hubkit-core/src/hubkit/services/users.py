@@ -265,7 +265,7 @@ async def whoami(ctx: ServiceContext, caller: Identity) -> dict[str, Any]:
             svc = await session.get(Service, caller.id)
             if svc is None:
                 raise Forbidden("Missing or invalid credentials.")
-            model = views.service_model(svc)
+            model = views.service_model(ctx.urls, svc)
     model["token_id"] = f"a{caller.token_id}" if caller.token_id is not None else None
     model["session_id"] = caller.session_id
     model["scopes"] = sc.flatten(scopes)

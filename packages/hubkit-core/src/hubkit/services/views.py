@@ -154,19 +154,43 @@ def group_model(group: Group, *, with_users: bool = True) -> dict[str, Any]:
     return model
 
 
-def service_model(svc: Service) -> dict[str, Any]:
-    return {
+SERVICE_FIELDS = {  # what each scope shows of a service (JupyterHub's access map)
+    "read:services": ("kind", "name", "admin", "url", "prefix", "command", "pid", "info", "display"),
+    "read:services:name": ("kind", "name", "admin"),
+    "read:roles:services": ("kind", "name", "roles", "admin"),
+}
+
+
+def service_model(urls: HubUrls, svc: Service, ident: Identity | None = None) -> dict[str, Any]:
+    """``ident`` ``None``: every field. ``hubkit_process`` (what the supervisor of a managed service last
+    recorded) comes with ``read:services``."""
+    process = svc.process or {}
+    running = process.get("state") == "running"
+    model: dict[str, Any] = {
         "kind": "service",
         "name": svc.name,
         "admin": svc.admin,
         "roles": ["admin"] if svc.admin else [],
         "url": svc.url,
-        "prefix": f"/services/{quote(svc.name, safe='')}/" if svc.url else "",
-        "command": [],
-        "pid": 0,
+        "prefix": urls.service(svc.name) if svc.url else "",
+        "command": list(svc.command or []),
+        "pid": (process.get("pid") or 0) if running else 0,
         "info": svc.info or {},
         "display": svc.display,
     }
+    if svc.command:
+        model["hubkit_process"] = {
+            k: process.get(k) for k in ("state", "host", "started", "restarts", "last_exit", "error")
+        }
+    if ident is None:
+        return model
+    keys: set[str] = set()
+    for scope, fields in SERVICE_FIELDS.items():
+        if sc.allows(ident.scopes, scope, service=svc.name):
+            keys.update(fields)
+            if scope == "read:services":
+                keys.add("hubkit_process")
+    return {k: v for k, v in model.items() if k in keys}
 
 
 def ready_event(url: str) -> dict[str, Any]:

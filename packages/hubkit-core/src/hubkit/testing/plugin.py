@@ -27,9 +27,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Any:
+def make_settings(data_dir: Path, **sections: dict[str, Any] | list[dict[str, Any]]) -> Any:
     """Settings for a test hub in ``data_dir``; ``sections`` update the defaults, e.g.
-    ``spawner={"concurrent_spawn_limit": 5, "stand-in": {"mode": "process"}}`` (backend tables nest as in TOML)."""
+    ``spawner={"concurrent_spawn_limit": 5, "stand-in": {"mode": "process"}}`` (backend tables nest as in TOML);
+    ``services=[{"name": ...}]`` sets the ``[[services]]`` array."""
     from hubkit.config.loader import split_backend_sections
     from hubkit.config.models import Settings
 
@@ -39,7 +40,10 @@ def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Any:
         "proxy": {"backend": "none"},
     }
     for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
+        if isinstance(values, list):  # services=[{...}, ...]: an array of tables
+            raw[name] = values
+        else:
+            raw.setdefault(name, {}).update(values)
     return Settings.model_validate(split_backend_sections(raw))
 
 

@@ -1,4 +1,9 @@
-"""Hub services (e.g. an external culler) that hold API tokens of their own."""
+"""Hub services (e.g. an external culler) that hold API tokens of their own.
+
+Rows from ``[[services]]`` (``from_config``) are rewritten at every hub start; ``process`` is what the supervisor
+of a managed service last recorded (host, pid, restarts, last exit), so any hub process can show it and a
+restarted hub can find a service process a killed hub left behind.
+"""
 
 from __future__ import annotations
 
@@ -23,4 +28,9 @@ class Service(Base):
     display: Mapped[bool] = mapped_column(Boolean, default=True)
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     from_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    command: Mapped[list[str]] = mapped_column(JSON, default=list)
+    process: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    oauth_no_confirm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # who may log in to it: {"all": bool, "users": [...], "groups": [...]} (access:services!service=<name>)
+    access: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
