@@ -27,7 +27,8 @@ def host_id() -> str:
 
 
 def start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux ``/proc``), or ``None`` when it is gone."""
+    """The process's start time in clock ticks since boot (Linux ``/proc``), or ``None`` when it is gone (or
+    a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -36,7 +37,7 @@ def start_ticks(pid: int) -> int | None:
     # the command name (field 2) may hold spaces and parentheses: split after its closing parenthesis
     fields = stat[stat.rfind(b")") + 2 :].split()
     try:
-        return int(fields[19])  # field 22 overall
+        return None if fields[0] == b"Z" else int(fields[19])  # state is field 3, start time field 22
     except (IndexError, ValueError):
         return None
 

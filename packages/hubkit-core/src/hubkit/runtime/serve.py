@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 from typing import Any
 
 from .. import __version__
@@ -20,11 +22,21 @@ from .hub import Hub
 log = logging.getLogger("hubkit")
 
 
+def _keep_running_to_stop(sig: int, frame: object) -> None:
+    """Installed for SIGTERM/SIGINT while uvicorn serves: uvicorn shuts down gracefully on the signal, then
+    raises it again once it has finished; without this the default action would end the process right there,
+    before :meth:`Hub.stop` stops the managed services and closes the database."""
+    log.info("signal %d: stopping the hub", sig)
+
+
 async def run_hub(settings: Settings) -> None:
     import uvicorn
 
     hub = await Hub.create(settings)
     await hub.start(background=False)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _keep_running_to_stop)
     try:
         host, port = hub.bind_address()
         public = settings.proxy.backend == "none"
