@@ -224,3 +224,15 @@ async def test_a_restart_with_another_config_replaces_what_changed(
     ]  # a route nobody wants any more
     stats = await hub2.routes.reconcile()
     assert stats.removed == 1 and set(hub2.proxy.routes) == {"/services/quiet/"}
+
+
+async def test_the_home_page_lists_the_services_a_user_may_use(client, admin_headers, login):
+    for name in ("alice", "bob"):
+        await client.post(f"/hub/api/users/{name}", headers=admin_headers)
+    await login("alice")
+    home = (await client.get("/hub/home")).text
+    assert re.findall(r'data-service="([^"]+)"', home) == ["greeter", "quiet"]
+    assert 'href="/services/greeter/"' in home
+    await login("bob")
+    home = (await client.get("/hub/home")).text
+    assert re.findall(r'data-service="([^"]+)"', home) == ["quiet"]  # ext has no url; greeter is not for bob

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..auth import grants
+from ..auth import grants, service_access
 from ..auth import scopes as sc
 from ..auth.identity import Identity
 from ..errors import BadRequest, Conflict, Forbidden, NotAllowed, NotFound
@@ -28,6 +28,28 @@ async def list_services(ctx: ServiceContext, caller: Identity) -> dict[str, dict
             if access.may(caller, "list:services", service=s.name)
             or access.may(caller, "read:services:name", service=s.name)
         }
+
+
+async def links_for(ctx: ServiceContext, caller: Identity) -> list[dict[str, str]]:
+    """The services the home page lists for this user: those with a URL, shown (``display``), and that the user
+    may log in to (JupyterHub lists the same ones)."""
+    async with ctx.storage.session() as session:
+        rows = (
+            await session.execute(
+                select(Service.name).where(Service.url != "", Service.display).order_by(Service.name)
+            )
+        ).scalars()
+        names = list(rows)
+        if not names:
+            return []
+        scopes = service_access.with_grants(
+            caller.scopes, await service_access.granted(session, caller.name, caller.groups), caller.name
+        )
+    return [
+        {"name": n, "url": ctx.urls.service(n)}
+        for n in names
+        if sc.allows(scopes, "access:services", service=n)
+    ]
 
 
 async def _visible(session: AsyncSession, caller: Identity, names: tuple[str, ...], name: str) -> Service:

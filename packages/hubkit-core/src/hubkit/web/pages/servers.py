@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...errors import BadRequest, InvalidOptions, NotFound
-from ...services import servers
+from ...services import hub_services, servers
 from ...services.views import event_json, progress_url
 from ..context import web_of
 from ..render import redirect, render
@@ -43,6 +43,7 @@ async def _server(request: Request, scopes: tuple[str, ...], server: str | None 
 async def home(request: Request) -> Response:
     ctx, who = await require_login(request)
     owner, rows = await servers.home_rows(ctx, who)
+    links = await hub_services.links_for(ctx, who)
     return render(
         request,
         "home.html",
@@ -52,6 +53,7 @@ async def home(request: Request) -> Response:
             "named": ctx.settings.hub.allow_named_servers,
             "has_options": ctx.spawner.options_form(owner) is not None,
             "message": request.query_params.get("message", "")[:200],
+            "services": links,
         },
     )
 
