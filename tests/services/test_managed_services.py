@@ -1,14 +1,17 @@
-"""Managed services from config alone, on a real hub process: the stock ``jupyterhub-idle-culler`` (from PyPI)
-culls an idle server; a service that exits at once is restarted with growing delays while the hub keeps
+"""Managed services from config alone, on a real hub process: the stock ``jupyterhub-idle-culler`` (from PyPI),
+configured by the ``[[services]]`` table of examples/vm/hubkit.toml (shorter timeouts), culls an idle server; a service that exits at once is restarted with growing delays while the hub keeps
 serving; a configured service token holds only its scopes; after ``kill -9`` of the hub the next hub stops
 the culler it left behind and the old generated token dies with it; a stopping hub stops its services."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +21,7 @@ from svchub import BIN, alive, services_log_lines, wait_for
 pytestmark = pytest.mark.timeout(180)
 
 CULLER = BIN / "jupyterhub-idle-culler"
+VM_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "vm" / "hubkit.toml"
 REPORTER_TOKEN = "reporter-0123456789abcdef"
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -27,13 +31,25 @@ def environ(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
+def vm_example_culler() -> dict[str, Any]:
+    """The ``[[services]]`` culler of examples/vm/hubkit.toml, with its venv path and timings made fit for a test."""
+    with open(VM_EXAMPLE, "rb") as f:
+        (entry,) = [s for s in tomllib.load(f)["services"] if s["name"] == "idle-culler"]
+    assert entry["command"][0] == "/opt/hubkit/venv/bin/jupyterhub-idle-culler"
+    assert entry["scopes"] == CULLER_SCOPES and "api_token" not in entry  # the hub generates its token
+    timing = {"--timeout=3600": "--timeout=3", "--cull-every=300": "--cull-every=1"}
+    entry["command"] = [str(CULLER), *(timing.get(a, a) for a in entry["command"][1:])]
+    assert entry["command"][1:] == ["--timeout=3", "--cull-every=1"], entry
+    return entry
+
+
 def services_toml() -> str:
-    scopes = ", ".join(f'"{s}"' for s in CULLER_SCOPES)
+    culler = vm_example_culler()
     return f"""
 [[services]]
-name = "idle-culler"
-command = ["{CULLER}", "--timeout=3", "--cull-every=1", "--remove-named-servers=true"]
-scopes = [{scopes}]
+name = "{culler["name"]}"
+command = {json.dumps(culler["command"])}
+scopes = {json.dumps(culler["scopes"])}
 
 [[services]]
 name = "crashy"
