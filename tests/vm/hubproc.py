@@ -50,6 +50,8 @@ def deep_update(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 def example_config(**overrides: Any) -> dict[str, Any]:
     with open(EXAMPLE / "hubkit.toml", "rb") as f:
         data = tomllib.load(f)
+    for svc in data.get("services", []):  # managed services (the culler) run from the test environment's venv
+        svc["command"] = [c.replace("/opt/hubkit/venv/bin/", f"{VENV_BIN}/") for c in svc.get("command", [])]
     return deep_update(data, overrides)
 
 
