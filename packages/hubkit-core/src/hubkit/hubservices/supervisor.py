@@ -78,12 +78,18 @@ class ServiceSupervisor:
 
     # -- the database record ----------------------------------------------------------------------------------
     async def _record(self, name: str, **changes: Any) -> None:
-        async with self.storage.tx() as session:
-            row = (await session.execute(select(Service).where(Service.name == name))).scalar_one_or_none()
-            if row is None:
-                return
-            row.process = {**(row.process or {}), **changes}
-            await session.commit()
+        """Best effort: the record is for people and for the next hub; a failed write must not stop supervision."""
+        try:
+            async with self.storage.tx() as session:
+                row = (
+                    await session.execute(select(Service).where(Service.name == name))
+                ).scalar_one_or_none()
+                if row is None:
+                    return
+                row.process = {**(row.process or {}), **changes}
+                await session.commit()
+        except Exception as exc:
+            log.warning("service %s: could not record %s: %s", name, changes.get("state"), exc)
 
     async def _leftover(self, name: str) -> None:
         """Stop a process a killed hub left running for this service (same host, same pid and start time)."""
@@ -143,19 +149,28 @@ class ServiceSupervisor:
 
     # -- one service --------------------------------------------------------------------------------------------
     async def _supervise(self, svc: ServiceConfig) -> None:
+        """Run ``svc`` until cancelled: start it, wait for it, wait a growing delay, start it again."""
         running: process.Running | None = None
-        generated = svc.api_token is None
+        failures = 0
         try:
-            await self._leftover(svc.name)
-            token = svc.api_token if svc.api_token is not None else await self._fresh_token(svc)
+            try:
+                await self._leftover(svc.name)
+            except Exception:
+                log.exception("service %s: looking for a process left by a previous hub failed", svc.name)
+            token = svc.api_token
+            while token is None:
+                try:
+                    token = await self._fresh_token(svc)
+                except Exception:
+                    log.exception("service %s: could not issue its token; trying again", svc.name)
+                    await asyncio.sleep(self.backoff.delay(failures))
+                    failures += 1
             popen, account = process.account(svc.user)
             environment = env.build_env(
                 svc, token=token, api_url=self.api_url, urls=self.urls, account=account
             )
-            failures = 0
-            restarts = 0
+            failures = restarts = 0
             while True:
-                began = time.monotonic()
                 try:
                     running = await process.start(
                         svc.name, svc.command, environment, cwd=svc.cwd, popen=popen
@@ -164,51 +179,58 @@ class ServiceSupervisor:
                     log.error("service %s: cannot start %s: %s", svc.name, svc.command[0], exc)
                     await self._record(svc.name, state="failed-to-start", pid=None, error=str(exc), at=_now())
                 else:
-                    log.info("service %s started (pid %d): %s", svc.name, running.pid, " ".join(svc.command))
-                    await self._record(
-                        svc.name,
-                        state="running",
-                        host=process.host_id(),
-                        pid=running.pid,
-                        ticks=running.ticks,
-                        started=_now(),
-                        restarts=restarts,
-                        error=None,
-                    )
-                    code = await running.wait()
-                    ran = time.monotonic() - began
-                    if ran >= self.backoff.stable_after:
+                    if await self._watch(svc, running, restarts, failures) >= self.backoff.stable_after:
                         failures = 0
-                    delay = self.backoff.delay(failures)
-                    last = " | ".join(list(running.tail)[-5:])
-                    log.error(
-                        "service %s (pid %d) exited with status %s after %.1fs; restarting in %.0fs%s",
-                        svc.name,
-                        running.pid,
-                        code,
-                        ran,
-                        delay,
-                        f"; last output: {last}" if last else "",
-                    )
                     running = None
-                    await self._record(
-                        svc.name,
-                        state="restarting",
-                        pid=None,
-                        last_exit={"code": code, "at": _now(), "after_seconds": round(ran, 3)},
-                    )
                 await asyncio.sleep(self.backoff.delay(failures))
                 failures += 1
                 restarts += 1
         except asyncio.CancelledError:
             raise
         except Exception:
-            # a broken database or an unusable account: keep the hub serving, say why the service is not running
+            # e.g. the account in `user` vanished: keep the hub serving, and say why the service is not running
             log.exception(
                 "service %s: supervision failed; it will not be restarted by this hub process", svc.name
             )
         finally:
-            await self._shut(svc, running, generated)
+            await self._shut(svc, running, svc.api_token is None)
+
+    async def _watch(
+        self, svc: ServiceConfig, running: process.Running, restarts: int, failures: int
+    ) -> float:
+        """Record a started process, wait for it to exit, log and record the exit. Returns how long it ran."""
+        began = time.monotonic()
+        log.info("service %s started (pid %d): %s", svc.name, running.pid, " ".join(svc.command))
+        await self._record(
+            svc.name,
+            state="running",
+            host=process.host_id(),
+            pid=running.pid,
+            ticks=running.ticks,
+            started=_now(),
+            restarts=restarts,
+            error=None,
+        )
+        code = await running.wait()
+        ran = time.monotonic() - began
+        delay = self.backoff.delay(0 if ran >= self.backoff.stable_after else failures)
+        last = " | ".join(list(running.tail)[-5:])
+        log.error(
+            "service %s (pid %d) exited with status %s after %.1fs; restarting in %.0fs%s",
+            svc.name,
+            running.pid,
+            code,
+            ran,
+            delay,
+            f"; last output: {last}" if last else "",
+        )
+        await self._record(
+            svc.name,
+            state="restarting",
+            pid=None,
+            last_exit={"code": code, "at": _now(), "after_seconds": round(ran, 3)},
+        )
+        return ran
 
     async def _shut(self, svc: ServiceConfig, running: process.Running | None, generated: bool) -> None:
         with contextlib.suppress(Exception):
