@@ -236,3 +236,20 @@ async def test_the_home_page_lists_the_services_a_user_may_use(client, admin_hea
     await login("bob")
     home = (await client.get("/hub/home")).text
     assert re.findall(r'data-service="([^"]+)"', home) == ["quiet"]  # ext has no url; greeter is not for bob
+
+
+async def test_a_token_in_use_elsewhere_is_refused(hub, hub_factory, make_user, tmp_path):
+    from hubkit.auth.tokens import issue_token
+    from hubkit.errors import ConfigError
+
+    await make_user("carol")
+    async with hub.db() as s:
+        carol = (await s.execute(select(User).where(User.name == "carol"))).scalar_one()
+        await issue_token(s, user_id=carol.id, scopes=["inherit"], secret="carols-own-token-123")
+        await s.commit()
+    await hub.stop()
+    settings = make_settings(
+        tmp_path / "hub", services=[{"name": "thief", "api_token": "carols-own-token-123"}]
+    )
+    with pytest.raises(ConfigError, match=r"services\.0\.api_token: this token is already in use"):
+        await hub_factory(settings)
