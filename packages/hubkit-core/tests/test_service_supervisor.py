@@ -112,6 +112,7 @@ async def test_a_managed_service_runs_restarts_and_stops_with_the_hub(tmp_path, 
     row = await service_row(hub, "recorder")
     assert row.process["restarts"] == 1 and row.process["last_exit"]["code"] == -9
     assert not alive(first["pid"])
+    await wait_until(lambda: not alive(first["child"]), what="what it left in its process group stopped")
 
     # the hub stops: the service and everything in its process group stop too, its token is revoked
     await hub.stop()

@@ -83,7 +83,10 @@ class Running:
         return self.proc.pid
 
     async def wait(self) -> int:
+        """Its exit status, once it exits; what it left running in its process group is then stopped too, so
+        a service that keeps dying cannot pile up orphans."""
         code = await self.proc.wait()
+        signal_group(self.pid, signal.SIGTERM)
         # the output pipe may be held open by a child the service left behind: drain briefly, then stop
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.reader), 1.0)
@@ -102,8 +105,6 @@ class Running:
                 log.warning("service %s did not stop within %.0fs: killing it", self.name, grace)
                 signal_group(self.pid, signal.SIGKILL)
                 await self.proc.wait()
-        else:
-            signal_group(self.pid, signal.SIGTERM)  # whatever it left behind in its group
         return await self.wait()
 
 
