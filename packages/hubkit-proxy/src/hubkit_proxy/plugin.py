@@ -10,25 +10,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import secrets
 import shutil
 import subprocess
 import sys
-from typing import Any
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from hubkit.interfaces import Route
 from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import BackendRegistry, HubInfo
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from . import launcher
 from .chpclient import ChpClient, ProxyApiError, path_to_routespec, routespec_to_path
 
 log = logging.getLogger("hubkit_proxy.plugin")
 TOKEN_FILE = "proxy-auth-token"
+REPLICA_SOURCES = "hubkit.proxy_replicas"
+"""Entry-point group of replica sources: ``name = "module:factory"``, ``factory(options, hub) -> ReplicaSource``."""
+
+
+class ReplicaSource(Protocol):
+    """Where the replicas' APIs are, for proxies whose replicas come and go (e.g. a Kubernetes Deployment)."""
+
+    async def start(self, on_change: Callable[[list[str]], None]) -> None:
+        """Begin following the replicas; call ``on_change(api_urls)`` once before returning and on every change."""
+
+    async def stop(self) -> None: ...
+
+
+def load_replica_source(name: str) -> Callable[[dict[str, Any], HubInfo], ReplicaSource]:
+    """An entry point of group ``hubkit.proxy_replicas`` by name, or ``"module:attribute"``."""
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    found = [ep for ep in entry_points(group=REPLICA_SOURCES) if ep.name == name]
+    if not found:
+        raise ProxyApiError(f"no replica source {name!r} in entry-point group {REPLICA_SOURCES}")
+    return found[0].load()  # type: ignore[no-any-return]
 
 
 class ChpConfig(BaseModel):
@@ -77,6 +102,19 @@ class HubkitProxyConfig(ChpConfig):
         None,
         description="Route journal of the embedded proxy (default: in the data dir); restores routes at start.",
     )
+    discovery: str | None = Field(
+        None,
+        description=f"Find the replicas at run time instead of listing them: a replica source from entry-point "
+        f"group '{REPLICA_SOURCES}' (hubkit-spawn-k8s: 'kubernetes', the EndpointSlices of a Service). "
+        "Replaces api_url and replicas; needs should_start = false.",
+    )
+    discovery_options: dict[str, Any] = Field(default_factory=dict, description="Options of that replica source.")
+
+    @model_validator(mode="after")
+    def _discovery_is_external(self) -> HubkitProxyConfig:
+        if self.discovery and self.should_start:
+            raise ValueError("discovery finds externally run replicas: set should_start = false")
+        return self
 
 
 class ChpBackend:
@@ -111,6 +149,8 @@ class ChpBackend:
 
     @property
     def primary(self) -> ChpClient:
+        if not self.clients:
+            raise ProxyApiError("no proxy replica is known (yet)")
         return self.clients[0]
 
     # -- token and command ----------------------------------------------------------------------------------
@@ -166,8 +206,8 @@ class ChpBackend:
     async def startup(self) -> None:
         if self.config.should_start:
             await self.ensure_running()
-        elif not await self.primary.ping():
-            log.warning("proxy API %s is not reachable yet", self.config.api_url)
+        elif not self.clients or not await self.primary.ping():
+            log.warning("proxy API %s is not reachable yet", self.clients[0].api_url if self.clients else "(none found)")
         if self.config.check_interval > 0:
             self.watchdog = asyncio.get_running_loop().create_task(self._watch())
 
@@ -294,10 +334,44 @@ class HubkitProxyBackend(ChpBackend):
 
     def __init__(self, config: HubkitProxyConfig, hub: HubInfo) -> None:
         self.hconfig = config
+        self.source: ReplicaSource | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         super().__init__(config, hub)
 
     def api_urls(self) -> list[str]:
+        if self.hconfig.discovery:
+            return []  # filled in by the replica source at startup
         return [self.config.api_url, *self.hconfig.replicas]
+
+    async def startup(self) -> None:
+        if self.hconfig.discovery:
+            self.source = load_replica_source(self.hconfig.discovery)(self.hconfig.discovery_options, self.hub)
+            await self.source.start(self.set_replicas)
+        await super().startup()
+
+    async def shutdown(self) -> None:
+        if self.source is not None:
+            await self.source.stop()
+        await super().shutdown()
+
+    def set_replicas(self, urls: list[str]) -> None:
+        """Follow the discovered replicas: a new one gets a client and this hub's routes, a gone one is dropped."""
+        wanted = sorted({u.rstrip("/") for u in urls})
+        have = {c.api_url: c for c in self.clients}
+        new = [u for u in wanted if u not in have]
+        self.clients = [have.pop(u, None) or ChpClient(u, self.token, request_timeout=self.config.request_timeout,
+                                                       retry_seconds=0.0) for u in wanted]
+        if new or have:
+            log.info("proxy replicas now %s", ", ".join(wanted) or "none")
+        for gone in have.values():
+            self._spawn(gone.aclose())
+        if new and self.known:
+            self._spawn(self.heal())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def default_command(self) -> list[str]:
         return [sys.executable, "-m", "hubkit_proxy"]
