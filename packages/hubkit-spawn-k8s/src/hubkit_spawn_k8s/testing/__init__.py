@@ -1,12 +1,9 @@
-"""A fake Kubernetes API server with a simulated scheduler and kubelet, for tests and benchmarks.
-
-The official ``kubernetes`` client talks to it unmodified (see :class:`FakeKubernetes`); containers are
-emulated by local processes or in-process HTTP servers, each pod on its own loopback address.
-"""
+"""Test support for the kubernetes spawner: a real control plane built from Debian's source package
+(:mod:`.controlplane`), the one stand-in left (:mod:`.nodeagent`, kubelet status work for many fake nodes),
+a cuttable TCP path to the API server (:mod:`.netgate`) and an admission gate (:mod:`.webhook`)."""
 
 from __future__ import annotations
 
-from .cluster import FakeImage, FakeNode
-from .server import FakeKubernetes
+from .controlplane import ControlPlane, StartError, find_bin_dir
 
-__all__ = ["FakeImage", "FakeKubernetes", "FakeNode"]
+__all__ = ["ControlPlane", "StartError", "find_bin_dir"]
