@@ -54,6 +54,11 @@ class StorageConfig(_Model):
     access_modes: list[str] = Field(default_factory=lambda: ["ReadWriteOnce"])
     mount_path: str = Field("/home/jovyan", description="Where the claim is mounted in the container.")
     pvc_name_template: str = Field("hubkit-home-{user}", description="{user} is a DNS-safe form of the name.")
+    delete_pvc: bool = Field(
+        False,
+        description="Delete the user's claim when the user is deleted from the hub (KubeSpawner's delete_pvc); "
+        "the data goes too if its volume's reclaim policy is Delete. The hub's Role then needs delete on claims.",
+    )
 
     _q = field_validator("capacity")(_check_quantity)
 
@@ -65,6 +70,9 @@ class KubeSpawnerConfig(_Model):
     context: str | None = Field(None, description="kubeconfig context.")
     api_concurrency: int = Field(16, ge=1, le=256, description="Blocking API calls in flight at once.")
     watch_timeout: int = Field(300, ge=1, description="Server-side timeout of one watch request (s); it resumes.")
+    api_retry_seconds: float = Field(
+        30, ge=0, description="Retry a call this long while the API server cannot be reached (restart, upgrade)."
+    )
     # -- pod --------------------------------------------------------------------------------------------
     image: str = Field("quay.io/jupyter/base-notebook:latest", description="Default image (Docker Stacks work).")
     image_pull_policy: str = Field("IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
@@ -74,6 +82,19 @@ class KubeSpawnerConfig(_Model):
         description="Container command; empty: [spawner] cmd, else the image's own (Docker Stacks start the server).",
     )
     port: int = Field(8888, ge=1, le=65535, description="Port the server listens on inside the pod.")
+    host_network: bool = Field(
+        False,
+        description="Pods share their node's network: each server listens on host_network_ip at a free port the "
+        "hub picks, and the hub connects there. Only for a cluster whose node is the hub's own machine "
+        "(a one-machine cluster, as in hubkit's tests); `port` is then unused.",
+    )
+    host_network_ip: str = Field("127.0.0.1", description="With host_network: where servers listen and are reached.")
+    token_secret: bool = Field(
+        True,
+        description="Keep the server's hub API token in a Secret of its own (referenced by the pod's env, owned by "
+        "the pod so it goes with it) rather than as a plain value in the pod spec. Needs create/patch/delete/list "
+        "on secrets in the hub's Role.",
+    )
     container_name: str = Field("notebook", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     pod_name_template: str = Field("hubkit-{user}{server}", description="{user}/{server} are DNS-safe forms.")
     working_dir: str | None = None

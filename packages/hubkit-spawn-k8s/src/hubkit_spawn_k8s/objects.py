@@ -1,4 +1,5 @@
-"""Manifests (plain dicts in API shape) for a server's pod, its user's claim and its optional Service."""
+"""Manifests (plain dicts in API shape) for a server's pod, its token Secret, its user's claim and its
+optional Service."""
 
 from __future__ import annotations
 
@@ -35,12 +36,14 @@ class ServerNames:
     pvc: str | None
     service: str | None
     namespace: str
+    secret: str | None = None
 
     @classmethod
     def for_spec(cls, cfg: KubeSpawnerConfig, spec: ServerSpec) -> ServerNames:
         pod = names.render(cfg.pod_name_template, spec.user.name, spec.server_name)
         pvc = names.render(cfg.storage.pvc_name_template, spec.user.name) if cfg.storage.enabled else None
-        return cls(pod=pod, pvc=pvc, service=pod if cfg.service else None, namespace=cfg.namespace)
+        secret = f"{pod}-token" if cfg.token_secret else None
+        return cls(pod=pod, pvc=pvc, service=pod if cfg.service else None, namespace=cfg.namespace, secret=secret)
 
 
 def labels(spec: ServerSpec, cfg: KubeSpawnerConfig) -> dict[str, str]:
@@ -74,8 +77,16 @@ def _resources(plan: PodPlan) -> Obj:
     return out
 
 
-def _env(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan) -> list[Obj]:
-    env = spec.env_with_url("0.0.0.0", cfg.port)  # all interfaces of the pod; the hub connects to its IP
+def secret_keys(spec: ServerSpec) -> list[str]:
+    """The environment variables that carry the server's hub token (``JUPYTERHUB_API_TOKEN``, ``JPY_API_TOKEN``)."""
+    if not spec.api_token:
+        return []
+    return sorted(k for k, v in spec.env.items() if v == spec.api_token)
+
+
+def _env(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan, srv: ServerNames, port: int) -> list[Obj]:
+    # all interfaces of the pod (the hub connects to its IP), or the node's loopback with host_network
+    env = spec.env_with_url(cfg.host_network_ip if cfg.host_network else "0.0.0.0", port)
     env.update(cfg.extra_env)
     for key, value in (("MEM_LIMIT", plan.mem_limit), ("MEM_GUARANTEE", plan.mem_request),
                        ("CPU_LIMIT", plan.cpu_limit), ("CPU_GUARANTEE", plan.cpu_request)):
@@ -83,17 +94,44 @@ def _env(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan) -> list[Obj]:
             env[key] = value
     env.setdefault("JUPYTER_IMAGE", plan.image)
     env.setdefault("JUPYTER_IMAGE_SPEC", plan.image)
-    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+    hidden = set(secret_keys(spec)) if srv.secret else set()
+    return [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": srv.secret, "key": k}}}
+        if k in hidden and v == spec.api_token else {"name": k, "value": v}
+        for k, v in sorted(env.items())
+    ]
 
 
-def build_pod(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan, srv: ServerNames) -> Obj:
+def build_secret(cfg: KubeSpawnerConfig, spec: ServerSpec, srv: ServerNames) -> Obj:
+    """The server's hub token, for the pod's env. The spawner makes the pod its owner once the pod exists."""
+    assert srv.secret
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": srv.secret,
+            "namespace": srv.namespace,
+            "labels": labels(spec, cfg),
+            "annotations": object_annotations(spec, cfg),
+        },
+        "stringData": {k: spec.api_token for k in secret_keys(spec)},
+    }
+
+
+def owner_reference(pod: Obj) -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+
+
+def build_pod(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan, srv: ServerNames, port: int | None = None) -> Obj:
     command = list(spec.cmd) or list(cfg.cmd)
+    port = port or cfg.port
     container: Obj = {
         "name": cfg.container_name,
         "image": plan.image,
         "imagePullPolicy": cfg.image_pull_policy,
-        "env": _env(cfg, spec, plan),
-        "ports": [{"name": "notebook-port", "containerPort": cfg.port, "protocol": "TCP"}],
+        "env": _env(cfg, spec, plan, srv, port),
+        "ports": [{"name": "notebook-port", "containerPort": port, "protocol": "TCP"}],
         "resources": _resources(plan),
         "securityContext": {
             "allowPrivilegeEscalation": cfg.allow_privilege_escalation,
@@ -103,7 +141,8 @@ def build_pod(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan, srv: Serv
     }
     if cfg.readiness_probe:
         container["readinessProbe"] = {
-            "httpGet": {"path": f"{spec.url_prefix}api", "port": cfg.port, "scheme": "HTTP"},
+            "httpGet": {"path": f"{spec.url_prefix}api", "port": port, "scheme": "HTTP",
+                        **({"host": cfg.host_network_ip} if cfg.host_network else {})},
             "periodSeconds": 2,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
@@ -131,6 +170,9 @@ def build_pod(cfg: KubeSpawnerConfig, spec: ServerSpec, plan: PodPlan, srv: Serv
         "terminationGracePeriodSeconds": max(cfg.delete_grace_period, 1),
         "volumes": volumes,
     }
+    if cfg.host_network:
+        pod_spec["hostNetwork"] = True
+        container["ports"][0]["hostPort"] = port  # the scheduler keeps two servers off one port of a node
     if plan.node_selector:
         pod_spec["nodeSelector"] = dict(plan.node_selector)
     if plan.tolerations:

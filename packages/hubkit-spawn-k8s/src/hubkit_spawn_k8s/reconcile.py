@@ -49,3 +49,34 @@ async def reconcile_pods(
     missing = [k.spec.full_name for k in known if k.spec.full_name not in found]
     return ReconcileReport(adopted=tuple(adopted), removed=tuple(removed), reported=tuple(reported),
                            missing=tuple(missing))
+
+
+async def reconcile_owned(
+    kind: str,
+    items: list[Obj],
+    known: Sequence[KnownServer],
+    state_key: str,
+    remove_orphans: bool,
+    remove: Callable[[str], Awaitable[None]],
+) -> tuple[list[str], list[str]]:
+    """Per-server objects besides the pod (token Secrets, Services): an object no known server names in its
+    state, nor claims through the user/server annotations, is an orphan. Returns (removed, reported)."""
+    names_known = {k.state.get(state_key) for k in known if k.state.get(state_key)}
+    keys_known = {(k.spec.user.name, k.spec.server_name) for k in known}
+    removed: list[str] = []
+    reported: list[str] = []
+    for obj in items:
+        meta = obj["metadata"]
+        ann = meta.get("annotations") or {}
+        key = (str(ann.get(names.ANNOTATION_USER)), str(ann.get(names.ANNOTATION_SERVER, "")))
+        if meta["name"] in names_known or key in keys_known or meta.get("deletionTimestamp"):
+            continue
+        ident = f"{kind} {meta.get('namespace', '')}/{meta['name']}"
+        if remove_orphans:
+            await remove(meta["name"])
+            removed.append(ident)
+        else:
+            reported.append(ident)
+        log.warning("orphan %s (user %r, server %r) %s", ident, ann.get(names.ANNOTATION_USER),
+                    ann.get(names.ANNOTATION_SERVER), "removed" if remove_orphans else "left in place")
+    return removed, reported

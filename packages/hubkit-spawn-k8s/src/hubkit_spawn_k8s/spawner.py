@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
+import socket
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,16 +32,36 @@ from hubkit.interfaces import (
 from hubkit.plugins.registry import HubInfo
 from kubernetes.client.exceptions import ApiException
 
-from . import names, objects, profiles
+from . import access, names, objects, profiles
 from .config import KubeSpawnerConfig
 from .informer import Informer
 from .kubeapi import ClientRefused, KubeApi, load_configuration, status_of
 from .progress import event_progress, milestones_from_pod, pod_failure, pod_running, unschedulable
-from .reconcile import reconcile_pods
+from .reconcile import reconcile_owned, reconcile_pods
 from .tracking import PodMailbox, Tracker
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+
+ACTIVE: weakref.WeakSet[KubeSpawner] = weakref.WeakSet()
+"""Started spawners, so the ``hubkit_user_deleted`` hook can reach the one the hub built."""
+
+_PORT_QUARANTINE = 300.0  # with host_network: seconds a handed-out port is not handed out again
+
+
+def _free_port(ip: str, recent: dict[int, float]) -> int:
+    now = time.monotonic()
+    for port, t in list(recent.items()):
+        if now - t > _PORT_QUARANTINE:
+            del recent[port]
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((ip, 0))
+            port = int(s.getsockname()[1])
+        if port not in recent:
+            recent[port] = now
+            return port
+    raise SpawnFailed("no free port on the node's network", reason_code="no-port")
 
 
 class KubeSpawner:
@@ -49,11 +73,12 @@ class KubeSpawner:
         self.api: KubeApi | None = None
         self.pods: Informer | None = None
         self.events: Informer | None = None
+        self._recent_ports: dict[int, float] = {}
 
     # -- lifecycle of the backend ---------------------------------------------------------------------------
     async def startup(self) -> None:
         conf = await asyncio.to_thread(load_configuration, self.cfg)
-        self.api = KubeApi(conf, self.cfg.api_concurrency)
+        self.api = KubeApi(conf, self.cfg.api_concurrency, self.cfg.api_retry_seconds)
         ns, timeout = self.cfg.namespace, self.cfg.watch_timeout
         await self._check_access(conf.host, ns)
         self.pods = Informer(
@@ -75,26 +100,55 @@ class KubeSpawner:
                 f"cannot list pods/events in namespace {ns!r}: is the API server reachable and the Role bound?",
                 reason_code="k8s-unreachable",
             ) from None
+        ACTIVE.add(self)
 
     async def _check_access(self, host: str, ns: str) -> None:
-        """Fail startup with a clear message rather than retrying a watch that can never work."""
+        """Fail startup with one clear message (every missing verb named) rather than a spawn that fails later
+        or a watch that retries forever."""
         try:
-            await self._api.call("list_namespaced_pod", ns, limit=1)
+            missing = await self.missing_permissions()
         except ApiException as exc:
             self._api.close()
             message = status_of(exc).get("message") or exc.reason
             if exc.status in (401, 403):
                 raise ConfigError(
-                    f"the hub may not list pods in namespace {ns!r} ({message}); check its Role and RoleBinding",
-                    key="spawner.kubernetes",
+                    f"the Kubernetes API at {host} refused the hub's credentials ({message}); check its "
+                    "kubeconfig or ServiceAccount", key="spawner.kubernetes",
                 ) from None
             raise ConfigError(f"the Kubernetes API at {host} answered {exc.status}: {message}",
                               key="spawner.kubernetes") from None
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             self._api.close()
             raise ConfigError(f"cannot reach the Kubernetes API at {host}: {exc}", key="spawner.kubernetes") from None
+        if missing:
+            self._api.close()
+            raise ConfigError(
+                f"the hub's Kubernetes account lacks, in namespace {ns!r}: "
+                + "; ".join(f"{n.rule} (for {n.why})" for n in missing)
+                + ". Grant the Role of examples/k8s/base/hub-rbac.yaml (or turn off the option that needs it).",
+                key="spawner.kubernetes",
+            )
+
+    async def missing_permissions(self) -> list[access.Need]:
+        """Every permission this configuration needs that the API server says the hub does not have.
+
+        Raises :class:`ApiException` when the credentials themselves are refused (401)."""
+        path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        needs = access.needed(self.cfg)
+        try:
+            answers = await asyncio.gather(
+                *(self._api.request("POST", path, access.review_body(self.cfg.namespace, n)) for n in needs)
+            )
+        except ApiException as exc:
+            if exc.status == 401:
+                raise
+            # a cluster that refuses self-reviews: the calls themselves will tell, in their errors
+            log.warning("could not check the hub's permissions (%s %s)", exc.status, exc.reason)
+            return []
+        return [n for n, a in zip(needs, answers, strict=True) if not (a.get("status") or {}).get("allowed")]
 
     async def shutdown(self) -> None:
+        ACTIVE.discard(self)
         for inf in (self.pods, self.events):
             if inf:
                 inf.stop()
@@ -124,19 +178,25 @@ class KubeSpawner:
         except InvalidOptions as exc:
             raise SpawnFailed(str(exc), reason_code="invalid-options") from None
         srv = objects.ServerNames.for_spec(self.cfg, spec)
+        port = _free_port(self.cfg.host_network_ip, self._recent_ports) if self.cfg.host_network else self.cfg.port
         state: JSONDict = {"namespace": srv.namespace, "pod_name": srv.pod, "pvc_name": srv.pvc,
-                           "service_name": srv.service}
-        await ctx.save_state(state)  # before anything exists, so a crashed hub can still find it
+                           "service_name": srv.service, "secret_name": srv.secret, "port": port}
+        # Identity first: a hub killed anywhere below restarts, finds these names and removes what exists.
+        await ctx.save_state(state)
         if srv.pvc:
             await self._ensure_pvc(spec, srv, ctx)
         if srv.service:
             await self._create_ignoring_conflict("create_namespaced_service", objects.build_service(self.cfg, spec, srv))
         box = self.tracker.open(srv.pod)
         try:
-            pod = await self._create_pod(objects.build_pod(self.cfg, spec, plan, srv), box, ctx)
+            if srv.secret:
+                await self._replace_secret(objects.build_secret(self.cfg, spec, srv))
+            pod = await self._create_pod(objects.build_pod(self.cfg, spec, plan, srv, port), box, ctx)
             box.uid = pod["metadata"]["uid"]
             state["pod_uid"] = box.uid
             await ctx.save_state(state)
+            if srv.secret:
+                await self._own_secret(srv.secret, pod)
             await ctx.emit(ProgressEvent(Phase.REQUESTED, f"Pod {srv.pod} created, waiting for a node", 10,
                                          detail={"pod": srv.pod, "image": plan.image}))
             try:
@@ -147,18 +207,54 @@ class KubeSpawner:
                     f"({self._describe(srv.pod)}).", phase="start",
                 ) from None
         except BaseException:
-            # leave no pod behind, whatever ended the spawn (failure, timeout, cancellation by the core)
+            # leave no pod (nor its token) behind, whatever ended the spawn (failure, timeout, cancellation)
             try:
                 await asyncio.shield(self._remove_pod(srv.pod, grace=0))
+                if srv.secret:
+                    await asyncio.shield(self._delete_quietly("delete_namespaced_secret", srv.secret))
             except Exception:
                 log.exception("could not remove pod %s after a failed spawn", srv.pod)
             raise
         finally:
             self.tracker.close(box)
         await ctx.emit(ProgressEvent(Phase.STARTING, f"Pod running at {ip}", 90, detail={"pod_ip": ip}))
-        host = f"{srv.service}.{srv.namespace}.svc" if srv.service else ip
+        if self.cfg.host_network:
+            host = self.cfg.host_network_ip
+        else:
+            host = f"{srv.service}.{srv.namespace}.svc" if srv.service else ip
         state["pod_ip"] = ip
-        return StartResult(Endpoint(f"http://{host}:{self.cfg.port}"), state)
+        return StartResult(Endpoint(f"http://{host}:{port}"), state)
+
+    async def _replace_secret(self, body: Obj) -> None:
+        """Each start has a new token: an earlier Secret of that name (its owner may be gone) is replaced."""
+        for attempt in range(2):
+            try:
+                await self._api.call("create_namespaced_secret", self.cfg.namespace, body)
+                return
+            except ClientRefused as exc:
+                raise self._api_failure(exc, body) from None
+            except ApiException as exc:
+                if exc.status != 409 or attempt:
+                    raise self._api_failure(exc, body) from None
+            await self._delete_quietly("delete_namespaced_secret", body["metadata"]["name"])
+
+    async def _own_secret(self, name: str, pod: Obj) -> None:
+        """Make the pod the Secret's owner, so the garbage collector deletes the token with the pod, whoever
+        deletes it (the hub's stop deletes both itself as well)."""
+        path = f"/api/v1/namespaces/{self.cfg.namespace}/secrets/{name}"
+        try:
+            await self._api.request("PATCH", path, {"metadata": {"ownerReferences": [objects.owner_reference(pod)]}},
+                                    content_type="application/merge-patch+json")
+        except ApiException as exc:
+            raise self._api_failure(exc, {"kind": "Secret", "metadata": {"name": name}}, verb="patch") from None
+
+    async def _delete_quietly(self, method: str, name: str) -> None:
+        """Delete, treating "already gone" as done."""
+        try:
+            await self._api.call(method, name, self.cfg.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     async def _ensure_pvc(self, spec: ServerSpec, srv: objects.ServerNames, ctx: SpawnContext) -> None:
         created = await self._create_ignoring_conflict(
@@ -192,7 +288,7 @@ class KubeSpawner:
             await self._remove_pod(name, grace=0)
         raise AssertionError("unreachable")
 
-    def _api_failure(self, exc: ApiException | ClientRefused, body: Obj) -> SpawnFailed:
+    def _api_failure(self, exc: ApiException | ClientRefused, body: Obj, verb: str = "create") -> SpawnFailed:
         what = f"{body.get('kind', 'object')} {body['metadata']['name']}"
         if isinstance(exc, ClientRefused):
             return SpawnFailed(f"The kubernetes client refused {what} as invalid: {exc}", reason_code="k8s-invalid")
@@ -201,9 +297,9 @@ class KubeSpawner:
             return SpawnFailed(f"The cluster refused {what} as invalid: {status.get('message', exc.reason)}",
                                reason_code="k8s-invalid")
         if exc.status == 403:
-            return SpawnFailed(f"The hub may not create {what}: {status.get('message', exc.reason)}",
+            return SpawnFailed(f"The hub may not {verb} {what}: {status.get('message', exc.reason)}",
                                reason_code="k8s-forbidden")
-        return SpawnFailed(f"Creating {what} failed ({exc.status}): {status.get('message', exc.reason)}",
+        return SpawnFailed(f"{verb.capitalize()} {what} failed ({exc.status}): {status.get('message', exc.reason)}",
                            reason_code="k8s-api-error")
 
     async def _follow(self, box: PodMailbox, ctx: SpawnContext) -> str:
@@ -268,14 +364,8 @@ class KubeSpawner:
 
     # -- poll / stop ----------------------------------------------------------------------------------------
     async def _get_pod(self, name: str) -> Obj | None:
-        if self.pods and self.pods.synced.is_set():
-            return self.pods.cache.get(name)
-        try:
-            return await self._api.call("read_namespaced_pod", name, self.cfg.namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        """From the shared watch's cache: startup waits until it is synced, and it stays so."""
+        return self.pods.cache.get(name) if self.pods else None
 
     async def poll(self, spec: ServerSpec, state: JSONDict) -> ExitStatus | None:
         name = state.get("pod_name")
@@ -298,6 +388,8 @@ class KubeSpawner:
         name = state.get("pod_name")
         if name:
             await self._remove_pod(name, grace=0 if now else self.cfg.delete_grace_period)
+        if state.get("secret_name"):
+            await self._delete_quietly("delete_namespaced_secret", state["secret_name"])
         if state.get("service_name"):
             with contextlib.suppress(ApiException):
                 await self._api.call("delete_namespaced_service", state["service_name"], self.cfg.namespace)
@@ -331,5 +423,34 @@ class KubeSpawner:
 
     async def reconcile(self, known: Sequence[KnownServer], *, remove_orphans: bool) -> ReconcileReport:
         selector = f"{names.LABEL_HUB}={self.hub_label},{names.LABEL_COMPONENT}={names.COMPONENT}"
-        body = await self._api.call("list_namespaced_pod", self.cfg.namespace, label_selector=selector)
-        return await reconcile_pods(body.get("items") or [], known, remove_orphans, self._remove_pod)
+        pods = await self._api.call("list_namespaced_pod", self.cfg.namespace, label_selector=selector)
+        report = await reconcile_pods(pods.get("items") or [], known, remove_orphans, self._remove_pod)
+        # the per-server objects that outlive a hub killed mid-spawn: token Secrets and Services
+        extra_removed, extra_reported = [], []
+        for kind, key, lister, deleter, enabled in (
+            ("secret", "secret_name", "list_namespaced_secret", "delete_namespaced_secret", self.cfg.token_secret),
+            ("service", "service_name", "list_namespaced_service", "delete_namespaced_service", self.cfg.service),
+        ):
+            if not enabled:
+                continue
+            items = (await self._api.call(lister, self.cfg.namespace, label_selector=selector)).get("items") or []
+            removed, reported = await reconcile_owned(
+                kind, items, known, key, remove_orphans, functools.partial(self._delete_quietly, deleter)
+            )
+            extra_removed += removed
+            extra_reported += reported
+        return dataclasses.replace(report, removed=report.removed + tuple(extra_removed),
+                                   reported=report.reported + tuple(extra_reported))
+
+    async def delete_user_resources(self, user: UserInfo) -> list[str]:
+        """What a deleted user leaves here: their claim, when ``storage.delete_pvc`` is set."""
+        if not (self.cfg.storage.enabled and self.cfg.storage.delete_pvc):
+            return []
+        name = names.render(self.cfg.storage.pvc_name_template, user.name)
+        try:
+            await self._api.call("delete_namespaced_persistent_volume_claim", name, self.cfg.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return [f"{self.cfg.namespace}/{name}"]
