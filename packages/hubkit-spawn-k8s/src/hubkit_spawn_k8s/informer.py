@@ -18,6 +18,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from .kubeapi import status_of
+
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Handler = Callable[[str, Obj], None]
@@ -45,6 +47,8 @@ class Informer:
         self._keep_cache = keep_cache
         self.cache: dict[str, Obj] = {}
         self.synced = asyncio.Event()
+        self.refused = asyncio.Event()  # the first list was refused (401/403): see ``error``
+        self.error = ""
         self.relists = 0
         self.watch_requests = 0
         self.resource_version: str | None = None
@@ -90,7 +94,11 @@ class Informer:
                     continue
                 if self._stop.is_set():
                     break
-                log.warning("watch %s failed: %s %s; retrying in %.1fs", self.name, exc.status, exc.reason, backoff)
+                detail = status_of(exc).get("message") or exc.reason  # e.g. which verb the Role lacks
+                if exc.status in (401, 403) and self.resource_version is None:
+                    self.error = f"{exc.status} {detail}"
+                    self._deliver(self.refused.set)
+                log.warning("watch %s failed: %s %s; retrying in %.1fs", self.name, exc.status, detail, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30)
             except Exception as exc:

@@ -94,14 +94,17 @@ class EndpointSliceReplicas:
             timeout=self.opts.watch_timeout,
         )
         self.informer.start()
-        try:
-            await asyncio.wait_for(self.informer.synced.wait(), 60)
-        except TimeoutError:
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.informer.synced, self.informer.refused)]
+        await asyncio.wait(waits, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        if not self.informer.synced.is_set():
+            why = self.informer.error or "no answer in 60 s"
             await self.stop()
             raise RuntimeError(
-                f"cannot list EndpointSlices of Service {self.opts.namespace}/{self.opts.service}: is the API "
-                "server reachable and may the hub list/watch endpointslices (discovery.k8s.io)?"
-            ) from None
+                f"cannot list the EndpointSlices of Service {self.opts.namespace}/{self.opts.service} ({why}): is "
+                "the API server reachable, and may the hub list and watch endpointslices (discovery.k8s.io)?"
+            )
         self._changed(force=True)
 
     def _changed(self, force: bool = False) -> None:

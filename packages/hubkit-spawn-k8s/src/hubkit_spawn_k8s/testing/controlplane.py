@@ -585,7 +585,7 @@ class ControlPlane:
                 "--image-gc-high-threshold=100", "--image-gc-low-threshold=99",
                 "--eviction-hard=", "--sync-frequency=10s", "--file-check-frequency=1h",
                 "--node-status-update-frequency=5s", "--max-pods=110",
-                "--serialize-image-pulls=false", "--v=1",
+                "--serialize-image-pulls=false", "--oom-score-adj=0", "--v=1",
             ], root / "kubelet.log").start()
 
             def node_ready() -> bool:
