@@ -359,8 +359,11 @@ class HubkitProxyBackend(ChpBackend):
         wanted = sorted({u.rstrip("/") for u in urls})
         have = {c.api_url: c for c in self.clients}
         new = [u for u in wanted if u not in have]
-        self.clients = [have.pop(u, None) or ChpClient(u, self.token, request_timeout=self.config.request_timeout,
-                                                       retry_seconds=0.0) for u in wanted]
+        self.clients = [
+            have.pop(u) if u in have
+            else ChpClient(u, self.token, request_timeout=self.config.request_timeout, retry_seconds=0.0)
+            for u in wanted
+        ]
         if new or have:
             log.info("proxy replicas now %s", ", ".join(wanted) or "none")
         for gone in have.values():
