@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -283,11 +284,17 @@ class ControlPlane:
         return self
 
     def stop(self) -> None:
+        namespaces: list[str] = []
+        if self.kubelet is not None and self.apiserver is not None and self.apiserver.alive():
+            with contextlib.suppress(Exception):
+                namespaces = [n["metadata"]["name"] for n in self.ok("GET", "/api/v1/namespaces")["items"]]
         for proc in (self.kubelet, self.scheduler, self.controller_manager, self.apiserver, self.etcd):
             if proc is not None:
                 proc.stop()
         if self.kubelet is not None:
             self._remove_kubelet_containers()
+            self._unmount_kubelet_dirs()
+            _remove_pod_logs(namespaces)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -600,12 +607,37 @@ class ControlPlane:
                 return
         raise StartError("kubelet: no free port after 5 attempts")
 
+    def _unmount_kubelet_dirs(self) -> None:
+        """The kubelet bind-mounts its root dir onto itself (and pods' volumes below it); a stopped kubelet
+        leaves the mounts, and the directory could not be deleted. Deepest first."""
+        root = str(self.workdir / "kubelet" / "root")
+        with open("/proc/self/mountinfo") as fh:
+            points = [line.split()[4] for line in fh]
+        for point in sorted((p for p in points if p == root or p.startswith(root + "/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
+
     def _remove_kubelet_containers(self) -> None:
         """Containers the dockershim made (pods and their sandboxes); a stopped kubelet leaves them running."""
         ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=io.kubernetes.docker.type"],
                              capture_output=True, text=True, timeout=60).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=120)
+
+
+def _remove_pod_logs(namespaces: list[str]) -> None:
+    """The kubelet keeps container logs under /var/log/pods/<namespace>_<pod>_<uid> (a fixed path) and links
+    them from /var/log/containers; a stopped kubelet leaves those of pods still running at its end."""
+    logs = Path("/var/log/pods")
+    for ns in namespaces:
+        if ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            continue
+        for d in logs.glob(f"{ns}_*"):
+            shutil.rmtree(d, ignore_errors=True)
+    links = Path("/var/log/containers")
+    if links.is_dir():
+        for link in links.iterdir():
+            if link.is_symlink() and not link.exists():
+                link.unlink(missing_ok=True)
 
 
 def resource_path(cp: ControlPlane, obj: dict[str, Any]) -> str:

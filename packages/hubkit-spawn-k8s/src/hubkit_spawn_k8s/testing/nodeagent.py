@@ -32,12 +32,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+
+from .httpd import JSONHandler
 
 LABEL = "hubkit.io/node-agent"
 VERSION = "v1.20.2-hubkit-node-agent"
@@ -61,17 +63,9 @@ def client_from_kubeconfig(path: str) -> httpx.Client:
                         limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
 
 
-class _Answer(BaseHTTPRequestHandler):
+class _Answer(JSONHandler):
     def do_GET(self) -> None:
-        body = b"{}"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply({})
 
 
 class NodeAgent:

@@ -9,11 +9,12 @@ import json
 import secrets
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from .controlplane import ControlPlane, _openssl
+from .httpd import JSONHandler
 
 
 def serving_cert(cp: ControlPlane, d: Path) -> tuple[Path, Path]:
@@ -41,7 +42,7 @@ class HoldingWebhook:
         cert, key = serving_cert(cp, workdir / self.name)
         hook = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
                 review = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                 req = review["request"]
@@ -51,16 +52,8 @@ class HoldingWebhook:
                     hook.held.append(str((req.get("object") or {}).get("metadata", {}).get("name") or req.get("name")))
                     hook.arrived.set()
                     hook.release.wait(hook.hold)
-                body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                   "response": {"uid": req["uid"], "allowed": True}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.reply({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                            "response": {"uid": req["uid"], "allowed": True}})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
