@@ -1,24 +1,44 @@
+"""Every test here runs against a real control plane built from Debian's kubernetes source package
+(.ci/setup/k8s.sh) with a real kubelet running pods as Docker containers. Missing parts skip locally and fail
+in CI (CI=true)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hubkit.testing import require
 from hubkit_spawn_k8s.spawner import KubeSpawner
-from hubkit_spawn_k8s.testing import FakeKubernetes
-from hubkit_spawn_k8s.testing.helpers import IMAGES, hub_info, make_config
+from hubkit_spawn_k8s.testing import ControlPlane, find_bin_dir
+from hubkit_spawn_k8s.testing.helpers import Namespace, hub_info, make_config, test_image
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    tag = test_image()
+    require(tag is not None, "the single-user test image is missing: run .ci/setup/docker.sh")
+    assert tag is not None
+    return tag
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[ControlPlane]:
+    require(find_bin_dir() is not None, "no Kubernetes binaries: run .ci/setup/k8s.sh")
+    with ControlPlane(tmp_path_factory.mktemp("k8s"), kubelet=True, audit=True) as cp:
+        yield cp
 
 
 @pytest.fixture
-def kube(tmp_path: Path) -> Iterator[FakeKubernetes]:
-    with FakeKubernetes(tmp_path / "cluster", images=list(IMAGES)) as fake:
-        fake.cluster.bookmark_interval = 0.5
-        yield fake
+def ns(cluster: ControlPlane, tmp_path: Path) -> Iterator[Namespace]:
+    space = Namespace.create(cluster, tmp_path)
+    yield space
+    space.delete()
 
 
 @pytest.fixture
-async def spawner(kube: FakeKubernetes, tmp_path: Path) -> AsyncIterator[KubeSpawner]:
-    sp = KubeSpawner(make_config(kube, tmp_path), hub_info())
+async def spawner(ns: Namespace, image: str) -> AsyncIterator[KubeSpawner]:
+    sp = KubeSpawner(make_config(ns, image), hub_info())
     await sp.startup()
     yield sp
     await sp.shutdown()

@@ -54,6 +54,10 @@ class StorageConfig(_Model):
     access_modes: list[str] = Field(default_factory=lambda: ["ReadWriteOnce"])
     mount_path: str = Field("/home/jovyan", description="Where the claim is mounted in the container.")
     pvc_name_template: str = Field("hubkit-home-{user}", description="{user} is a DNS-safe form of the name.")
+    bind_grace: float = Field(
+        60, ge=0, description="Seconds a spawn waits while the scheduler's only complaint is that the claim is not "
+        "bound yet (a provisioner at work), before it fails with that reason.",
+    )
     delete_pvc: bool = Field(
         False,
         description="Delete the user's claim when the user is deleted from the hub (KubeSpawner's delete_pvc); "

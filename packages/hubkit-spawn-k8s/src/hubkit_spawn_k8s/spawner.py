@@ -315,7 +315,7 @@ class KubeSpawner:
             if unschedulable_since is None:
                 source, etype, obj = await box.queue.get()
             else:  # still unschedulable when the grace period ends: give up even if nothing new arrives
-                left = unschedulable_since + self.cfg.unschedulable_grace - time.monotonic()
+                left = unschedulable_since + self._grace(last_unschedulable) - time.monotonic()
                 try:
                     source, etype, obj = await asyncio.wait_for(box.queue.get(), max(left, 0))
                 except TimeoutError:
@@ -334,7 +334,7 @@ class KubeSpawner:
                 if obj.get("reason") == "FailedScheduling":
                     unschedulable_since = unschedulable_since or time.monotonic()
                     last_unschedulable = obj
-                    if time.monotonic() - unschedulable_since >= self.cfg.unschedulable_grace:
+                    if time.monotonic() - unschedulable_since >= self._grace(obj):
                         raise unschedulable(obj)
                 continue
             if obj["metadata"].get("uid") != box.uid:
@@ -353,6 +353,13 @@ class KubeSpawner:
                 for missing in milestones_from_pod(obj, steps):
                     await ctx.emit(missing)
                 return ip
+
+    def _grace(self, failed_scheduling: Obj) -> float:
+        """How long a FailedScheduling may last: a claim still being provisioned is not a lack of nodes."""
+        message = str(failed_scheduling.get("message", ""))
+        if "unbound immediate PersistentVolumeClaims" in message or "waiting for first consumer" in message:
+            return max(self.cfg.unschedulable_grace, self.cfg.storage.bind_grace)
+        return self.cfg.unschedulable_grace
 
     def _describe(self, name: str) -> str:
         pod = self.pods.cache.get(name) if self.pods else None
