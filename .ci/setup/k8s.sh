@@ -171,7 +171,7 @@ link
 for old in "$CACHE_ROOT"/*; do
   name="$(basename "$old")"
   if [[ "$name" =~ ^[0-9a-f]{16}$ ]] && [ "$name" != "$KEY" ]; then
-    rm -rf "$old"
+    rm -rf "$old" "$CACHE_ROOT/build-$name.log"
     docker rmi "hubkit-k8s-pause:$name" >/dev/null 2>&1 || true
   fi
 done
