@@ -1,5 +1,6 @@
-"""A real ``hubkit`` process (dummy auth, ``kubernetes`` spawner, embedded hubkit-proxy) pointed at the fake
-Kubernetes API server running in the test process."""
+"""A real ``hubkit`` process (dummy auth, ``kubernetes`` spawner, embedded hubkit-proxy) against the real
+control plane of ``conftest.py``: the hub signs in with the ServiceAccount of examples/k8s (its Role only), and
+its pods run as Docker containers under the real kubelet, on this machine's loopback (host network)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,9 @@ from typing import Any
 import httpx
 import tomli_w
 from hubkit_proxy import launcher
-from hubkit_spawn_k8s.testing import FakeImage, FakeKubernetes
+from hubkit_spawn_k8s.testing.helpers import Namespace
 
-VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", os.path.dirname(sys.executable)))
-# What a Docker Stacks image does when the hub starts it: run the single-user server (here, the real
-# hubkit-singleuser on this machine; the fake kubelet runs it as a process on the pod's own loopback IP).
-NOTEBOOK_IMAGE = "quay.io/jupyter/base-notebook:2026-11"
-TINY_IMAGE = "hubkit/tiny:1"
-IMAGES = [
-    FakeImage(NOTEBOOK_IMAGE, runtime="process", entrypoint=(str(VENV_BIN / "hubkit-singleuser"), "--allow-root")),
-    FakeImage(TINY_IMAGE, runtime="http"),
-]
+VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", "") or Path(sys.executable).parent)
 
 
 def free_port() -> int:
@@ -42,39 +35,43 @@ def free_port() -> int:
 @dataclass
 class KubeHub:
     workdir: Path
-    kube: FakeKubernetes
+    ns: Namespace
+    image: str
     spawner: dict[str, Any] = field(default_factory=dict)
     k8s: dict[str, Any] = field(default_factory=dict)
     proxy: str = "hubkit-proxy"
+    proxy_options: dict[str, Any] = field(default_factory=dict)
     hub_id: str = field(default_factory=lambda: f"k8stest{uuid.uuid4().hex[:6]}")
     port: int = field(default_factory=free_port)
     hub_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
-    pod_port: int = field(default_factory=free_port)  # the same inside every pod: each pod has its own IP
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where the hub is reached: through its embedded proxy, or straight (external proxies)."""
+        external = self.proxy_options.get("should_start") is False
+        return f"http://127.0.0.1:{self.hub_port if external else self.port}"
 
     def config(self) -> dict[str, Any]:
         data = self.workdir / "data"
         proxy: dict[str, Any] = {"backend": self.proxy, "check_interval": 2}
         if self.proxy == "hubkit-proxy":
             proxy["hubkit-proxy"] = {"api_url": f"http://127.0.0.1:{self.api_port}",
-                                     "pid_file": str(data / "hubkit-proxy.pid")}
+                                     "pid_file": str(data / "hubkit-proxy.pid"), **self.proxy_options}
         return {
             "hub": {"ip": "127.0.0.1", "port": self.port, "hub_ip": "127.0.0.1", "hub_port": self.hub_port,
                     "data_dir": str(data), "db_url": f"sqlite+aiosqlite:///{self.workdir / 'hub.sqlite'}",
                     "hub_id": self.hub_id, "admin_users": ["admin"]},
             "auth": {"backend": "dummy"},
             "spawner": {
-                "backend": "kubernetes", "poll_interval": 2, "http_timeout": 90, "start_timeout": 90,
+                "backend": "kubernetes", "poll_interval": 2, "http_timeout": 120, "start_timeout": 120,
                 **self.spawner,
                 "kubernetes": {
-                    "kubeconfig": self.kube.write_kubeconfig(self.workdir / "kubeconfig"),
-                    "image": NOTEBOOK_IMAGE, "watch_timeout": 30, "port": self.pod_port, **self.k8s,
+                    "kubeconfig": str(self.ns.kubeconfig), "namespace": self.ns.name, "image": self.image,
+                    "image_pull_policy": "IfNotPresent", "host_network": True, "watch_timeout": 60,
+                    "delete_grace_period": 1, **self.k8s,
                 },
             },
             "proxy": proxy,
@@ -90,7 +87,7 @@ class KubeHub:
         path = self.workdir / "hub.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 90) -> None:
         cfg = self.write_config()
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
@@ -129,6 +126,10 @@ class KubeHub:
                              cwd=self.workdir, capture_output=True, text=True, timeout=60, check=True)
         return out.stdout.strip().splitlines()[-1]
 
+    def reserve_home(self, user: str) -> None:
+        """A world-writable volume for the user's claim: JupyterLab (uid 1000) writes its home."""
+        self.ns.cluster.volume_for(self.ns.name, f"hubkit-home-{user}")
+
 
 @contextmanager
 def running(hub: KubeHub) -> Iterator[KubeHub]:
@@ -140,7 +141,7 @@ def running(hub: KubeHub) -> Iterator[KubeHub]:
         hub.stop_proxy()
 
 
-def progress(c: httpx.Client, user: str, server: str = "", limit: float = 120) -> list[dict[str, Any]]:
+def progress(c: httpx.Client, user: str, server: str = "", limit: float = 180) -> list[dict[str, Any]]:
     """Read a server's progress stream (SSE) to its end."""
     path = f"/hub/api/users/{user}/servers/{server}/progress" if server else f"/hub/api/users/{user}/server/progress"
     events: list[dict[str, Any]] = []
@@ -153,3 +154,11 @@ def progress(c: httpx.Client, user: str, server: str = "", limit: float = 120) -
                 if ev.get("ready") or ev.get("failed"):
                     break
     return events
+
+
+def wait_until(cond: Any, seconds: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := cond()):
+        assert time.monotonic() < deadline, f"{what} not reached in {seconds:.0f}s"
+        time.sleep(0.2)
+    return value

@@ -17,6 +17,8 @@ class NetGate:
         self.lock = threading.Lock()
         self.closed = False
         self.sock: socket.socket | None = None
+        self.flowing = threading.Event()  # cleared by freeze(): answers from the API server wait in the gate
+        self.flowing.set()
         self._listen()
 
     def _listen(self) -> None:
@@ -46,6 +48,14 @@ class NetGate:
                 c.close()
             self.conns.clear()
 
+    def freeze(self) -> None:
+        """Hold every answer from the API server in the gate (requests still go through): the server does
+        what it was asked, the client does not learn of it."""
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
     def restore(self) -> None:
         if self.sock is None:
             self._listen()
@@ -68,12 +78,15 @@ class NetGate:
             upstream.settimeout(None)
             with self.lock:
                 self.conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, answers), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
         try:
             while data := src.recv(65536):
+                while answers and not self.flowing.wait(0.2):
+                    if self.closed:
+                        return
                 dst.sendall(data)
         except OSError:
             pass

@@ -1,6 +1,8 @@
-"""An admission webhook that holds chosen create requests until the test releases them: the API server has
-the request and will carry it out, but has not answered the client yet. That is the exact moment to kill a
-hub between "asked the cluster to create X" and "learnt that X exists"."""
+"""An admission webhook that calls ``on_arrival`` the moment a chosen create request reaches the API server,
+before letting it through: with ``on_arrival`` freezing a :class:`.netgate.NetGate` the object is created but
+its creator never hears of it, the exact moment to kill a hub between "asked the cluster to create X" and
+"learnt that X exists". (Holding the request in the webhook instead would not do: when the client dies, the
+API server cancels the request and creates nothing.)"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import secrets
 import ssl
 import threading
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,16 +31,18 @@ def serving_cert(cp: ControlPlane, d: Path) -> tuple[Path, Path]:
     return d / "hook.crt", d / "hook.key"
 
 
-class HoldingWebhook:
-    """Holds CREATE of ``resource`` in namespace ``namespace`` (up to ``hold_seconds``), then allows it."""
+class ArrivalWebhook:
+    """Sees CREATE of ``resource`` in namespace ``namespace``, calls ``on_arrival``, then allows it. Dry runs
+    (which probe that the API server calls the webhook) do not count."""
 
-    def __init__(self, cp: ControlPlane, workdir: Path, namespace: str, resource: str, hold_seconds: int = 25) -> None:
-        self.cp, self.namespace, self.resource, self.hold = cp, namespace, resource, hold_seconds
-        self.name = f"hubkit-test-hold-{secrets.token_hex(3)}"
+    def __init__(self, cp: ControlPlane, workdir: Path, namespace: str, resource: str,
+                 on_arrival: Callable[[], None]) -> None:
+        self.cp, self.namespace, self.resource = cp, namespace, resource
+        self.on_arrival = on_arrival
+        self.name = f"hubkit-test-arrival-{secrets.token_hex(3)}"
         self.arrived = threading.Event()
         self.active = threading.Event()  # a dry-run probe passed through: the API server calls us
-        self.release = threading.Event()
-        self.held: list[str] = []
+        self.seen: list[str] = []
         self.removed = False
         cert, key = serving_cert(cp, workdir / self.name)
         hook = self
@@ -49,9 +54,9 @@ class HoldingWebhook:
                 if req.get("dryRun"):
                     hook.active.set()
                 else:
-                    hook.held.append(str((req.get("object") or {}).get("metadata", {}).get("name") or req.get("name")))
+                    hook.seen.append(str((req.get("object") or {}).get("metadata", {}).get("name") or req.get("name")))
+                    hook.on_arrival()
                     hook.arrived.set()
-                    hook.release.wait(hook.hold)
                 self.reply({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                             "response": {"uid": req["uid"], "allowed": True}})
 
@@ -72,13 +77,13 @@ class HoldingWebhook:
             "metadata": {"name": self.name},
             "webhooks": [{
                 "name": f"{self.name}.hubkit.test",
-                "clientConfig": {"url": f"https://127.0.0.1:{self.port}/hold",
+                "clientConfig": {"url": f"https://127.0.0.1:{self.port}/arrival",
                                  "caBundle": base64.b64encode(self.cp.ca.read_bytes()).decode()},
                 "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
                            "resources": [self.resource]}],
                 "namespaceSelector": {"matchLabels": label},
                 "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-                "timeoutSeconds": min(30, self.hold + 4),
+                "timeoutSeconds": 10,
             }],
         })
         # the API server picks the configuration up asynchronously: probe with dry runs until it calls us
@@ -93,7 +98,6 @@ class HoldingWebhook:
         raise RuntimeError("the API server never called the webhook")
 
     def remove(self) -> None:
-        self.release.set()
         if self.removed:
             return
         self.removed = True
