@@ -51,7 +51,8 @@ class ScaleResult:
     max_queue_position: int
     max_starting: int
     hub_cpu_seconds: float
-    hub_requests: dict[str, int]
+    hub_requests: dict[str, int]  # from the first request until all were ready
+    hub_stop_requests: dict[str, int]  # from then until every pod was gone
     hub_watches: dict[str, int]
     hub_max_open_watches: int
     apiserver_requests_by_verb: dict[str, int]
@@ -63,10 +64,12 @@ class ScaleResult:
         return asdict(self)
 
 
-def _audit_figures(cluster: ControlPlane, hub_user: str, hub_start: float,
-                   since: float) -> tuple[Counter[str], Counter[str], int, int]:
-    """The hub's requests from ``since`` (the burst), its watches from ``hub_start`` (they open at startup)."""
+def _audit_figures(cluster: ControlPlane, hub_user: str, hub_start: float, since: float,
+                   ready: float) -> tuple[Counter[str], Counter[str], Counter[str], int, int]:
+    """The hub's requests from ``since`` (the burst) until ``ready`` and after it (the stops), its watches from
+    ``hub_start`` (they open at startup)."""
     hub_calls: Counter[str] = Counter()
+    stop_calls: Counter[str] = Counter()
     watches: Counter[str] = Counter()
     opened: list[tuple[float, int]] = []
     created: dict[str, float] = {}
@@ -88,7 +91,7 @@ def _audit_figures(cluster: ControlPlane, hub_user: str, hub_start: float,
                 elif stage == "ResponseComplete":
                     opened.append((_t(ev["stageTimestamp"]), -1))
             elif stage == "ResponseComplete":
-                hub_calls[f"{ev['verb']} {res}"] += 1
+                (hub_calls if received < ready else stop_calls)[f"{ev['verb']} {res}"] += 1
         if stage != "ResponseComplete" or (ev.get("responseStatus") or {}).get("code", 200) >= 300:
             continue
         if user == hub_user and ev["verb"] == "create" and res == "pods":
@@ -104,7 +107,7 @@ def _audit_figures(cluster: ControlPlane, hub_user: str, hub_start: float,
     for _, step in edges:
         depth += step
         max_starting = max(max_starting, depth)
-    return hub_calls, watches, max_open, max_starting
+    return hub_calls, stop_calls, watches, max_open, max_starting
 
 
 async def run_scale(cluster: ControlPlane, workdir: Path, n: int, limit: int, nodes: int) -> ScaleResult:
@@ -151,6 +154,7 @@ async def run_scale(cluster: ControlPlane, workdir: Path, n: int, limit: int, no
                 requested = time.monotonic() - t0
                 results = await asyncio.gather(*(hub.spawns.wait(i, 1800) for i in ids))
                 seconds = time.monotonic() - t0
+                ready_at = time.time()
                 cpu = time.process_time() - cpu0
                 after = requests_by_verb(cluster.metrics())
                 max_pos = 0
@@ -160,14 +164,24 @@ async def run_scale(cluster: ControlPlane, workdir: Path, n: int, limit: int, no
                 outcomes = Counter(str(r) for r in results)
                 t1 = time.monotonic()
                 await asyncio.gather(*(hub.spawns.stop(u) for u in names))
+                for _ in range(3600):  # bounded: 30 min; stopping ends when the API server has no pod (and no
+                    # token Secret) of this hub left
+                    left = [cluster.ok("GET", f"/api/v1/namespaces/{ns.name}/{kind}?limit=1&labelSelector="
+                                              f"hubkit.io%2Fcomponent%3Dsingleuser-server")["items"]
+                            for kind in ("pods", "secrets")]
+                    if not any(left):
+                        break
+                    await asyncio.sleep(0.5)
                 stop_seconds = time.monotonic() - t1
             finally:
                 await hub.stop()
-            hub_calls, watches, max_open, max_starting = _audit_figures(cluster, hub_user, hub_start, since)
+            hub_calls, stop_calls, watches, max_open, max_starting = _audit_figures(
+                cluster, hub_user, hub_start, since, ready_at)
             return ScaleResult(
                 n=n, limit=limit, nodes=nodes, seconds=seconds, request_seconds=requested,
                 outcomes=dict(outcomes), max_queue_position=max_pos, max_starting=max_starting,
-                hub_cpu_seconds=cpu, hub_requests=dict(hub_calls), hub_watches=dict(watches),
+                hub_cpu_seconds=cpu, hub_requests=dict(hub_calls), hub_stop_requests=dict(stop_calls),
+                hub_watches=dict(watches),
                 hub_max_open_watches=max_open,
                 apiserver_requests_by_verb={k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)},
                 stop_seconds=stop_seconds, kubernetes_version=cluster.version,

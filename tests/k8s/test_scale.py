@@ -27,4 +27,4 @@ async def test_300_simultaneous_spawns(cluster: ControlPlane, tmp_path: Path) ->
     # no polling: no GET or LIST of pods per server
     assert result.hub_requests.get("get pods", 0) == 0
     assert result.hub_requests.get("list pods", 0) <= 3
-    assert result.hub_requests["create pods"] == 300 and result.hub_requests["delete pods"] == 300
+    assert result.hub_requests["create pods"] == 300 and result.hub_stop_requests["delete pods"] == 300
