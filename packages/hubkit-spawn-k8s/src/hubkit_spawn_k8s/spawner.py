@@ -355,9 +355,11 @@ class KubeSpawner:
                 return ip
 
     def _grace(self, failed_scheduling: Obj) -> float:
-        """How long a FailedScheduling may last: a claim still being provisioned is not a lack of nodes."""
-        message = str(failed_scheduling.get("message", ""))
-        if "unbound immediate PersistentVolumeClaims" in message or "waiting for first consumer" in message:
+        """How long a FailedScheduling may last: a claim the scheduler has not seen yet ("persistentvolumeclaim
+        ... not found" just after the hub created it) or that is still being provisioned ("unbound immediate
+        PersistentVolumeClaims") is not a lack of nodes."""
+        message = str(failed_scheduling.get("message", "")).lower()
+        if "persistentvolumeclaim" in message or "waiting for first consumer" in message:
             return max(self.cfg.unschedulable_grace, self.cfg.storage.bind_grace)
         return self.cfg.unschedulable_grace
 
