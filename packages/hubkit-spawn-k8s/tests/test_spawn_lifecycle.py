@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 from hubkit.interfaces import Phase, UserInfo
-from hubkit_spawn_k8s import plugin
+from hubkit.plugins.hooks import Hooks
+from hubkit.plugins.manager import build_plugin_manager
 from hubkit_spawn_k8s.spawner import KubeSpawner
 from hubkit_spawn_k8s.testing import ControlPlane
 from hubkit_spawn_k8s.testing.controlplane import NODE_NAME
@@ -26,6 +27,13 @@ async def _get(url: str, seconds: float = 30) -> httpx.Response:
             except httpx.TransportError:
                 await asyncio.sleep(0.1)
     raise AssertionError(f"{url} never answered")
+
+
+def _hub_hooks(sp: KubeSpawner) -> Hooks:
+    """The hooks of a hub that built ``sp``: its instance is a plugin of that hub's manager."""
+    pm = build_plugin_manager(allow=["kubernetes"])
+    assert pm.register_instance(sp, "spawner:kubernetes", "hubkit-spawn-k8s")
+    return Hooks(pm)
 
 
 async def _until(cond, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
@@ -121,9 +129,10 @@ async def test_pvc_created_once_reused_and_deleted_with_the_user(spawner: KubeSp
     assert [p["metadata"]["uid"] for p in ns.objects("persistentvolumeclaims")] == [uid]
 
     # the user is deleted from the hub: with storage.delete_pvc the claim goes (the hook reaches the spawner)
-    await plugin.hubkit_user_deleted(UserInfo("bob"))
+    hooks = _hub_hooks(spawner)
+    await hooks.user_deleted(UserInfo("bob"))
     await _until(lambda: ns.objects("persistentvolumeclaims") == [])
-    await plugin.hubkit_user_deleted(UserInfo("bob"))  # already gone: fine
+    await hooks.user_deleted(UserInfo("bob"))  # already gone: fine
 
 
 async def test_claim_kept_with_the_user_by_default(ns: Namespace, image: str) -> None:
@@ -132,7 +141,7 @@ async def test_claim_kept_with_the_user_by_default(ns: Namespace, image: str) ->
     try:
         result = await sp.start(make_spec("kim"), Ctx())
         await sp.stop(make_spec("kim"), result.state, now=True)
-        await plugin.hubkit_user_deleted(UserInfo("kim"))
+        await _hub_hooks(sp).user_deleted(UserInfo("kim"))
         assert ns.names("persistentvolumeclaims") == ["hubkit-home-kim"]
     finally:
         await sp.shutdown()

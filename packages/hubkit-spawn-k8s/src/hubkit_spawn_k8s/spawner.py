@@ -9,7 +9,6 @@ import functools
 import logging
 import socket
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ from hubkit.interfaces import (
     StartResult,
     UserInfo,
 )
+from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import HubInfo
 from kubernetes.client.exceptions import ApiException
 
@@ -42,9 +42,6 @@ from .tracking import PodMailbox, Tracker
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-
-ACTIVE: weakref.WeakSet[KubeSpawner] = weakref.WeakSet()
-"""Started spawners, so the ``hubkit_user_deleted`` hook can reach the one the hub built."""
 
 _PORT_QUARANTINE = 300.0  # with host_network: seconds a handed-out port is not handed out again
 
@@ -65,6 +62,9 @@ def _free_port(ip: str, recent: dict[int, float]) -> int:
 
 
 class KubeSpawner:
+    """Implements :class:`hubkit.interfaces.SpawnerBackend` on Kubernetes. Its ``hubkit_*`` methods are runtime
+    hooks: the hub registers the instance it built, so they act on this instance's cluster and namespace."""
+
     def __init__(self, config: KubeSpawnerConfig, hub: HubInfo) -> None:
         self.cfg = config
         self.hub = hub
@@ -100,7 +100,6 @@ class KubeSpawner:
                 f"cannot list pods/events in namespace {ns!r}: is the API server reachable and the Role bound?",
                 reason_code="k8s-unreachable",
             ) from None
-        ACTIVE.add(self)
 
     async def _check_access(self, host: str, ns: str) -> None:
         """Fail startup with one clear message (every missing verb named) rather than a spawn that fails later
@@ -148,7 +147,6 @@ class KubeSpawner:
         return [n for n, a in zip(needs, answers, strict=True) if not (a.get("status") or {}).get("allowed")]
 
     async def shutdown(self) -> None:
-        ACTIVE.discard(self)
         for inf in (self.pods, self.events):
             if inf:
                 inf.stop()
@@ -156,7 +154,8 @@ class KubeSpawner:
             if inf:
                 await asyncio.to_thread(inf.join, 5)
         if self.api:
-            self.api.close()
+            api, self.api = self.api, None
+            api.close()
 
     @property
     def _api(self) -> KubeApi:
@@ -463,3 +462,11 @@ class KubeSpawner:
                 return []
             raise
         return [f"{self.cfg.namespace}/{name}"]
+
+    @hookimpl
+    async def hubkit_user_deleted(self, user: UserInfo) -> None:
+        if self.api is None:  # not started, or shut down
+            return
+        removed = await self.delete_user_resources(user)
+        if removed:
+            log.info("removed the claim of deleted user %s: %s", user.name, ", ".join(removed))
