@@ -4,6 +4,9 @@ its pods run as Docker containers under the real kubelet, on this machine's loop
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import os
 import signal
@@ -71,7 +74,10 @@ class KubeHub:
                 "kubernetes": {
                     "kubeconfig": str(self.ns.kubeconfig), "namespace": self.ns.name, "image": self.image,
                     "image_pull_policy": "IfNotPresent", "host_network": True, "watch_timeout": 60,
-                    "delete_grace_period": 1, **self.k8s,
+                    # graceful deletion is checked by the package's tests (test_delete_uses_grace_period); this
+                    # kubelet finishes a graceful delete only on its periodic sync (10 s and more), which hub-level
+                    # tests would only wait for
+                    "delete_grace_period": 0, **self.k8s,
                 },
             },
             "proxy": proxy,
@@ -122,9 +128,17 @@ class KubeHub:
         launcher.stop(str(self.workdir / "data" / "hubkit-proxy.pid"))
 
     def token(self, user: str) -> str:
-        out = subprocess.run([str(VENV_BIN / "hubkit"), "-f", str(self.write_config()), "token", user, "--create"],
-                             cwd=self.workdir, capture_output=True, text=True, timeout=60, check=True)
-        return out.stdout.strip().splitlines()[-1]
+        """A token for ``user`` (created if new), minted as ``hubkit token USER --create`` does but in this
+        process: a second Python process per test would cost seconds of imports."""
+        from hubkit.commands import token
+        from hubkit.config.loader import load_settings
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
+        settings = load_settings(self.write_config(), env=env)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            asyncio.run(token(settings, user, ["inherit"], note="tests/k8s", expires_in=None, create=True))
+        return out.getvalue().strip().splitlines()[-1]
 
     def reserve_home(self, user: str) -> None:
         """A world-writable volume for the user's claim: JupyterLab (uid 1000) writes its home."""

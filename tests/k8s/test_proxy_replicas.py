@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hubkit_spawn_k8s.testing.helpers import Namespace
+from hubkit_spawn_k8s.testing.helpers import TINY_SERVER, Namespace
 
 from .hubctl import KubeHub, free_port, progress, running, wait_until
 
@@ -92,7 +92,7 @@ def test_hub_follows_replicas_through_endpointslices(ns: Namespace, image: str, 
     ns.cluster.ok("POST", f"/api/v1/namespaces/{ns.name}/services", {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
         "spec": {"clusterIP": "None", "ports": [{"name": "api", "port": 8001}]}})
-    hub = KubeHub(tmp_path / "hub", ns, image, k8s={"cmd": [], "storage": {"enabled": False}},
+    hub = KubeHub(tmp_path / "hub", ns, image, k8s={"cmd": TINY_SERVER, "storage": {"enabled": False}},
                   proxy_options={"should_start": False, "auth_token": token, "discovery": "kubernetes",
                                  "discovery_options": {"namespace": ns.name, "service": SERVICE,
                                                        "kubeconfig": str(ns.kubeconfig)}})
