@@ -81,7 +81,7 @@ async def test_spawn_progress_ready_stop(spawner: KubeSpawner, ns: Namespace) ->
     assert await spawner.poll(spec, result.state) is None
     assert any("tiny server on 127.0.0.1" in line for line in await spawner.log_tail(spec, result.state))
 
-    await spawner.stop(spec, result.state)
+    await spawner.stop(spec, result.state, now=True)  # graceful stops: test_delete_uses_grace_period
     assert ns.names("pods") == []
     assert ns.objects("secrets", "hubkit.io/hub=testhub") == []  # the token goes with its server
     status = await spawner.poll(spec, result.state)
@@ -111,7 +111,7 @@ async def test_pvc_created_once_reused_and_deleted_with_the_user(spawner: KubeSp
     assert pvc["status"]["phase"] == "Bound"  # the PV controller bound it; the scheduler waited for that
     uid = pvc["metadata"]["uid"]
     assert "Created storage claim hubkit-home-bob" in first.messages()
-    await spawner.stop(spec, r1.state)
+    await spawner.stop(spec, r1.state, now=True)
     assert ns.objects("persistentvolumeclaims")[0]["metadata"]["uid"] == uid  # kept after stop
 
     second = Ctx()
@@ -190,7 +190,7 @@ async def test_per_server_service(ns: Namespace, image: str, cluster: ControlPla
         assert svc["spec"]["selector"]["hubkit.io/server-name"] == "nb1"
         assert svc["spec"]["clusterIP"]  # allocated by the API server from the service range
         assert result.endpoint.url == f"http://hubkit-frank--nb1.{ns.name}.svc:8888"
-        await sp.stop(spec, result.state)
+        await sp.stop(spec, result.state, now=True)
         assert ns.objects("services") == [] and ns.names("pods") == []
     finally:
         await sp.shutdown()

@@ -98,7 +98,7 @@ async def test_hub_restart_readopts_running_pod(ns: Namespace, image: str) -> No
         assert report.adopted == ("alice/",) and report.removed == () and report.missing == ()
         assert ns.names("pods") == ["hubkit-alice"]
         assert ns.objects("secrets", "hubkit.io/hub=testhub")  # its token stays with it
-        await second.stop(spec, result.state)
+        await second.stop(spec, result.state, now=True)
         assert ns.names("pods") == []
         assert (await second.poll(spec, result.state)).reason_code == "pod-gone"  # type: ignore[union-attr]
     finally:
