@@ -25,7 +25,19 @@
 # /var/cache/hubkit-ci/k8s)/<key>/bin, where <key> hashes the source version, the reflect2 version, the Go version,
 # the list of binaries and RECIPE. A matching cache skips everything below step 1 (a second or two).
 # $REPO/.cache/k8s is a symlink to that folder; the tests look there (or at $HUBKIT_K8S_BIN).
+#
+# In the background: an uncached build takes 6.5-10 min of both cores, so by default this script only starts it
+# (setsid, nice 19, idle I/O class) and returns; CI's other setup and most of the suite run meanwhile, and the
+# Kubernetes tests (run last by dev.py) wait for it. What they wait on, next to <key>:
+#   build-<key>.lock    held (flock) by the build for as long as it runs
+#   build-<key>.log     its output
+#   build-<key>.failed  why it failed (the tests then fail with that reason and the log's tail)
+#   <key>/complete      written last, with everything else, by one rename: the build is done
+# `k8s.sh --wait` builds in the foreground instead (exit status = the build's).
 set -euo pipefail
+MODE="${1:-}"
+case "$MODE" in ""|--wait|--locked-build) ;; *) echo "usage: $0 [--wait]" >&2; exit 2 ;; esac
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 CACHE_ROOT="${HUBKIT_K8S_CACHE:-/var/cache/hubkit-ci/k8s}"
 # Bump RECIPE when the build below changes in a way the other key inputs do not capture.
@@ -58,15 +70,18 @@ DEST="$CACHE_ROOT/$KEY"
 mkdir -p "$REPO/.cache"
 
 PAUSE_IMAGE="hubkit-k8s-pause:$KEY"
+# The kubelet's sandbox image lives in the Docker engine, which may have been wiped since the build.
+import_pause() {
+  if command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1 \
+     && ! docker image inspect "$PAUSE_IMAGE" >/dev/null 2>&1; then
+    tar -C "$1/pause-rootfs" -c . | docker import -c 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMAGE" >/dev/null
+  fi
+  echo "$PAUSE_IMAGE" >"$1/pause-image"
+}
 link() {
   ln -sfn "$DEST" "$REPO/.cache/k8s"
   ln -sfn "$DEST" "$CACHE_ROOT/current"
-  # The kubelet's sandbox image lives in the Docker engine, which may have been wiped since the build.
-  if command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1 \
-     && ! docker image inspect "$PAUSE_IMAGE" >/dev/null 2>&1; then
-    tar -C "$DEST/pause-rootfs" -c . | docker import -c 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMAGE" >/dev/null
-  fi
-  echo "$PAUSE_IMAGE" >"$DEST/pause-image"
+  import_pause "$DEST"
   "$DEST/bin/kube-apiserver" --version
 }
 if [ -f "$DEST/complete" ]; then
@@ -74,15 +89,45 @@ if [ -f "$DEST/complete" ]; then
   exit 0
 fi
 
-start=$(date +%s)
+STATE="$CACHE_ROOT/build-$KEY"
+WORK="$STATE"
+LOG="$STATE.log"
 mkdir -p "$CACHE_ROOT"
-WORK="$CACHE_ROOT/build-$KEY"
-LOG="$CACHE_ROOT/build-$KEY.log"
+if [ "$MODE" != "--locked-build" ]; then
+  # The tests find the build they wait for through this link; its target appears when the build is complete.
+  ln -sfn "$DEST" "$REPO/.cache/k8s"
+  # The lock is taken here and inherited by the build, so it is held from now until the build ends; a second
+  # caller (another clone on this machine) sees it and leaves the build to the first.
+  exec 9>"$STATE.lock"
+  if ! flock -n 9; then
+    log "a build of $KEY is already running (log: $LOG)"
+    exit 0
+  fi
+  rm -f "$STATE.failed"
+  : >"$LOG"
+  if [ "$MODE" = "--wait" ]; then
+    HUBKIT_K8S_FOREGROUND=1 bash "$SELF" --locked-build
+    exit $?
+  fi
+  log "building Kubernetes $KUBE_VERSION in the background at low priority (log: $LOG); the tests wait for it"
+  setsid nice -n 19 ionice -c 3 bash "$SELF" --locked-build </dev/null >>"$LOG" 2>&1 &
+  exit 0
+fi
+
+# ---- the build (--locked-build: fd 9 holds $STATE.lock) --------------------------------------------------------
+start=$(date +%s)
+fail() {
+  echo "$1" >"$STATE.failed"
+  log "$1 (log: $LOG)"
+  if [ "${HUBKIT_K8S_FOREGROUND:-}" = 1 ]; then tail -30 "$LOG" >&2; fi
+  exit 1
+}
+# Anything else that ends the build early (set -e, a signal) is recorded too.
+trap 'rc=$?; if [ $rc -ne 0 ] && [ ! -f "$STATE.failed" ] && [ ! -f "$DEST/complete" ]; then
+        echo "the build stopped with status $rc" >"$STATE.failed"; fi' EXIT
 rm -rf "$WORK" "$DEST.tmp"
 mkdir -p "$WORK" "$DEST.tmp/bin"
-: >"$LOG"
 log "building Kubernetes $KUBE_VERSION into $DEST (log: $LOG)"
-fail() { log "$1; tail of $LOG:"; tail -30 "$LOG" >&2; exit 1; }
 
 # ---- 2. Go and etcd from PyPI ----------------------------------------------------------------------------------
 python3 -m venv "$DEST.tmp/venv" >>"$LOG" 2>&1 || fail "venv failed"
@@ -140,15 +185,15 @@ grep -Eq '^\s*defaultSandboxOOMAdj\s+int\s*=\s*-998$' "$SANDBOX" || fail "defaul
 sed -E -i 's/^(\s*defaultSandboxOOMAdj\s+int\s*=\s*)-998$/\10/' "$SANDBOX"
 
 # ---- 6. build ---------------------------------------------------------------------------------------------------
-# nice: the machine is shared; the Go build uses every core it may, at low priority. The Go build cache stays
-# (outside the clone, next to the binaries) so that a changed patch or a new Debian revision rebuilds only what
-# changed. One binary at a time, the kubelet first (it is the one the end-to-end tests need).
+# nice: the machine is shared; the Go build uses every core it may, at low priority (19 in the background). The
+# tree's build scripts keep Go's build cache inside the tree (_output/local/go/cache, they set GOCACHE
+# themselves), so a new source version or recipe is a full build. One binary at a time, the kubelet first.
 GODIR="$(dirname "$(dirname "$GO")")"
 for target in $WHAT; do
   (
     cd "$SRC"
     export PATH="$GODIR/bin:$PATH" GOROOT="$GODIR" GOTOOLCHAIN=local GOPROXY=off GO111MODULE=off
-    export GOCACHE="$CACHE_ROOT/gocache" GOPATH="$WORK/gopath" KUBE_BUILD_PLATFORMS=linux/amd64
+    export GOPATH="$WORK/gopath" KUBE_BUILD_PLATFORMS=linux/amd64
     nice -n 10 make WHAT="$target" >>"$LOG" 2>&1
   ) || fail "make $target failed"
   log "built $target after $(( $(date +%s) - start ))s"
@@ -160,6 +205,7 @@ done
 mkdir -p "$DEST.tmp/pause-rootfs"
 gcc -Os -Wall -static -DVERSION="hubkit-$KEY" -o "$DEST.tmp/pause-rootfs/pause" "$SRC/build/pause/linux/pause.c" >>"$LOG" 2>&1 \
   || fail "compiling pause.c failed"
+import_pause "$DEST.tmp"
 printf 'kubernetes %s\nreflect2 %s\n%s\nbuilt %s in %ss\n' "$KUBE_VERSION" "$REFLECT2_VERSION" "$PIP_REQS" \
   "$(date -u +%FT%TZ)" "$(( $(date +%s) - start ))" >"$DEST.tmp/complete"
 rm -rf "$DEST.tmp/venv" "$DEST"
@@ -167,11 +213,11 @@ mv "$DEST.tmp" "$DEST"
 rm -rf "$WORK"
 log "built in $(( $(date +%s) - start ))s"
 link
-# Older builds (another source version or recipe) and their sandbox images go; the Go build cache stays.
+# Older builds (another source version or recipe) and their sandbox images go.
 for old in "$CACHE_ROOT"/*; do
   name="$(basename "$old")"
   if [[ "$name" =~ ^[0-9a-f]{16}$ ]] && [ "$name" != "$KEY" ]; then
-    rm -rf "$old" "$CACHE_ROOT/build-$name.log"
+    rm -rf "$old" "$CACHE_ROOT/build-$name".{log,lock,failed}
     docker rmi "hubkit-k8s-pause:$name" >/dev/null 2>&1 || true
   fi
 done

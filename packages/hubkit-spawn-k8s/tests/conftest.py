@@ -1,39 +1,18 @@
 """Every test here runs against a real control plane built from Debian's kubernetes source package
-(.ci/setup/k8s.sh) with a real kubelet running pods as Docker containers. Missing parts skip locally and fail
-in CI (CI=true)."""
+(.ci/setup/k8s.sh) with a real kubelet running pods as Docker containers. The fixtures (and the wait for a
+build that .ci/setup/k8s.sh still runs in the background) are shared with tests/k8s. Missing parts skip
+locally and fail in CI (CI=true)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
-from hubkit.testing import require
 from hubkit_spawn_k8s.spawner import KubeSpawner
-from hubkit_spawn_k8s.testing import ControlPlane, find_bin_dir
-from hubkit_spawn_k8s.testing.helpers import Namespace, hub_info, make_config, test_image
+from hubkit_spawn_k8s.testing.fixtures import cluster, image, k8s_bin, ns, pytest_collection_finish
+from hubkit_spawn_k8s.testing.helpers import Namespace, hub_info, make_config
 
-
-@pytest.fixture(scope="session")
-def image() -> str:
-    tag = test_image()
-    require(tag is not None, "the single-user test image is missing: run .ci/setup/docker.sh")
-    assert tag is not None
-    return tag
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[ControlPlane]:
-    require(find_bin_dir() is not None, "no Kubernetes binaries: run .ci/setup/k8s.sh")
-    with ControlPlane(tmp_path_factory.mktemp("k8s"), kubelet=True, audit=True) as cp:
-        yield cp
-
-
-@pytest.fixture
-def ns(cluster: ControlPlane, tmp_path: Path) -> Iterator[Namespace]:
-    space = Namespace.create(cluster, tmp_path)
-    yield space
-    space.delete()
+__all__ = ["cluster", "image", "k8s_bin", "ns", "pytest_collection_finish"]
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def _example_spawner_config() -> Any:
 
 def _all_docs() -> list[dict[str, Any]]:
     import yaml
-    from hubkit_spawn_k8s.testing.controlplane import repo_root
+    from hubkit_spawn_k8s.testing.binaries import repo_root
 
     root = repo_root()
     assert root is not None
@@ -79,7 +79,7 @@ async def test_the_spawner_works_under_the_role_and_asks_for_nothing_more(ns: Na
         spec = make_spec("alice")
         result = await sp.start(spec, Ctx())
         assert await sp.log_tail(spec, result.state)
-        await sp.stop(spec, result.state)
+        await sp.stop(spec, result.state, now=True)
     finally:
         await sp.shutdown()
 

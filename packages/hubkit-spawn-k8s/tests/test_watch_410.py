@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hubkit.testing import require
 from hubkit_spawn_k8s.spawner import KubeSpawner
-from hubkit_spawn_k8s.testing import ControlPlane, find_bin_dir
+from hubkit_spawn_k8s.testing import ControlPlane
 from hubkit_spawn_k8s.testing.helpers import Ctx, Namespace, hub_info, make_config, make_spec
 from hubkit_spawn_k8s.testing.netgate import NetGate
 from hubkit_spawn_k8s.testing.nodeagent import node_agent_process
@@ -27,9 +26,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
-def etcd_watch_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    require(find_bin_dir() is not None, "no Kubernetes binaries: run .ci/setup/k8s.sh")
-    with ControlPlane(tmp_path_factory.mktemp("k8s-nocache"), watch_cache=False) as cp:
+def etcd_watch_cluster(k8s_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with ControlPlane(tmp_path_factory.mktemp("k8s-nocache"), bin_dir=k8s_bin, watch_cache=False) as cp:
         yield cp
 
 

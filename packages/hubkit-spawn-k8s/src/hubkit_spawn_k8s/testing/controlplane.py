@@ -3,7 +3,8 @@ kube-controller-manager, kube-scheduler and (optionally) a kubelet on the local 
 process of the caller, started on free ports and stopped by PID.
 
 The binaries come from ``.ci/setup/k8s.sh`` (built from Debian's ``kubernetes`` source package): the folder
-named by ``$HUBKIT_K8S_BIN``, else ``<repo>/.cache/k8s/bin``, else ``/var/cache/hubkit-ci/k8s/current/bin``.
+named by ``$HUBKIT_K8S_BIN``, else ``<repo>/.cache/k8s/bin``, else ``/var/cache/hubkit-ci/k8s/current/bin``
+(:mod:`.binaries`, which also waits for a build still running).
 
 Everything answers on 127.0.0.1 only: etcd (client and peer), the API server (TLS, certificates made with
 ``openssl``), the kubelet's API. Authentication is a static token file: an admin in ``system:masters`` (used by
@@ -33,36 +34,13 @@ from typing import Any
 
 import yaml
 
-BIN_ENV = "HUBKIT_K8S_BIN"
-CACHE_CURRENT = Path("/var/cache/hubkit-ci/k8s/current")
+from .binaries import Binaries, locate
+
 NODE_NAME = "localhost"  # the kubelet's node: its Hostname address is what the API server dials for logs
 # One kubelet per Docker engine: a kubelet kills pods it finds in the engine that it does not know, so two
 # test sessions on one machine take turns (the second waits for the first to finish).
 KUBELET_LOCK = Path("/run/lock/hubkit-k8s-kubelet.lock")
 SERVICE_CIDR = "10.96.0.0/16"
-
-
-def repo_root() -> Path | None:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / ".ci" / "setup" / "k8s.sh").exists():
-            return parent
-    return None
-
-
-def find_bin_dir() -> Path | None:
-    """Where the control plane's binaries are, or ``None`` (then tests skip locally, fail in CI)."""
-    candidates: list[Path] = []
-    if os.environ.get(BIN_ENV):
-        candidates.append(Path(os.environ[BIN_ENV]))
-    root = repo_root()
-    if root is not None:
-        candidates.append(root / ".cache" / "k8s" / "bin")
-    candidates.append(CACHE_CURRENT / "bin")
-    for cand in candidates:
-        if all((cand / b).is_file() for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")):
-            return cand
-    return None
 
 
 def kubernetes_version(bin_dir: Path) -> str:
@@ -209,9 +187,15 @@ class ControlPlane:
         kubelet_lock_timeout: float = 1800,
     ) -> None:
         self.workdir = Path(workdir)
-        found = bin_dir or find_bin_dir()
-        if found is None:
-            raise StartError("no Kubernetes binaries: run .ci/setup/k8s.sh (or set HUBKIT_K8S_BIN)")
+        found = bin_dir or locate()
+        if isinstance(found, Binaries):
+            if found.bin_dir is None:
+                raise StartError(
+                    f"the Kubernetes binaries are still being built (log {found.log}): try again when it ends"
+                    if found.building else f"building the Kubernetes binaries failed: {found.failure}"
+                    if found.failure else "no Kubernetes binaries: run .ci/setup/k8s.sh (or set HUBKIT_K8S_BIN)"
+                )
+            found = found.bin_dir
         self.bin = found
         self.want_kubelet = kubelet
         self.audit = audit

@@ -18,7 +18,8 @@ from hubkit.interfaces import JSONDict, ProgressEvent, ServerSpec, UserInfo
 from hubkit.plugins.registry import HubInfo
 
 from ..config import KubeSpawnerConfig
-from .controlplane import ControlPlane, repo_root
+from .binaries import repo_root
+from .controlplane import ControlPlane
 
 # A server for spawner tests that costs next to nothing: answers 200 with JSON under its prefix (so the
 # readiness probe passes) and says who it is and a hash of the token it got, so a test sees the env arrive.
