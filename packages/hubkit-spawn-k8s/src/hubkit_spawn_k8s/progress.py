@@ -63,6 +63,12 @@ def _mem_limit(pod: Obj) -> str:
     return str(((containers[0].get("resources") or {}).get("limits") or {}).get("memory") or "none set")
 
 
+# "failed to sync secret cache: timed out waiting for the condition": the kubelet's watch-based Secret (and
+# ConfigMap) cache gives a new object one second to arrive, which a busy node, or a Node authorizer that does
+# not know the pod yet, can miss. The kubelet tries again at its next sync of the pod: not a failure.
+_KUBELET_CACHE_LAG = "failed to sync"
+
+
 def pod_failure(pod: Obj) -> SpawnFailed | None:
     """A terminal problem visible in the pod's status, or ``None``."""
     cs = _container(pod)
@@ -90,6 +96,8 @@ def pod_failure(pod: Obj) -> SpawnFailed | None:
             "Its log shows why.",
             reason_code="crash-loop",
         )
+    if reason == "CreateContainerConfigError" and _KUBELET_CACHE_LAG in waiting.get("message", ""):
+        return None  # the kubelet retries at its next sync
     if reason in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError"):
         return SpawnFailed(f"The container could not be created ({reason}): {waiting.get('message', '')}",
                            reason_code="container-error")

@@ -4,7 +4,7 @@
 * ``pytest_collection_finish`` waits, before any test runs (so no test's timeout counts it), for a build of
   the binaries that ``.ci/setup/k8s.sh`` started in the background, when a collected test needs them.
 * ``k8s_bin``: the binaries' folder; ``image``: the single-user test image; ``cluster``: one control plane and
-  kubelet for the session, stopped by PID; ``ns``: a namespace per test whose hub account has exactly the Role
+  kubelet per pytest process, stopped by PID at its end; ``ns``: a namespace per test whose hub account has exactly the Role
   of ``examples/k8s``.
 
 A missing image or missing binaries skip locally and fail in CI (``CI=true``); a failed build always fails.
@@ -24,6 +24,7 @@ from .helpers import Namespace, test_image
 
 _FOUND = pytest.StashKey[Path | None]()
 _FAILED = pytest.StashKey[str]()
+_CLUSTER = pytest.StashKey[ControlPlane]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -61,9 +62,16 @@ def k8s_bin(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cluster(k8s_bin: Path, tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[ControlPlane]:
-    with ControlPlane(tmp_path_factory.mktemp("k8s"), bin_dir=k8s_bin, kubelet=True, audit=True) as cp:
-        yield cp
+def cluster(request: pytest.FixtureRequest, k8s_bin: Path, tmp_path_factory: pytest.TempPathFactory,
+            image: str) -> ControlPlane:
+    """One per pytest process, even when both folders run in one session (each conftest offers this fixture,
+    and the machine's one kubelet cannot serve two control planes)."""
+    stash = request.config.stash
+    if _CLUSTER not in stash:
+        cp = ControlPlane(tmp_path_factory.mktemp("k8s"), bin_dir=k8s_bin, kubelet=True, audit=True).start()
+        request.config.add_cleanup(cp.stop)
+        stash[_CLUSTER] = cp
+    return stash[_CLUSTER]
 
 
 @pytest.fixture
