@@ -20,6 +20,7 @@ import time
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 PACKAGES = ROOT / "packages"
@@ -47,7 +48,9 @@ TEST_EXTRAS = [
 ]
 
 
-WAIT_FOR_K8S_BUILD = ("packages/hubkit-spawn-k8s/tests", "tests/k8s")
+# Folders that run the machine's one kubelet (so never two at once) on binaries .ci/setup/k8s.sh may still be
+# building in the background (uncached, many minutes; the tests wait for it).
+KUBELET_FOLDERS = ("packages/hubkit-spawn-k8s/tests", "tests/k8s")
 
 
 def say(msg: str) -> None:
@@ -136,9 +139,7 @@ def test_roots() -> list[Path]:
     top = ROOT / "tests"
     if top.is_dir():
         roots += sorted(d for d in top.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
-    # Last: the folders that need the Kubernetes binaries, which .ci/setup/k8s.sh may still be building in the
-    # background (uncached, several minutes); they wait for it, so the rest of the suite runs meanwhile.
-    return sorted(roots, key=lambda r: r.relative_to(ROOT).as_posix() in WAIT_FOR_K8S_BUILD)
+    return roots
 
 
 def _junit_counts(path: Path) -> dict[str, int]:
@@ -182,10 +183,34 @@ def _save_durations(measured: dict[str, float]) -> None:
     path.write_text(json.dumps(dict(sorted(known.items())), indent=1) + "\n")
 
 
+def _uses_kubelet(root: Path) -> bool:
+    return root.relative_to(ROOT).as_posix() in KUBELET_FOLDERS
+
+
+def _k8s_built() -> bool:
+    """False while the Kubernetes binaries this clone links to are not complete (a background build runs)."""
+    link = ROOT / ".cache" / "k8s"
+    return not link.is_symlink() or (link / "complete").exists()
+
+
+def _next_folder(queue: list[Path], running: dict[Path, Any]) -> Path | None:
+    """The first folder of ``queue`` that may start now. A kubelet folder waits while another runs, and while
+    the binaries are being built it waits for every other folder to have started: the build gets the time."""
+    for root in queue:
+        if _uses_kubelet(root):
+            if any(_uses_kubelet(r) for r in running):
+                continue
+            if not _k8s_built() and any(not _uses_kubelet(r) for r in queue):
+                continue
+        return root
+    return None
+
+
 def run_folders(
     py: Path, env: dict[str, str], roots: list[Path], reports: Path, pytest_args: list[str], jobs: int
 ) -> dict[Path, tuple[int, float]]:
-    """One pytest process per folder, ``jobs`` at a time, longest first (unknown folders count as long). Each
+    """One pytest process per folder, ``jobs`` at a time, longest first (unknown folders count as long; the
+    Kubernetes folders as :func:`_next_folder` allows). Each
     folder's output is kept in a file and printed whole when it ends, so the log reads folder by folder.
     Folders in parallel get their own ``--basetemp``: pytest's cleanup of old temp dirs must not reach another
     folder's."""
@@ -196,7 +221,10 @@ def run_folders(
     done: dict[Path, tuple[int, float]] = {}
     while queue or running:
         while queue and len(running) < jobs:
-            root = queue.pop(0)
+            root = _next_folder(queue, running)
+            if root is None:
+                break
+            queue.remove(root)
             slug = _slug(root)
             extra = [f"--basetemp={reports / ('tmp-' + slug)}"] if own_basetemp else []
             cmd = [
