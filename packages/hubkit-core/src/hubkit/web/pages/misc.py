@@ -85,11 +85,18 @@ async def hub_user(request: Request) -> Response:
         if owner == ident.name
         else f"{owner}'s server"
     )
+    query = ("?" + request.url.query) if request.url.query else ""
     return error_page(
         request,
         424,
         f"The server at {server_url} is not running.",
-        extra={"spawn_url": spawn_url, "server_label": label, "original_url": where},
+        extra={
+            "spawn_url": spawn_url,
+            # once started, land where the link pointed (a course link's notebook), as JupyterHub does
+            "spawn_next": f"{_base(request)}user/{quote(rest, safe='/')}{query}",
+            "server_label": label,
+            "original_url": where,
+        },
     )
 
 
