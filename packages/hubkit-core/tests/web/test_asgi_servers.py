@@ -134,6 +134,51 @@ async def test_asgi_entry_point(config: Path, serving: Any, monkeypatch: pytest.
     assert app.hub is not None and not app.hub.started  # stopped at lifespan shutdown
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{base}/hub/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def test_shutdown_api_ends_an_asgi_server_process(config: Path, tmp_path: Path) -> None:
+    """``POST /hub/api/shutdown`` under a server the hub does not own (uvicorn's CLI): SIGTERM to itself, so the
+    server stops gracefully and runs the lifespan shutdown (the hub stops), as on a `kill`."""
+    uvicorn = shutil.which("uvicorn", path=os.path.dirname(sys.executable))
+    require(uvicorn is not None, "uvicorn not installed")
+    assert uvicorn is not None
+    token = admin_token(config)
+    log_path = tmp_path / "uvicorn.log"
+    with listening_socket() as sock, log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [uvicorn, "--factory", "hubkit.asgi:create_app", "--fd", str(sock.fileno())],
+            env={**os.environ, **ENV, "HUBKIT_CONFIG": str(config)},
+            pass_fds=[sock.fileno()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        wait_healthy(proc, base, log_path)
+        r = httpx.post(f"{base}/hub/api/shutdown", headers={"Authorization": f"token {token}"}, timeout=30)
+        assert r.status_code == 202 and r.json() == {"message": "Shutting down Hub"}
+        # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly, as after any `kill`
+        assert proc.wait(30) in (0, -signal.SIGTERM), log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log_path.read_text()
+    assert "shutdown requested through the API" in text and "Application shutdown complete" in text, text
+    assert "Traceback" not in text, text
+
+
 def test_wsgi_entry_point_under_gunicorn(config: Path, tmp_path: Path) -> None:
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
     require(gunicorn is not None, "gunicorn not installed")
@@ -151,16 +196,7 @@ def test_wsgi_entry_point_under_gunicorn(config: Path, tmp_path: Path) -> None:
         )
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if httpx.get(f"{base}/hub/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.05)
+        wait_healthy(proc, base, tmp_path / "gunicorn.log")
         asyncio.run(flow(base, token))
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -203,7 +203,10 @@ class ChpBackend:
         )
 
     def stop_proxy(self) -> bool:
-        """Stop the embedded proxy explicitly (tests, ``hubkit proxy stop``); the hub never does this itself."""
+        """Stop the embedded proxy explicitly (tests, ``POST /hub/api/shutdown`` with ``"proxy": true``); the
+        hub never does this on its own. A proxy run externally (``should_start = false``) is left alone."""
+        if not self.config.should_start:
+            return False
         stopped = launcher.stop(self.pid_file)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -8,6 +8,7 @@ process (tests, benchmarks) each have their own plugin manager, backends, keys a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -25,7 +26,7 @@ from ..errors import HubkitError, PluginError
 from ..hubservices import env as service_env
 from ..hubservices import registry as service_registry
 from ..hubservices.supervisor import ServiceSupervisor
-from ..interfaces import Authenticator, ProxyBackend, SpawnerBackend
+from ..interfaces import Authenticator, ProxyBackend, ProxyProcess, SpawnerBackend
 from ..plugins.hooks import Hooks, Registries, collect_registries
 from ..plugins.manager import PluginHost, build_plugin_manager
 from ..plugins.registry import HubInfo
@@ -256,8 +257,14 @@ class Hub:
             await s.commit()
 
     async def stop(self) -> None:
-        """End background work. User servers and an external/embedded proxy keep running."""
+        """End background work. User servers and an external/embedded proxy keep running, unless a shutdown
+        request (``POST /hub/api/shutdown``) asked for them to stop too."""
         await self.duties.stop()
+        asked = self.services.lifecycle
+        if asked.stop_servers:
+            within = self.settings.spawner.stop_timeout * 2 + 5
+            count = await self.spawns.stop_all(reason="hub shutdown", within=within)
+            log.info("stopped %d user server(s) with the hub", count)
         await self.spawns.close()
         backends: tuple[Authenticator | SpawnerBackend | ProxyBackend, ...] = (
             self.proxy,
@@ -269,5 +276,22 @@ class Hub:
                 await backend.shutdown()
             except Exception:
                 log.exception("shutting down %r", backend)
+            if backend is self.proxy and asked.stop_proxy:
+                await self._stop_proxy()  # after its shutdown: no watchdog left to restart it
         await self.storage.dispose()
         self.started = False
+
+    async def _stop_proxy(self) -> None:
+        if not isinstance(self.proxy, ProxyProcess):
+            log.info(
+                "the %s proxy backend cannot stop its proxy; it keeps running", self.settings.proxy.backend
+            )
+            return
+        try:
+            stopped = await asyncio.to_thread(self.proxy.stop_proxy)
+        except Exception:
+            log.exception("stopping the proxy")
+            return
+        log.info(
+            "stopped the proxy" if stopped else "the proxy was not launched by this hub; it keeps running"
+        )

@@ -428,6 +428,34 @@ class SpawnEngine:
             return True
         return False
 
+    async def stop_all(self, *, reason: str, within: float) -> int:
+        """Stop every server that is not stopped (a hub shutdown that takes them along), waiting up to
+        ``within`` seconds for all of them. Returns how many were stopped; the rest are logged and left to the next
+        hub's adoption."""
+        async with self.sp.storage.session() as s:
+            rows = (
+                await s.execute(
+                    select(Server.id, User.name, Server.name)
+                    .join(User, User.id == Server.user_id)
+                    .where(Server.status != ServerStatus.STOPPED)
+                )
+            ).all()
+        tasks = [
+            self.inflight.stop_task(
+                sid, stop_server(self.sp, sid, remove=False, reason=reason), name=f"stop-{user}/{name}"
+            )
+            for sid, user, name in rows
+        ]
+        if not tasks:
+            return 0
+        done, pending = await asyncio.wait(tasks, timeout=within)
+        failed = sum(1 for t in done if t.exception() is not None)
+        if pending or failed:
+            log.warning(
+                "%d of %d servers did not stop cleanly in %g s", len(pending) + failed, len(tasks), within
+            )
+        return len(done) - failed
+
     # ---------------------------------------------------------------------------------------------- shutdown
 
     async def close(self) -> None:
