@@ -101,7 +101,7 @@ class RouteReconciler:
                 .where(Server.status.in_([ServerStatus.RUNNING, ServerStatus.STARTING]))
             )
             for user, name, url, status in rows:
-                prefix = self.urls.server(user, name)
+                prefix = self.urls.routespec(user, name)
                 if status == ServerStatus.RUNNING and url:
                     want[prefix] = server_route(prefix, url, user, name, self.hub_id)
                 else:

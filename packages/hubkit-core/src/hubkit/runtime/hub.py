@@ -57,7 +57,7 @@ def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
         own = f"http://{h.hub_ip or '127.0.0.1'}:{h.hub_port}"
     connect = h.hub_connect_url or own
     public = (h.public_url or f"{proto}://{h.ip or '127.0.0.1'}:{h.port}").rstrip("/")
-    urls = HubUrls.build(base, connect, h.public_url or "", h.default_url)
+    urls = HubUrls.build(base, connect, h.public_url or "", h.default_url, h.subdomain_host or "")
     info = HubInfo(
         hub_id=h.hub_id,
         data_dir=str(Path(h.data_dir).resolve()),
@@ -70,6 +70,7 @@ def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
         ssl_key=h.ssl_key,
         ssl_cert=h.ssl_cert,
         is_root=os.geteuid() == 0,
+        subdomain_host=urls.subdomain_host,
     )
     return urls, info
 

@@ -260,7 +260,7 @@ class Progress:
 async def progress(ctx: ServiceContext, ref: ServerRef) -> Progress:
     if ref.server is None:
         raise NotFound("No such server")
-    url = ctx.urls.server(ref.user.name, ref.name)
+    url = ctx.urls.server_url(ref.user.name, ref.name)
     if ref.server.status == ServerStatus.RUNNING:
         return Progress(url, True, None)
     spawn_id = await ctx.spawns.latest_spawn_id(ref.user.name, ref.name)

@@ -240,7 +240,7 @@ class SpawnEngine:
                 await self._await_ready(spec, ctx.state, result.endpoint.url)
                 await sp.parts.routes.add(
                     server_route(
-                        spec.url_prefix,
+                        sp.parts.urls.routespec(spec.user.name, spec.server_name),
                         result.endpoint.url,
                         spec.user.name,
                         spec.server_name,
@@ -269,9 +269,14 @@ class SpawnEngine:
         sp = self.sp
         async with sp.storage.tx() as s:
             srv, owner = await load(s, server_id)
-            prefix = sp.parts.urls.server(owner.name, srv.name)
             token = await issue_server_credentials(
-                s, user_id=owner.id, server_id=srv.id, user=owner.name, server_name=srv.name, prefix=prefix
+                s,
+                user_id=owner.id,
+                server_id=srv.id,
+                user=owner.name,
+                server_name=srv.name,
+                prefix=sp.parts.urls.server(owner.name, srv.name),
+                url=sp.parts.urls.server_url(owner.name, srv.name),
             )
             srv.status = ServerStatus.STARTING
             srv.state = {}
@@ -343,12 +348,8 @@ class SpawnEngine:
             await s.execute(
                 update(Spawn).where(Spawn.id == spawn_id).values(outcome="ready", finished=now, message="")
             )
-            event = ProgressEvent(
-                Phase.READY,
-                f"Server ready at {spec.url_prefix}",
-                progress=100,
-                detail={"url": spec.url_prefix},
-            )
+            url = self.sp.parts.urls.server_url(spec.user.name, spec.server_name)
+            event = ProgressEvent(Phase.READY, f"Server ready at {url}", progress=100, detail={"url": url})
             row = self.progress.add(s, spawn_id, event)
             await s.commit()
         self.progress.publish(spawn_id, row.id, event)

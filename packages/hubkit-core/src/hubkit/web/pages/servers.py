@@ -102,7 +102,7 @@ async def spawn_get(request: Request) -> Response:
     ctx, who, ref = await _server(request, ACT)
     next_url = _next(request)
     if ref.running:
-        return redirect(next_url or ctx.urls.server(ref.user.name, ref.name))
+        return redirect(next_url or ctx.urls.server_url(ref.user.name, ref.name))
     if ref.pending:
         return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name, next_url))
     form = servers.options_form(ctx, ref)
@@ -136,7 +136,7 @@ async def spawn_post(request: Request) -> Response:
 @page
 async def spawn_pending(request: Request) -> Response:
     ctx, _, ref = await _server(request, READ)
-    url = ctx.urls.server(ref.user.name, ref.name)
+    url = ctx.urls.server_url(ref.user.name, ref.name)
     next_url = _next(request)
     context: dict[str, Any] = {
         "owner": ref.user.name,
