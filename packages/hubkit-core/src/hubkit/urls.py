@@ -154,3 +154,16 @@ class HubUrls:
     def service(self, name: str) -> str:
         """A hub service's URL prefix, e.g. ``/services/culler/``."""
         return f"{self.base_url}services/{quote_name(name)}/"
+
+    def service_host(self, name: str) -> str:
+        """With per-user subdomains a service has its own host too: ``culler--service.hub.example.org``
+        (JupyterHub's naming); ``""`` without subdomains."""
+        return f"{dns_label(name)}--service.{self.hub_host}" if self.subdomain_host else ""
+
+    def service_routespec(self, name: str) -> str:
+        return f"{self.service_host(name)}{self.service(name)}"
+
+    def service_url(self, name: str) -> str:
+        """Where browsers find a service: its prefix, absolute on its own host with subdomains."""
+        origin = self._origin_on(self.service_host(name)) if self.subdomain_host else ""
+        return f"{origin}{self.service(name)}"

@@ -152,3 +152,33 @@ async def test_login_cookies_stay_on_the_hubs_host(client):
     for cookie in cookies:
         assert "domain=" not in cookie.lower(), cookie  # host-only: never sent to users' hosts
         assert "Secure" in cookie, cookie  # the hub's origin is https
+
+
+async def test_services_get_their_own_host(hub_factory, tmp_path):
+    """Hub services with a URL move to ``<name>--service.<hub host>`` as in JupyterHub: route, OAuth callback,
+    environment and the home page's link."""
+    from hubkit.hubservices.env import build_env as service_env
+    from hubkit.runtime.app import create_app
+    from hubkit.testing.plugin import make_settings
+
+    greeter = {
+        "name": "greeter",
+        "url": "http://127.0.0.1:9",
+        "api_token": "greeter-token-0123456789",
+        "access_all_users": True,
+    }
+    settings = make_settings(tmp_path / "hub", hub={"subdomain_host": HUB}, services=[greeter])
+    hub = await hub_factory(settings)
+    await hub.routes.reconcile()
+    assert "greeter--service.hub.example/services/greeter/" in await hub.proxy.get_routes()
+    origin = "https://greeter--service.hub.example:8443"
+    async with hub.db() as s:
+        callbacks = (await s.execute(select(OAuthClient.redirect_uri))).scalars().all()
+    assert callbacks == [f"{origin}/services/greeter/oauth_callback"]
+    env = service_env(settings.services[0], token="t", api_url="http://127.0.0.1:8081/hub/api", urls=hub.urls)
+    assert env["JUPYTERHUB_HOST"] == HUB and env["JUPYTERHUB_SERVICE_PREFIX"] == "/services/greeter/"
+    assert env["JUPYTERHUB_PUBLIC_URL"] == f"{origin}/services/greeter/"
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == f"{origin}/services/greeter/oauth_callback"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(hub)), base_url=HUB) as c:
+        await log_in(c, "alice")
+        assert f'href="{origin}/services/greeter/"' in (await c.get("/hub/home")).text

@@ -108,7 +108,7 @@ class RouteReconciler:
                     keep.add(prefix)
             services = await session.execute(select(Service.name, Service.url).where(Service.url != ""))
             for name, url in services:
-                prefix = self.urls.service(name)
+                prefix = self.urls.service_routespec(name)
                 want[prefix] = service_route(prefix, url, name, self.hub_id)
         return want, keep
 
