@@ -53,7 +53,7 @@ def login_error(page: Any) -> str:
 def start_lab(page: Any, base: str, username: str) -> None:
     """Start the default server from the hub and wait until JupyterLab has loaded in it."""
     page.goto(f"{base}/hub/spawn")
-    if page.locator("#spawn-form").count():  # the hub asks before starting (options, or a plain Start button)
+    if page.locator("#spawn-form").count():  # the hub asks before starting only with an options form
         page.click("#spawn-form [type=submit]")
     try:
         page.wait_for_url(re.compile(rf"/user/{re.escape(username)}/lab"), timeout=SPAWN_TIMEOUT_MS)

@@ -149,7 +149,7 @@ def test_bad_names_never_reach_useradd(bad: str, tmp_path: Path) -> None:
     assert not accounts.exists(bad) or bad == ""
 
 
-async def test_bad_name_from_admin_page_is_logged_not_created(
+async def test_bad_name_reaching_user_created_is_logged_not_created(
     hub_info: HubInfo, skel: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, hooks = await started(hub_info, create_system_users=True, skel_dir=str(skel))

@@ -315,6 +315,33 @@ async def test_hook_hubkit_user_created(recorder):
     assert seen == [UserInfo(name="n")]
 
 
+async def test_hook_hubkit_check_new_user(hub, register_plugin, make_user):
+    from hubkit.errors import InvalidName
+    from hubkit.services import users
+    from hubkit.storage.orm import User
+    from sqlalchemy import select
+
+    asked: list[str] = []
+
+    class P:
+        __name__ = "p"
+
+        @hookimpl
+        async def hubkit_check_new_user(self, name):
+            asked.append(name)
+            return f"{name!r} is not wanted here" if name.startswith("no") else None
+
+    register_plugin(P())
+    await make_user("nobody-old")  # exists: not asked again, not refused
+    with pytest.raises(InvalidName, match="'nope' is not wanted here; no user was added"):
+        await users.create_users(hub.services, ["fine", "nobody-old", "nope"])
+    async with hub.db() as s:
+        assert set((await s.execute(select(User.name))).scalars()) == {"nobody-old"}  # nothing stored
+    assert asked == ["fine", "nope"]  # only the new names
+    created = await users.create_users(hub.services, ["fine", "nobody-old"])
+    assert [u.name for u in created] == ["fine"]
+
+
 async def test_hook_hubkit_user_deleted():
     seen = []
 

@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 ALICE = Route("/user/alice/", "", {"user": "alice", "server_name": ""})
 
 
-def build(kind: str, tmp: Path, backend: Backend, **options: object) -> ChpBackend:
+def build(
+    kind: str, tmp: Path, backend: Backend, *, subdomain_host: str = "", **options: object
+) -> ChpBackend:
     registry: BackendRegistry[object] = BackendRegistry("proxy")
     hubkit_register_proxies(registry)
     entry = registry.get(kind)
@@ -42,6 +44,7 @@ def build(kind: str, tmp: Path, backend: Backend, **options: object) -> ChpBacke
         public_url="",
         public_ip="127.0.0.1",
         public_port=free_port(),
+        subdomain_host=subdomain_host,
     )
     made = entry.factory(config=config, hub=hub)
     assert isinstance(made, ChpBackend)
@@ -75,9 +78,10 @@ async def reconcile(backend: ChpBackend, desired: dict[str, Route]) -> None:
             await backend.delete_route(spec)
 
 
-async def get_public(b: ChpBackend, path: str) -> httpx.Response:
+async def get_public(b: ChpBackend, path: str, host: str | None = None) -> httpx.Response:
     async with httpx.AsyncClient(timeout=10) as c:
-        return await c.get(f"http://127.0.0.1:{b.hub.public_port}{path}")
+        headers = {"Host": host} if host else {}
+        return await c.get(f"http://127.0.0.1:{b.hub.public_port}{path}", headers=headers)
 
 
 def test_entry_point_registers_both_backends() -> None:
@@ -111,6 +115,31 @@ async def test_add_get_delete(embedded: ChpBackend, backend: Backend) -> None:
     r = await get_public(embedded, "/user/alice/api")
     assert r.json()["path"] == "/user/alice/api"
     assert backend.hits[-1] == "/user/alice/api"
+
+
+@pytest.mark.parametrize("kind", ["hubkit-proxy", "chp"])
+async def test_subdomain_hub_routes_by_host(kind: str, tmp_path: Path, backend: Backend) -> None:
+    """A hub with per-user subdomains gets host routing without configuring it, in JupyterHub's (CHP's) form:
+    the route ``alice.hub.example/user/alice/`` is the CHP path ``/alice.hub.example/user/alice``."""
+    b = build(kind, tmp_path, backend, subdomain_host="https://hub.example:8443")
+    assert b.host_routing and "--host-routing" in b.command()
+    await b.startup()
+    try:
+        route = Route("alice.hub.example/user/alice/", backend.url + "/on-alice", {"user": "alice"})
+        await b.add_route(route)
+        assert set(await b.get_routes()) == {"alice.hub.example/user/alice/"}
+        assert "/alice.hub.example/user/alice" in await b.primary.all()
+        # the host decides (not its port): alice's host reaches her target, others the default (the hub)
+        r = await get_public(b, "/user/alice/api", host="alice.hub.example:8443")
+        assert r.json()["path"] == "/on-alice/user/alice/api"
+        for other in ("hub.example:8443", "bob.hub.example"):
+            r = await get_public(b, "/user/alice/api", host=other)
+            assert r.json()["path"] == "/user/alice/api", other
+        await b.delete_route("alice.hub.example/user/alice/")
+        assert await b.get_routes() == {}
+    finally:
+        await b.shutdown()
+        b.stop_proxy()
 
 
 async def test_token_generated_private(embedded: ChpBackend) -> None:

@@ -73,6 +73,21 @@ def exists(name: str) -> bool:
     return True
 
 
+def check_creatable(name: str, *, groups: tuple[str, ...] = (), skel: str = "/etc/skel") -> None:
+    """Raise :class:`AccountError` when ``useradd`` could not make ``name`` as asked (checked before the hub
+    stores the user, so the admin sees why): the name, root, the skeleton directory, the groups."""
+    check_new_name(name)
+    if os.geteuid() != 0:
+        raise AccountError(f"cannot create the OS account {name!r}: the hub does not run as root")
+    if not os.path.isdir(skel):
+        raise AccountError(f"cannot create the OS account {name!r}: skeleton directory {skel!r} is missing")
+    for g in groups:
+        try:
+            grp.getgrnam(g)
+        except KeyError:
+            raise AccountError(f"cannot add {name!r} to OS group {g!r}: no such group") from None
+
+
 def create(
     name: str, *, shell: str = "/bin/bash", groups: tuple[str, ...] = (), skel: str = "/etc/skel"
 ) -> Account:
@@ -81,16 +96,8 @@ def create(
     found = lookup(name)
     if found is not None:
         return found
-    if os.geteuid() != 0:
-        raise AccountError(f"cannot create the OS account {name!r}: the hub does not run as root")
+    check_creatable(name, groups=groups, skel=skel)
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    if not os.path.isdir(skel):
-        raise AccountError(f"cannot create the OS account {name!r}: skeleton directory {skel!r} is missing")
-    for g in groups:
-        try:
-            grp.getgrnam(g)
-        except KeyError:
-            raise AccountError(f"cannot add {name!r} to OS group {g!r}: no such group") from None
     cmd = [useradd, "--create-home", "--skel", skel, "--shell", shell]
     if groups:
         cmd += ["--groups", ",".join(groups)]

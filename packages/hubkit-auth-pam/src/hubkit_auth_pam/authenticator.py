@@ -228,6 +228,13 @@ class PAMAuthenticator:
             await anyio.to_thread.run_sync(_close_session, spec.user.name, self.config.service)
 
     @hookimpl
+    async def hubkit_check_new_user(self, name: str) -> str | None:
+        """With account creation on, a name ``useradd`` could not make is refused before the hub stores it."""
+        if not self.config.create_system_users:
+            return None
+        return await anyio.to_thread.run_sync(_account_refusal, name, self.config)
+
+    @hookimpl
     async def hubkit_user_created(self, user: UserInfo) -> None:
         if self.config.create_system_users:
             await anyio.to_thread.run_sync(_create_account, user.name, self.config)
@@ -256,6 +263,16 @@ def _close_session(name: str, service: str) -> None:
         log.warning("closing the PAM session of %s failed: %s", name, exc)
     else:
         log.info("closed PAM session for %s", name)
+
+
+def _account_refusal(name: str, cfg: PAMConfig) -> str | None:
+    if accounts.exists(name):
+        return None  # the account is there already: nothing to create
+    try:
+        accounts.check_creatable(name, groups=tuple(cfg.useradd_groups), skel=cfg.skel_dir)
+    except accounts.AccountError as exc:
+        return str(exc)
+    return None
 
 
 def _create_account(name: str, cfg: PAMConfig) -> None:

@@ -4,11 +4,14 @@
     HUBKIT_CONFIG=/etc/hubkit/hubkit.toml uvicorn --factory hubkit.asgi:create_app --port 8081
 
 The server must run the ASGI lifespan protocol: the hub is built and started at lifespan startup, in the
-server's own event loop, and stopped at shutdown. Until then every request answers 503.
+server's own event loop, and stopped at shutdown. Until then every request answers 503. ``POST
+/hub/api/shutdown`` sends the process SIGTERM, which ASGI servers take as "stop gracefully" (lifespan shutdown).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from typing import Any
 
@@ -19,6 +22,7 @@ from .config.models import Settings
 from .runtime.app import create_app as create_web_app
 from .runtime.hub import Hub
 from .runtime.logs import configure_logging
+from .runtime.serve import exit_when_asked, terminate_self
 
 
 class HubApp:
@@ -43,6 +47,7 @@ class HubApp:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         lifespan = None
+        watch: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -53,11 +58,16 @@ class HubApp:
                     lifespan = app.router.lifespan_context(app)
                     await lifespan.__aenter__()
                     self.app = app
+                    watch = asyncio.create_task(exit_when_asked(self.hub, terminate_self))
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if watch is not None:
+                    watch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watch
                 if lifespan is not None:
                     await lifespan.__aexit__(None, None, None)
                 if self.hub is not None:

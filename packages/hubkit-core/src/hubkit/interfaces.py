@@ -343,6 +343,16 @@ class ProxyBackend(Protocol):
         """The proxy's current table keyed by routespec, only routes the hub owns."""
 
 
+@runtime_checkable
+class ProxyProcess(Protocol):
+    """Optional for proxy backends that launch their proxy process. ``POST /hub/api/shutdown`` with
+    ``"proxy": true`` calls it once, after the hub stopped serving; nothing else does (the proxy outlives the
+    hub). It may block (the hub runs it in a worker thread) and returns whether a process was stopped: a proxy
+    the backend did not launch is left alone (``False``), as JupyterHub does."""
+
+    def stop_proxy(self) -> bool: ...
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Registration helpers passed to plugins
 # --------------------------------------------------------------------------------------------------------------

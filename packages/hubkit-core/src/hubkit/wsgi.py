@@ -7,6 +7,8 @@
 app's lifespan there (the idle culler), and returns a WSGI callable whose requests are handed to that loop. The
 hub is stopped when the process exits. One worker process per hub: several workers would be several hubs on one
 database. What degrades compared with an ASGI server is written in docs/deploy-vm.md ("WSGI servers").
+``POST /hub/api/shutdown`` sends the worker process SIGTERM (a process manager such as gunicorn's arbiter may
+start a new worker: stop the service through it to keep the hub down).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .config.loader import load_settings
 from .runtime.app import create_app as create_asgi_app
 from .runtime.hub import Hub
 from .runtime.logs import configure_logging
+from .runtime.serve import exit_when_asked, terminate_self
 
 T = TypeVar("T")
 
@@ -47,12 +50,14 @@ def create_app(config: str | None = None) -> ASGIMiddleware:
         return hub, app, lifespan
 
     hub, app, lifespan = run(start())
+    watch = asyncio.run_coroutine_threadsafe(exit_when_asked(hub, terminate_self), loop)
 
     async def stop() -> None:
         await lifespan.__aexit__(None, None, None)
         await hub.stop()
 
     def shutdown() -> None:
+        watch.cancel()
         run(stop())
         loop.call_soon_threadsafe(loop.stop)
 

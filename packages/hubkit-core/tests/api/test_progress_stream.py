@@ -31,7 +31,10 @@ async def test_slow_spawn_202_then_stream_with_keepalive(client, hub, admin_head
     spawn_id = await hub.spawns.latest_spawn_id("alice")
     chunks = [c async for c in progress_api.stream(hub, spawn_id, "/user/alice/", keepalive=0.1)]
     assert b"\n\n" in chunks, "no keepalive while the spawner was busy"
-    events = [json.loads(c[6:]) for c in chunks if c.startswith(b"data: ")]
+    lines = b"".join(chunks).decode().splitlines()
+    events = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    ids = [int(line[4:]) for line in lines if line.startswith("id: ")]
+    assert len(ids) == len(events) and ids == sorted(set(ids))  # each event numbered (SSE id), once
     assert events[0]["progress"] == 0 and "message" in events[0]
     assert all(0 <= e["progress"] <= 100 for e in events)
     assert events[-1] == {

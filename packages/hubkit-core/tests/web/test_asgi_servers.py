@@ -134,38 +134,68 @@ async def test_asgi_entry_point(config: Path, serving: Any, monkeypatch: pytest.
     assert app.hub is not None and not app.hub.started  # stopped at lifespan shutdown
 
 
-def test_wsgi_entry_point_under_gunicorn(config: Path, tmp_path: Path) -> None:
-    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
-    require(gunicorn is not None, "gunicorn not installed")
-    assert gunicorn is not None
-    token = admin_token(config)
-    log = (tmp_path / "gunicorn.log").open("ab")
-    with listening_socket() as sock:
+def serve_in_process(program: str, args: list[str], config: Path, log_path: Path) -> tuple[Any, str]:
+    """Run an installed server program (``{fd}`` in ``args``: a listening socket handed over), wait until the hub
+    answers; returns the process and its base URL."""
+    exe = shutil.which(program, path=os.path.dirname(sys.executable))
+    require(exe is not None, f"{program} not installed")
+    assert exe is not None
+    with listening_socket() as sock, log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [gunicorn, "--workers", "1", "--threads", "8", "--bind", f"fd://{sock.fileno()}",
-             "hubkit.wsgi:create_app()"],
+            [exe, *(a.format(fd=sock.fileno()) for a in args)],
             env={**os.environ, **ENV, "HUBKIT_CONFIG": str(config)},
             pass_fds=[sock.fileno()],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(log_path.read_text())
+        try:
+            if httpx.get(f"{base}/hub/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError(log_path.read_text())
+        time.sleep(0.05)
+
+
+def test_shutdown_api_ends_an_asgi_server_process(config: Path, tmp_path: Path) -> None:
+    """``POST /hub/api/shutdown`` under a server the hub does not own (uvicorn's CLI): SIGTERM to itself, so the
+    server stops gracefully and runs the lifespan shutdown (the hub stops), as on a `kill`."""
+    token = admin_token(config)
+    log_path = tmp_path / "uvicorn.log"
+    proc, base = serve_in_process("uvicorn", ["--factory", "hubkit.asgi:create_app", "--fd", "{fd}"], config, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if httpx.get(f"{base}/hub/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.05)
+        r = httpx.post(f"{base}/hub/api/shutdown", headers={"Authorization": f"token {token}"}, timeout=30)
+        assert r.status_code == 202 and r.json() == {"message": "Shutting down Hub"}
+        # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly, as after any `kill`
+        assert proc.wait(30) in (0, -signal.SIGTERM), log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log_path.read_text()
+    assert "shutdown requested through the API" in text and "Application shutdown complete" in text, text
+    assert "Traceback" not in text, text
+
+
+def test_wsgi_entry_point_under_gunicorn(config: Path, tmp_path: Path) -> None:
+    token = admin_token(config)
+    log_path = tmp_path / "gunicorn.log"
+    args = ["--workers", "1", "--threads", "8", "--bind", "fd://{fd}", "hubkit.wsgi:create_app()"]
+    proc, base = serve_in_process("gunicorn", args, config, log_path)
+    try:
         asyncio.run(flow(base, token))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    text = (tmp_path / "gunicorn.log").read_text()
+    text = log_path.read_text()
     assert "Traceback" not in text, text
 
 

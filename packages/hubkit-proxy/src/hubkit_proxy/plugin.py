@@ -79,7 +79,9 @@ class ChpConfig(BaseModel):
     log_file: str | None = Field(
         None, description="stdout/stderr of the embedded proxy (default: in the data dir)."
     )
-    host_routing: bool = Field(False, description="Routespecs start with a host (per-user subdomains).")
+    host_routing: bool = Field(
+        False, description="Routespecs start with a host; on by itself when the hub has [hub] subdomain_host."
+    )
     start_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a launched proxy's API.")
     request_timeout: float = Field(10.0, gt=0, description="Seconds per API request.")
     retry_seconds: float = Field(30.0, ge=0, description="Total seconds to retry connection errors and 5xx.")
@@ -125,6 +127,8 @@ class ChpBackend:
     def __init__(self, config: ChpConfig, hub: HubInfo) -> None:
         self.config = config
         self.hub = hub
+        # per-user subdomains route by host (JupyterHub starts CHP with --host-routing for subdomain_host)
+        self.host_routing = config.host_routing or bool(hub.subdomain_host)
         self.token = self._token()
         self.pid_file = config.pid_file or os.path.join(hub.data_dir, f"{self.name}.pid")
         self.log_file = config.log_file or os.path.join(hub.data_dir, f"{self.name}.log")
@@ -196,7 +200,7 @@ class ChpBackend:
         ]
         if self.hub.ssl_key and self.hub.ssl_cert:
             cmd += ["--ssl-key", self.hub.ssl_key, "--ssl-cert", self.hub.ssl_cert]
-        if self.config.host_routing:
+        if self.host_routing:
             cmd.append("--host-routing")
         if self.config.proxy_timeout_ms:
             cmd += ["--proxy-timeout", str(self.config.proxy_timeout_ms)]
@@ -243,7 +247,10 @@ class ChpBackend:
         )
 
     def stop_proxy(self) -> bool:
-        """Stop the embedded proxy explicitly (tests, ``hubkit proxy stop``); the hub never does this itself."""
+        """Stop the embedded proxy explicitly (tests, ``POST /hub/api/shutdown`` with ``"proxy": true``); the
+        hub never does this on its own. A proxy run externally (``should_start = false``) is left alone."""
+        if not self.config.should_start:
+            return False
         stopped = launcher.stop(self.pid_file)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -277,7 +284,7 @@ class ChpBackend:
                 log.warning("proxy %s unavailable: %s", client.api_url, exc)
                 continue
             for route in list(self.known.values()):
-                path = routespec_to_path(route.routespec, self.config.host_routing)
+                path = routespec_to_path(route.routespec, self.host_routing)
                 have = present.get(path)
                 if have is None or have.get("target") != route.target:
                     await client.add(path, self._body(route))
@@ -310,20 +317,20 @@ class ChpBackend:
                 log.warning("replica %s missed %s %s: %s", client.api_url, op, path, result)
 
     async def add_route(self, route: Route) -> None:
-        path = routespec_to_path(route.routespec, self.config.host_routing)
+        path = routespec_to_path(route.routespec, self.host_routing)
         await self._fan_out("add", path, self._body(route))
         self.known[route.routespec] = route
 
     async def delete_route(self, routespec: str) -> None:
         self.known.pop(routespec, None)
-        await self._fan_out("delete", routespec_to_path(routespec, self.config.host_routing))
+        await self._fan_out("delete", routespec_to_path(routespec, self.host_routing))
 
     async def get_routes(self) -> dict[str, Route]:
         out: dict[str, Route] = {}
         for path, data in (await self.primary.all()).items():
             if not isinstance(data, dict) or not data.get("jupyterhub"):
                 continue
-            routespec = path_to_routespec(path, self.config.host_routing)
+            routespec = path_to_routespec(path, self.host_routing)
             rest = {k: v for k, v in data.items() if k not in ("target", "jupyterhub")}
             out[routespec] = Route(routespec, str(data.get("target", "")), rest)
         return out

@@ -374,6 +374,14 @@ def document(api: str) -> dict[str, Any]:
             "get": op("Proxy routes (proxy)", {"200": "routes"}, params=PAGING),
             "post": op("Reconcile proxy routes now (proxy)", {"200": "done"}),
         },
+        f"{api}/shutdown": {
+            "post": op(
+                "Shut the hub down (shutdown): 202, then the process ends. servers / proxy (default false): "
+                "also stop every user server / the proxy the hub launched",
+                {"202": "shutting down"},
+                body=_body(_obj({"servers": {"type": "boolean"}, "proxy": {"type": "boolean"}})),
+            )
+        },
         f"{api}/oauth2/authorize": {
             "get": op(
                 "OAuth2 authorize (browser, hub session cookie)",

@@ -1,5 +1,9 @@
 """Spawn progress as server-sent events in JupyterHub's format, plus hubkit's ``phase``/``reason_code``/
-``queue_position`` fields. A keepalive blank line goes out every 8 s so idle proxies keep the stream open."""
+``queue_position`` fields. A keepalive blank line goes out every 8 s so idle proxies keep the stream open.
+
+Each event also carries an SSE ``id:`` line (after its ``data:`` line, so line readers that take the first
+line still see the data): a reconnecting ``EventSource`` sends it back as ``Last-Event-ID`` and the stream
+resumes after it, and a page that already shows some events skips those the replay repeats."""
 
 from __future__ import annotations
 
@@ -27,14 +31,20 @@ class HasSpawns(Protocol):
     def spawns(self) -> SpawnEngine: ...
 
 
-def _sse(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data)}\n\n".encode()
+def _sse(data: dict[str, Any], seq: int | None = None) -> bytes:
+    ident = f"id: {seq}\n" if seq is not None else ""
+    return f"data: {json.dumps(data)}\n{ident}\n".encode()
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else 0
 
 
 async def stream(
-    source: HasSpawns, spawn_id: int, url: str, *, keepalive: float = KEEPALIVE
+    source: HasSpawns, spawn_id: int, url: str, *, keepalive: float = KEEPALIVE, after: int = 0
 ) -> AsyncIterator[bytes]:
-    it = source.spawns.events(spawn_id).__aiter__()
+    it = source.spawns.events(spawn_id, after=after).__aiter__()
     pending: asyncio.Task[tuple[int, ProgressEvent]] | None = None
     try:
         while True:
@@ -46,10 +56,10 @@ async def stream(
                 continue
             task, pending = pending, None
             try:
-                _, ev = task.result()
+                seq, ev = task.result()
             except StopAsyncIteration:
                 return
-            yield _sse(event_json(ev, url))
+            yield _sse(event_json(ev, url), seq)
             if ev.ready or ev.failed:
                 return
     finally:
@@ -82,7 +92,7 @@ async def progress(request: Request) -> Response:
     state = await servers.progress(ctx, ref)
     if state.ready or state.spawn_id is None:
         return sse_response(_single(ready_event(state.url)))
-    return sse_response(stream(ctx, state.spawn_id, state.url))
+    return sse_response(stream(ctx, state.spawn_id, state.url, after=_last_event_id(request)))
 
 
 def routes(api: str) -> list[Route]:

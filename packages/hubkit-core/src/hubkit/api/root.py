@@ -1,7 +1,9 @@
-"""Hub-level endpoints: version probe, info, health, the caller's identity (``/user``) and the proxy table."""
+"""Hub-level endpoints: version probe, info, health, the caller's identity (``/user``), the proxy table and
+shutting the hub down."""
 
 from __future__ import annotations
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -9,7 +11,7 @@ from starlette.routing import Route
 from .. import JUPYTERHUB_COMPAT_VERSION, __version__
 from ..services import system, users
 from ..web.errors import JSONResponse
-from .base import caller, endpoint
+from .base import caller, endpoint, read_json
 from .pagination import page_args, wrap
 
 
@@ -57,6 +59,21 @@ async def post_proxy(request: Request) -> Response:
     return Response(status_code=200)
 
 
+@endpoint
+async def shutdown(request: Request) -> Response:
+    """JupyterHub's ``POST /shutdown``: answer 202, then end the hub; ``servers``/``proxy`` (default false) say
+    whether every user server and the proxy stop with it."""
+    ctx, who = await caller(request)
+    system.check_shutdown(who)
+    body = await read_json(request, allowed=("servers", "proxy"), default={})
+    servers, proxy = bool(body.get("servers", False)), bool(body.get("proxy", False))
+    return JSONResponse(
+        {"message": "Shutting down Hub"},
+        status_code=202,
+        background=BackgroundTask(system.request_shutdown, ctx, servers=servers, proxy=proxy),
+    )
+
+
 def routes(api: str) -> list[Route]:
     return [
         Route(api, version, methods=["GET", "HEAD"]),
@@ -66,4 +83,5 @@ def routes(api: str) -> list[Route]:
         Route(f"{api}/user", whoami, methods=["GET"]),
         Route(f"{api}/proxy", get_proxy, methods=["GET"]),
         Route(f"{api}/proxy", post_proxy, methods=["POST"]),
+        Route(f"{api}/shutdown", shutdown, methods=["POST"]),
     ]

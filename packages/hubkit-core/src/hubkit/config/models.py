@@ -29,6 +29,12 @@ class HubConfig(_Model):
     )
     base_url: str = Field("/", description="URL prefix of the whole deployment.")
     public_url: str | None = Field(None, description="What browsers use, e.g. https://hub.example.org.")
+    subdomain_host: str | None = Field(
+        None,
+        description="Per-user subdomains (JupyterHub's subdomain_host): the hub's origin, e.g. "
+        "https://hub.example.org; each user's servers are then at https://<user>.hub.example.org/user/<user>/, so "
+        "one user's pages can never read another's. Needs wildcard DNS and a wildcard TLS certificate.",
+    )
     ssl_key: str | None = Field(None, description="TLS key file for the public listener.")
     ssl_cert: str | None = Field(None, description="TLS certificate file for the public listener.")
     db_url: str = Field("sqlite+aiosqlite:///hubkit.sqlite", description="SQLAlchemy async database URL.")
@@ -78,6 +84,20 @@ class HubConfig(_Model):
         description="A connection whose request head is not complete this long after it opened (or the head "
         "began) is closed with 408.",
     )
+
+    @field_validator("subdomain_host")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an origin like https://hub.example.org (scheme and host)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("must be an origin only (scheme, host, optional port), without a path")
+        if parts.hostname.replace(".", "").isdigit() or ":" in parts.hostname:
+            raise ValueError("needs a DNS name: an IP address has no subdomains")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
 
     @field_validator("trusted_proxies")
     @classmethod

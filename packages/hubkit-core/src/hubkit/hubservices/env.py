@@ -33,7 +33,7 @@ def client_id(svc: ServiceConfig) -> str:
 def redirect_uri(urls: HubUrls, svc: ServiceConfig) -> str | None:
     if svc.oauth_redirect_uri:
         return svc.oauth_redirect_uri
-    return f"{urls.service(svc.name)}oauth_callback" if svc.url else None
+    return f"{urls.service_url(svc.name)}oauth_callback" if svc.url else None
 
 
 def wants_oauth(svc: ServiceConfig) -> bool:
@@ -78,6 +78,11 @@ def build_env(
     access = json.dumps(["access:services", access_scope(svc.name)])
     public = urls.public_url.rstrip("/")
     prefix = urls.service(svc.name)
+    if urls.subdomains:  # on its own host, as JupyterHub puts services with subdomain_host
+        public_url, public_hub = urls.service_url(svc.name), f"{urls.subdomain_host}{urls.hub_prefix}"
+    else:
+        public_url = f"{public}{prefix}" if public else ""
+        public_hub = f"{public}{urls.hub_prefix}" if public else ""
     env.update(
         {
             "JUPYTERHUB_API_TOKEN": token,
@@ -85,15 +90,15 @@ def build_env(
             "JUPYTERHUB_CLIENT_ID": client_id(svc),
             "JUPYTERHUB_API_URL": api_url,
             "JUPYTERHUB_BASE_URL": urls.base_url,
-            "JUPYTERHUB_HOST": "",
+            "JUPYTERHUB_HOST": urls.subdomain_host,
             "JUPYTERHUB_USER": svc.user or "",
             "JUPYTERHUB_SERVER_NAME": "",
             "JUPYTERHUB_OAUTH_ACCESS_SCOPES": access,
             "JUPYTERHUB_OAUTH_SCOPES": access,
             "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps(svc.oauth_client_allowed_scopes),
             "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "0",
-            "JUPYTERHUB_PUBLIC_URL": f"{public}{prefix}" if public and svc.url else "",
-            "JUPYTERHUB_PUBLIC_HUB_URL": f"{public}{urls.hub_prefix}" if public else "",
+            "JUPYTERHUB_PUBLIC_URL": public_url if svc.url else "",
+            "JUPYTERHUB_PUBLIC_HUB_URL": public_hub,
         }
     )
     callback = redirect_uri(urls, svc)

@@ -94,6 +94,10 @@ class Hooks:
     async def post_stop(self, spec: ServerSpec, status: ExitStatus | None) -> None:
         await calling.broadcast(self.pm, "hubkit_post_stop", spec=spec, status=status)
 
+    async def check_new_user(self, name: str) -> str | None:
+        refusal = await calling.call_first(self.pm, "hubkit_check_new_user", name=name)
+        return str(refusal) if refusal is not None else None
+
     async def user_created(self, user: UserInfo) -> None:
         await calling.broadcast(self.pm, "hubkit_user_created", user=user)
 

@@ -167,6 +167,17 @@ def hubkit_post_stop(spec: ServerSpec, status: ExitStatus | None) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@hookspec(firstresult=True)
+def hubkit_check_new_user(name: str) -> str | None:
+    """Refuse a user an admin is about to add (admin page, ``POST /hub/api/users``), before anything is stored.
+
+    Called once per name that does not exist yet (already normalised), in order. The first non-``None`` result
+    refuses the whole request: it is the message shown to the admin (400 from the API, an error on the admin
+    page), so say what is wrong and what would work. ``None`` accepts. For names a plugin cannot serve, e.g. PAM
+    with account creation refuses names that cannot become an OS account. Logins do not call it.
+    """
+
+
 @hookspec
 def hubkit_user_created(user: UserInfo) -> None:
     """A user was added (first login, admin page, API). Broadcast; results ignored.

@@ -39,6 +39,7 @@ class HubInfo:
     ssl_key: str | None = None
     ssl_cert: str | None = None
     is_root: bool = False
+    subdomain_host: str = ""  # per-user subdomains: the hub's origin; proxies then route by host ("" = off)
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,14 @@ class RouteReconciler:
                 .where(Server.status.in_([ServerStatus.RUNNING, ServerStatus.STARTING]))
             )
             for user, name, url, status in rows:
-                prefix = self.urls.server(user, name)
+                prefix = self.urls.routespec(user, name)
                 if status == ServerStatus.RUNNING and url:
                     want[prefix] = server_route(prefix, url, user, name, self.hub_id)
                 else:
                     keep.add(prefix)
             services = await session.execute(select(Service.name, Service.url).where(Service.url != ""))
             for name, url in services:
-                prefix = self.urls.service(name)
+                prefix = self.urls.service_routespec(name)
                 want[prefix] = service_route(prefix, url, name, self.hub_id)
         return want, keep
 

@@ -29,6 +29,7 @@ from ..services import access
 from ..web.caller import authenticated
 from ..web.context import WebContext
 from ..web.errors import json_error, status_of
+from ..web.hosts import UserHostRedirect
 from ..web.middleware import BodyTooLarge, HubMiddleware
 from ..web.pages import admin, login, misc
 from ..web.pages import servers as server_pages
@@ -162,7 +163,9 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
                 api_prefix=hub.urls.api_prefix,
                 max_body=hub.settings.hub.max_body_bytes,
                 metrics=metrics,
-            )
+            ),
+            # with per-user subdomains only: hub pages never answer on a user's host
+            *([Middleware(UserHostRedirect, urls=hub.urls)] if hub.urls.subdomains else []),
         ],
         exception_handlers={HTTPException: http_error, BodyTooLarge: too_large, Exception: server_error},
         lifespan=lifespan,

@@ -8,6 +8,7 @@ process (tests, benchmarks) each have their own plugin manager, backends, keys a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -25,7 +26,7 @@ from ..errors import HubkitError, PluginError
 from ..hubservices import env as service_env
 from ..hubservices import registry as service_registry
 from ..hubservices.supervisor import ServiceSupervisor
-from ..interfaces import Authenticator, ProxyBackend, SpawnerBackend
+from ..interfaces import Authenticator, ProxyBackend, ProxyProcess, SpawnerBackend
 from ..plugins.hooks import Hooks, Registries, collect_registries
 from ..plugins.manager import PluginHost, build_plugin_manager
 from ..plugins.registry import HubInfo
@@ -56,7 +57,7 @@ def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
         own = f"http://{h.hub_ip or '127.0.0.1'}:{h.hub_port}"
     connect = h.hub_connect_url or own
     public = (h.public_url or f"{proto}://{h.ip or '127.0.0.1'}:{h.port}").rstrip("/")
-    urls = HubUrls.build(base, connect, h.public_url or "", h.default_url)
+    urls = HubUrls.build(base, connect, h.public_url or "", h.default_url, h.subdomain_host or "")
     info = HubInfo(
         hub_id=h.hub_id,
         data_dir=str(Path(h.data_dir).resolve()),
@@ -69,6 +70,7 @@ def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
         ssl_key=h.ssl_key,
         ssl_cert=h.ssl_cert,
         is_root=os.geteuid() == 0,
+        subdomain_host=urls.subdomain_host,
     )
     return urls, info
 
@@ -256,8 +258,14 @@ class Hub:
             await s.commit()
 
     async def stop(self) -> None:
-        """End background work. User servers and an external/embedded proxy keep running."""
+        """End background work. User servers and an external/embedded proxy keep running, unless a shutdown
+        request (``POST /hub/api/shutdown``) asked for them to stop too."""
         await self.duties.stop()
+        asked = self.services.lifecycle
+        if asked.stop_servers:
+            within = self.settings.spawner.stop_timeout * 2 + 5
+            count = await self.spawns.stop_all(reason="hub shutdown", within=within)
+            log.info("stopped %d user server(s) with the hub", count)
         await self.spawns.close()
         backends: tuple[Authenticator | SpawnerBackend | ProxyBackend, ...] = (
             self.proxy,
@@ -269,5 +277,22 @@ class Hub:
                 await backend.shutdown()
             except Exception:
                 log.exception("shutting down %r", backend)
+            if backend is self.proxy and asked.stop_proxy:
+                await self._stop_proxy()  # after its shutdown: no watchdog left to restart it
         await self.storage.dispose()
         self.started = False
+
+    async def _stop_proxy(self) -> None:
+        if not isinstance(self.proxy, ProxyProcess):
+            log.info(
+                "the %s proxy backend cannot stop its proxy; it keeps running", self.settings.proxy.backend
+            )
+            return
+        try:
+            stopped = await asyncio.to_thread(self.proxy.stop_proxy)
+        except Exception:
+            log.exception("stopping the proxy")
+            return
+        log.info(
+            "stopped the proxy" if stopped else "the proxy was not launched by this hub; it keeps running"
+        )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
@@ -60,12 +62,34 @@ async def run_hub(settings: Settings) -> None:
 
 
 async def serve_then_adopt(hub: Hub, server: Any) -> None:
-    """Listen first, then start re-adoption: a restarted hub answers before it polls a single server."""
+    """Listen first, then start re-adoption: a restarted hub answers before it polls a single server. A
+    shutdown request (``POST /hub/api/shutdown``) ends serving as SIGTERM would; the caller then stops the hub."""
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.005)
     hub.start_background()
-    await task
+    watch = asyncio.create_task(exit_when_asked(hub, lambda: setattr(server, "should_exit", True)))
+    try:
+        await task
+    finally:
+        watch.cancel()
+
+
+async def exit_when_asked(hub: Hub, stop_serving: Callable[[], None]) -> None:
+    """Wait for a shutdown request, then end the server the hub runs in (its own way of stopping)."""
+    await hub.services.lifecycle.wait()
+    asked = hub.services.lifecycle
+    log.info(
+        "shutdown requested through the API (servers: %s, proxy: %s)",
+        "stop" if asked.stop_servers else "keep",
+        "stop" if asked.stop_proxy else "keep",
+    )
+    stop_serving()
+
+
+def terminate_self() -> None:
+    """For ASGI/WSGI servers the hub does not own: SIGTERM is how each of them is told to stop gracefully."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(settings: Settings) -> int:

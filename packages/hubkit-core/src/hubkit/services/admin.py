@@ -48,7 +48,9 @@ def action_allowed(caller: Identity, action: str, form: dict[str, str]) -> bool:
     scope = ACTION_SCOPES.get(action)
     if scope is None:
         return True  # unknown actions are answered as such
-    grants_admin = action in ("set_admin", "unset_admin") or (action == "add_users" and form.get("admin") == "on")
+    grants_admin = action in ("set_admin", "unset_admin") or (
+        action == "add_users" and form.get("admin") == "on"
+    )
     if grants_admin and not caller.admin:
         return False
     if action in ("add_group", "delete_group", "add_member", "remove_member"):
@@ -93,7 +95,7 @@ async def admin_listing(
                     "name": s.name,
                     "label": s.name or "default",
                     "status": str(s.status),
-                    "url": ctx.urls.server(u.name, s.name),
+                    "url": ctx.urls.server_url(u.name, s.name),
                 }
                 for s in sorted(u.servers, key=lambda s: s.name)
             ]

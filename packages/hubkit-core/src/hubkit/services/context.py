@@ -6,7 +6,7 @@ same shape: their storage is shared, their spawn engine coordinates through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..auth.ratelimit import LoginRateLimiter
 from ..config.models import Settings
@@ -18,6 +18,7 @@ from ..spawn.parts import SpawnPolicy
 from ..storage.access import Storage
 from ..storage.crypt import CryptKeeper
 from ..urls import HubUrls
+from .lifecycle import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ServiceContext:
     routes: RouteReconciler
     urls: HubUrls
     limiter: LoginRateLimiter  # failed logins, per (user, address); in this process's memory
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)  # a shutdown request, in this process
 
     @property
     def crypt(self) -> CryptKeeper:

@@ -46,7 +46,7 @@ async def links_for(ctx: ServiceContext, caller: Identity) -> list[dict[str, str
             caller.scopes, await service_access.granted(session, caller.name, caller.groups), caller.name
         )
     return [
-        {"name": n, "url": ctx.urls.service(n)}
+        {"name": n, "url": ctx.urls.service_url(n)}
         for n in names
         if sc.allows(scopes, "access:services", service=n)
     ]

@@ -260,7 +260,7 @@ class Progress:
 async def progress(ctx: ServiceContext, ref: ServerRef) -> Progress:
     if ref.server is None:
         raise NotFound("No such server")
-    url = ctx.urls.server(ref.user.name, ref.name)
+    url = ctx.urls.server_url(ref.user.name, ref.name)
     if ref.server.status == ServerStatus.RUNNING:
         return Progress(url, True, None)
     spawn_id = await ctx.spawns.latest_spawn_id(ref.user.name, ref.name)
@@ -279,6 +279,7 @@ class LatestSpawn:
     outcome: str | None
     message: str
     reason_code: str
+    last_seq: int = 0  # the stored id of the last event (progress streams number their events with it)
 
 
 async def latest_spawn(ctx: ServiceContext, ref: ServerRef) -> LatestSpawn | None:
@@ -294,7 +295,9 @@ async def latest_spawn(ctx: ServiceContext, ref: ServerRef) -> LatestSpawn | Non
             )
         ).scalars()
         out = []
+        last_seq = 0
         for r in rows:
+            last_seq = r.id
             try:
                 phase = Phase(r.phase)
             except ValueError:
@@ -302,7 +305,7 @@ async def latest_spawn(ctx: ServiceContext, ref: ServerRef) -> LatestSpawn | Non
             out.append(ProgressEvent(phase, r.message, r.progress, r.reason_code, r.queue_position))
     if spawn is None:
         return None
-    return LatestSpawn(out, spawn.outcome, spawn.message or "", spawn.reason_code or "")
+    return LatestSpawn(out, spawn.outcome, spawn.message or "", spawn.reason_code or "", last_seq)
 
 
 async def home_rows(ctx: ServiceContext, caller: Identity) -> tuple[UserInfo, list[dict[str, Any]]]:

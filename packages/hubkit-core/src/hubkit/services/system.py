@@ -1,4 +1,4 @@
-"""The hub itself: what runs it (``/info``), and its proxy table (``/proxy``)."""
+"""The hub itself: what runs it (``/info``), its proxy table (``/proxy``), and ending it (``/shutdown``)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,14 @@ async def reconcile_routes(ctx: ServiceContext, caller: Identity) -> None:
     """Make the proxy's table match the running servers now (JupyterHub's ``POST /proxy``)."""
     access.require(caller, ("proxy",))
     await ctx.routes.reconcile()
+
+
+def check_shutdown(caller: Identity) -> None:
+    access.require(caller, ("shutdown",))
+
+
+def request_shutdown(ctx: ServiceContext, *, servers: bool, proxy: bool) -> None:
+    """End this hub process (JupyterHub's ``POST /shutdown``): its runner stops serving and the hub shuts down
+    as usual, also stopping every user server with ``servers`` and the proxy it launched with ``proxy``.
+    Called once the 202 answer is out (:func:`check_shutdown` authorised the caller before)."""
+    ctx.lifecycle.request_exit(stop_servers=servers, stop_proxy=proxy)

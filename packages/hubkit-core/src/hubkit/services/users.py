@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from ..auth import scopes as sc
 from ..auth.identity import Identity
-from ..errors import BadRequest, Conflict, Forbidden, NotFound
+from ..errors import BadRequest, Conflict, Forbidden, InvalidName, NotFound
 from ..interfaces import UserInfo
 from ..storage.orm import APIToken, Group, Server, ServerStatus, Service, User
 from ..storage.races import claim_user
@@ -86,12 +86,20 @@ def auth_state_of(ctx: ServiceContext, user: User) -> Any:
 
 
 async def create_users(ctx: ServiceContext, names: Iterable[str], *, admin: bool = False) -> list[User]:
-    """Create the given users (existing ones skipped); fires ``hubkit_user_created`` after commit."""
+    """Create the given users (existing ones skipped); fires ``hubkit_user_created`` after commit. A name a
+    plugin refuses (``hubkit_check_new_user``) is :class:`InvalidName` and none of them is created."""
     wanted: list[str] = []
     for n in names:
         n = await normalize(ctx, check_name(n))
         if n not in wanted:
             wanted.append(n)
+    async with ctx.storage.session() as session:
+        existing = set((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
+    for n in wanted:
+        refusal = None if n in existing else await ctx.hooks.check_new_user(n)
+        if refusal:
+            more = "; no user was added" if len(wanted) > 1 else ""
+            raise InvalidName(f"{refusal}{more}")
     async with ctx.storage.session() as session:
         for attempt in range(3):  # a concurrent create of one of these names makes us re-read and skip it
             existing = set((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())

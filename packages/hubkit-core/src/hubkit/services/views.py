@@ -50,11 +50,11 @@ def server_model(urls: HubUrls, user: str, server: Server, *, with_state: bool =
         "pending": PENDING.get(server.status),
         "ready": server.status == ServerStatus.RUNNING,
         "stopped": server.status == ServerStatus.STOPPED,
-        "url": urls.server(user, name),
+        "url": urls.server_url(user, name),  # absolute on the owner's host with subdomains, as JupyterHub
         "user_options": server.user_options or {},
         "progress_url": progress,
-        "full_url": None,
-        "full_progress_url": None,
+        "full_url": urls.server_url(user, name) if urls.subdomains else None,
+        "full_progress_url": urls.subdomain_host + progress if urls.subdomains else None,
     }
     if server.activity:
         model["hubkit_activity"] = server.activity
@@ -72,7 +72,7 @@ def server_row(urls: HubUrls, user: str, name: str, s: Server | None) -> dict[st
         "status": str(s.status) if s is not None else "stopped",
         "pending": PENDING.get(s.status) if s is not None else None,
         "ready": s is not None and s.status == ServerStatus.RUNNING,
-        "url": urls.server(user, name),
+        "url": urls.server_url(user, name),
         "spawn_url": f"{urls.hub_prefix}spawn/{suffix}",
         "pending_url": f"{urls.hub_prefix}spawn-pending/{suffix}",
         "last_activity": iso(s.last_activity) if s is not None else None,
@@ -118,7 +118,9 @@ def user_model(
         model["servers"] = servers
         default = next((s for s in user.servers if s.name == ""), None)
         model["server"] = (
-            urls.server(user.name) if default is not None and default.status == ServerStatus.RUNNING else None
+            urls.server_url(user.name)
+            if default is not None and default.status == ServerStatus.RUNNING
+            else None
         )
         model["pending"] = PENDING.get(default.status) if default is not None else None
     if may("admin:auth_state") and ident is not None:

@@ -94,7 +94,13 @@ async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport) -> None:
             return
         assert url is not None
         await sp.parts.routes.add(
-            server_route(spec.url_prefix, url, spec.user.name, spec.server_name, sp.policy.hub_id)
+            server_route(
+                sp.parts.urls.routespec(spec.user.name, spec.server_name),
+                url,
+                spec.user.name,
+                spec.server_name,
+                sp.policy.hub_id,
+            )
         )
         if status == ServerStatus.STARTING:
             async with sp.storage.tx() as s:
@@ -114,9 +120,9 @@ async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport) -> None:
                         spawn_id,
                         ProgressEvent(
                             Phase.READY,
-                            f"Server ready at {spec.url_prefix}",
+                            f"Server ready at {sp.parts.urls.server_url(spec.user.name, spec.server_name)}",
                             100,
-                            detail={"url": spec.url_prefix},
+                            detail={"url": sp.parts.urls.server_url(spec.user.name, spec.server_name)},
                         ),
                     )
                 await s.commit()

@@ -14,9 +14,19 @@ SERVER_TOKEN_KIND = "server"
 
 
 async def issue_server_credentials(
-    session: AsyncSession, *, user_id: int, server_id: int, user: str, server_name: str, prefix: str
+    session: AsyncSession,
+    *,
+    user_id: int,
+    server_id: int,
+    user: str,
+    server_name: str,
+    prefix: str,
+    url: str | None = None,
 ) -> str:
-    """A fresh server token plus the server's OAuth client (secret = that token). Flushed, not committed."""
+    """A fresh server token plus the server's OAuth client (secret = that token). Flushed, not committed.
+    ``url`` is where browsers reach the server (absolute with per-user subdomains; default ``prefix``): its
+    OAuth callback is registered there."""
+    url = url or prefix
     await revoke_server_credentials(session, server_id, keep_client=True)
     token, _row = await issue_token(
         session,
@@ -34,8 +44,8 @@ async def issue_server_credentials(
         client = OAuthClient(identifier=ident)
         session.add(client)
     client.secret_hash = hash_secret(token)
-    client.redirect_uri = f"{prefix}oauth_callback"
-    client.description = f"Server at {prefix}"
+    client.redirect_uri = f"{url}oauth_callback"
+    client.description = f"Server at {url}"
     client.server_id = server_id
     client.access_scopes = access_scopes(user, server_name)
     client.allowed_scopes = []

@@ -240,7 +240,7 @@ class SpawnEngine:
                 await self._await_ready(spec, ctx.state, result.endpoint.url)
                 await sp.parts.routes.add(
                     server_route(
-                        spec.url_prefix,
+                        sp.parts.urls.routespec(spec.user.name, spec.server_name),
                         result.endpoint.url,
                         spec.user.name,
                         spec.server_name,
@@ -269,9 +269,14 @@ class SpawnEngine:
         sp = self.sp
         async with sp.storage.tx() as s:
             srv, owner = await load(s, server_id)
-            prefix = sp.parts.urls.server(owner.name, srv.name)
             token = await issue_server_credentials(
-                s, user_id=owner.id, server_id=srv.id, user=owner.name, server_name=srv.name, prefix=prefix
+                s,
+                user_id=owner.id,
+                server_id=srv.id,
+                user=owner.name,
+                server_name=srv.name,
+                prefix=sp.parts.urls.server(owner.name, srv.name),
+                url=sp.parts.urls.server_url(owner.name, srv.name),
             )
             srv.status = ServerStatus.STARTING
             srv.state = {}
@@ -343,12 +348,8 @@ class SpawnEngine:
             await s.execute(
                 update(Spawn).where(Spawn.id == spawn_id).values(outcome="ready", finished=now, message="")
             )
-            event = ProgressEvent(
-                Phase.READY,
-                f"Server ready at {spec.url_prefix}",
-                progress=100,
-                detail={"url": spec.url_prefix},
-            )
+            url = self.sp.parts.urls.server_url(spec.user.name, spec.server_name)
+            event = ProgressEvent(Phase.READY, f"Server ready at {url}", progress=100, detail={"url": url})
             row = self.progress.add(s, spawn_id, event)
             await s.commit()
         self.progress.publish(spawn_id, row.id, event)
@@ -427,6 +428,34 @@ class SpawnEngine:
             task.result()
             return True
         return False
+
+    async def stop_all(self, *, reason: str, within: float) -> int:
+        """Stop every server that is not stopped (a hub shutdown that takes them along), waiting up to
+        ``within`` seconds for all of them. Returns how many were stopped; the rest are logged and left to the next
+        hub's adoption."""
+        async with self.sp.storage.session() as s:
+            rows = (
+                await s.execute(
+                    select(Server.id, User.name, Server.name)
+                    .join(User, User.id == Server.user_id)
+                    .where(Server.status != ServerStatus.STOPPED)
+                )
+            ).all()
+        tasks = [
+            self.inflight.stop_task(
+                sid, stop_server(self.sp, sid, remove=False, reason=reason), name=f"stop-{user}/{name}"
+            )
+            for sid, user, name in rows
+        ]
+        if not tasks:
+            return 0
+        done, pending = await asyncio.wait(tasks, timeout=within)
+        failed = sum(1 for t in done if t.exception() is not None)
+        if pending or failed:
+            log.warning(
+                "%d of %d servers did not stop cleanly in %g s", len(pending) + failed, len(tasks), within
+            )
+        return len(done) - failed
 
     # ---------------------------------------------------------------------------------------------- shutdown
 

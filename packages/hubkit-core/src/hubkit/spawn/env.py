@@ -40,10 +40,21 @@ def server_token_scopes(user: str, server_name: str = "") -> list[str]:
 
 
 def build_env(urls: HubUrls, user: str, server_name: str, token: str) -> dict[str, str]:
-    """Every JUPYTERHUB_* variable except ``JUPYTERHUB_SERVICE_URL`` (it needs the port the backend picks)."""
+    """Every JUPYTERHUB_* variable except ``JUPYTERHUB_SERVICE_URL`` (it needs the port the backend picks).
+
+    With per-user subdomains, as JupyterHub: ``JUPYTERHUB_HOST`` is the hub's origin (the server sends browsers
+    there to log in), the OAuth callback and public URL are absolute on the owner's host."""
     prefix = urls.server(user, server_name)
     api = urls.hub_api_url
     scopes = json.dumps(access_scopes(user, server_name))
+    if urls.subdomains:
+        public = urls.server_url(user, server_name)
+        public_hub = f"{urls.subdomain_host}{urls.hub_prefix}"
+    elif urls.public_url:
+        public = f"{urls.public_url.rstrip('/')}{prefix}"
+        public_hub = f"{urls.public_url.rstrip('/')}{urls.hub_prefix}"
+    else:
+        public = public_hub = ""
     env = {
         "JUPYTERHUB_API_TOKEN": token,
         "JPY_API_TOKEN": token,
@@ -54,16 +65,14 @@ def build_env(urls: HubUrls, user: str, server_name: str, token: str) -> dict[st
         "JUPYTERHUB_SERVER_NAME": server_name,
         "JUPYTERHUB_SERVICE_PREFIX": prefix,
         "JUPYTERHUB_BASE_URL": urls.base_url,
-        "JUPYTERHUB_HOST": "",
-        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+        "JUPYTERHUB_HOST": urls.subdomain_host,
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{urls.server_url(user, server_name)}oauth_callback",
         "JUPYTERHUB_OAUTH_ACCESS_SCOPES": scopes,
         "JUPYTERHUB_OAUTH_SCOPES": scopes,
         "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
         "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "0",
-        "JUPYTERHUB_PUBLIC_URL": f"{urls.public_url.rstrip('/')}{prefix}" if urls.public_url else "",
-        "JUPYTERHUB_PUBLIC_HUB_URL": (
-            f"{urls.public_url.rstrip('/')}{urls.base_url}hub/" if urls.public_url else ""
-        ),
+        "JUPYTERHUB_PUBLIC_URL": public,
+        "JUPYTERHUB_PUBLIC_HUB_URL": public_hub,
     }
     if urls.default_url:
         env["JUPYTERHUB_DEFAULT_URL"] = urls.default_url

@@ -30,10 +30,11 @@ async def teardown(
     remove: bool = False,
 ) -> None:
     if spec is not None:
+        routespec = sp.parts.urls.routespec(spec.user.name, spec.server_name)
         try:
-            await sp.parts.routes.remove(spec.url_prefix)
+            await sp.parts.routes.remove(routespec)
         except Exception:
-            log.exception("removing route %s", spec.url_prefix)
+            log.exception("removing route %s", routespec)
         if stop_backend:
             await stop_backend_of(sp, spec, state)
     async with sp.storage.tx() as s:

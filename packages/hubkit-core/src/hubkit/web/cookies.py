@@ -25,8 +25,8 @@ STATE_MAX_AGE = 600
 def is_secure(web: WebContext, conn: HTTPConnection) -> bool:
     if forwarded.of(conn).scheme == "https":
         return True
-    public = web.services.settings.hub.public_url
-    return bool(public and public.startswith("https:"))
+    hub = web.services.settings.hub
+    return any(u and u.startswith("https:") for u in (hub.public_url, hub.subdomain_host))
 
 
 def read_session(conn: HTTPConnection) -> Session | None:

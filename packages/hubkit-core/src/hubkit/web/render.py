@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from .. import __version__
+from ..urls import HubUrls
 from . import xsrf
 from .context import web_of
 
@@ -22,13 +23,24 @@ _env = Environment(
     lstrip_blocks=True,
 )
 
+PAGE_CSP = (
+    "frame-ancestors 'none'; default-src 'self'; img-src 'self' data:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'"
+)
 PAGE_HEADERS = {
-    "Content-Security-Policy": "frame-ancestors 'none'; default-src 'self'; img-src 'self' data:; "
-    "style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'",
+    "Content-Security-Policy": PAGE_CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def page_headers(urls: HubUrls) -> dict[str, str]:
+    """With per-user subdomains a form may end on a user's host (logging in for a server's OAuth redirects
+    there), and browsers apply ``form-action`` to the redirects after a form too."""
+    if not urls.subdomains:
+        return PAGE_HEADERS
+    return {**PAGE_HEADERS, "Content-Security-Policy": f"{PAGE_CSP} {urls.any_user_origin}"}
 
 
 def render(
@@ -49,7 +61,7 @@ def render(
     ctx.update(context or {})
     # stored text that predates the input checks (a lone surrogate) must not make a page fail
     body = _env.get_template(template).render(ctx).encode("utf-8", "xmlcharrefreplace")
-    resp = HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+    resp = HTMLResponse(body, status_code=status, headers=page_headers(web.urls))
     xsrf.persist_anchor(web, request, resp)
     return resp
 

@@ -79,8 +79,9 @@ def _allowed_hosts(web: WebContext, conn: HTTPConnection) -> set[str]:
     fwd = forwarded.of(conn).host  # only when a trusted proxy reports it
     if fwd:
         hosts.add(fwd)
-    if web.services.settings.hub.public_url:
-        hosts.add(urlsplit(web.services.settings.hub.public_url).netloc)
+    for url in (web.services.settings.hub.public_url, web.services.settings.hub.subdomain_host):
+        if url:
+            hosts.add(urlsplit(url).netloc)
     hosts.discard("")
     return hosts
 

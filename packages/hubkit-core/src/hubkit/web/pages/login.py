@@ -78,7 +78,8 @@ async def logout(request: Request) -> Response:
 
 def _callback_url(request: Request) -> str:
     path = web_of(request).urls.hub_prefix + "oauth_callback"
-    public = services(request).settings.hub.public_url
+    hub = services(request).settings.hub
+    public = hub.subdomain_host or hub.public_url
     if public:
         return public.rstrip("/") + path
     return str(request.base_url).rstrip("/") + path

@@ -55,7 +55,7 @@ async def hub_user(request: Request) -> Response:
     suffix = quote(owner, safe="") + (f"/{quote(server_name, safe='')}" if server_name else "")
     prefix = ctx.urls.hub_prefix
     spawn_url = f"{prefix}spawn/{suffix}"
-    server_url = ctx.urls.server(owner, server_name)
+    server_url = ctx.urls.server_url(owner, server_name)
     if miss.pending:
         return redirect(f"{prefix}spawn-pending/{suffix}")
     if miss.running:
@@ -65,8 +65,9 @@ async def hub_user(request: Request) -> Response:
             else MAX_LOOP
         )
         if loops < MAX_LOOP:
-            target = f"{_base(request)}user/{quote(rest, safe='/')}?redirects={loops + 1}"
-            return redirect(target)
+            # on the owner's host with per-user subdomains
+            target = f"{ctx.urls.user_origin(owner)}{_base(request)}user/{quote(rest, safe='/')}"
+            return redirect(f"{target}?redirects={loops + 1}")
         return error_page(
             request,
             503,
@@ -85,11 +86,18 @@ async def hub_user(request: Request) -> Response:
         if owner == ident.name
         else f"{owner}'s server"
     )
+    query = ("?" + request.url.query) if request.url.query else ""
     return error_page(
         request,
         424,
         f"The server at {server_url} is not running.",
-        extra={"spawn_url": spawn_url, "server_label": label, "original_url": where},
+        extra={
+            "spawn_url": spawn_url,
+            # once started, land where the link pointed (a course link's notebook), as JupyterHub does
+            "spawn_next": f"{_base(request)}user/{quote(rest, safe='/')}{query}",
+            "server_label": label,
+            "original_url": where,
+        },
     )
 
 
@@ -100,7 +108,10 @@ async def user_redirect(request: Request) -> Response:
         return login_redirect(request)
     rest = request.path_params.get("rest", "")
     query = ("?" + request.url.query) if request.url.query else ""
-    return redirect(f"{_base(request)}user/{quote(ident.name, safe='')}/{quote(rest, safe='/')}{query}")
+    origin = web_of(request).urls.user_origin(ident.name)  # the user's own host with per-user subdomains
+    return redirect(
+        f"{origin}{_base(request)}user/{quote(ident.name, safe='')}/{quote(rest, safe='/')}{query}"
+    )
 
 
 MESSAGES = {

@@ -2,17 +2,24 @@
 
 Every action is a plain HTML form POST (works without JavaScript) guarded by the XSRF checks; the pending
 page adds live progress over server-sent events when JavaScript is on and refreshes itself when it is not.
+
+One exception, as in JupyterHub: ``GET /hub/spawn[/<user>[/<server>]]`` starts a server that has no options
+form at once, because course links (nbgitpuller, LMS launchers) are plain links. It only ever starts the
+caller's own servers, or another's when the request came from this hub's own pages; a cross-site link to
+someone else's server shows the Start button instead. ``?next=`` (a path on this site) is where the browser
+lands once the server is ready.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...auth.identity import Identity
 from ...errors import BadRequest, InvalidOptions, NotFound
 from ...services import hub_services, servers
 from ...services.views import event_json, progress_url
@@ -28,8 +35,22 @@ def _suffix(user: str, server: str) -> str:
     return quote(user, safe="") + (f"/{quote(server, safe='')}" if server else "")
 
 
-def _hub(request: Request, path: str, user: str, server: str) -> str:
-    return f"{web_of(request).urls.hub_prefix}{path}/{_suffix(user, server)}"
+def _hub(request: Request, path: str, user: str, server: str, next_url: str | None = None) -> str:
+    url = f"{web_of(request).urls.hub_prefix}{path}/{_suffix(user, server)}"
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+
+
+def _next(request: Request, form: Any = None) -> str | None:
+    """Where to land once the server is ready: ``next`` from the form or the query, same-site paths only."""
+    raw = form.get("next") if form is not None else None
+    return safe_next(request, str(raw) if raw else request.query_params.get("next"))
+
+
+def _may_start_on_get(request: Request, who: Identity, ref: servers.ServerRef) -> bool:
+    """A link may start the caller's own server from anywhere; someone else's only from this hub's pages."""
+    if ref.user.name == who.name:
+        return True
+    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
 
 
 async def _server(request: Request, scopes: tuple[str, ...], server: str | None = None) -> Any:
@@ -58,12 +79,15 @@ async def home(request: Request) -> Response:
     )
 
 
-def _spawn_page(request: Request, ref: servers.ServerRef, form_html: str, error: str = "") -> Response:
+def _spawn_page(
+    request: Request, ref: servers.ServerRef, form_html: str, error: str = "", next_url: str | None = None
+) -> Response:
     context = {
         "owner": ref.user.name,
         "server_name": ref.name,
         "options_html": form_html,
         "action": _hub(request, "spawn", ref.user.name, ref.name),
+        "next": next_url or "",
     }
     if error:
         context["error"] = error
@@ -74,14 +98,18 @@ def _spawn_page(request: Request, ref: servers.ServerRef, form_html: str, error:
 async def spawn_get(request: Request) -> Response:
     if "user" not in request.path_params:
         _, who = await require_login(request)
-        return redirect(_hub(request, "spawn", who.name, ""))
-    ctx, _, ref = await _server(request, ACT)
+        return redirect(_hub(request, "spawn", who.name, "", _next(request)))
+    ctx, who, ref = await _server(request, ACT)
+    next_url = _next(request)
     if ref.running:
-        return redirect(ctx.urls.server(ref.user.name, ref.name))
+        return redirect(next_url or ctx.urls.server_url(ref.user.name, ref.name))
     if ref.pending:
-        return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name))
+        return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name, next_url))
     form = servers.options_form(ctx, ref)
-    return _spawn_page(request, ref, form.html if form else "")
+    if form is None and _may_start_on_get(request, who, ref):
+        await servers.request_start(ctx, ref, None)
+        return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name, next_url))
+    return _spawn_page(request, ref, form.html if form else "", next_url=next_url)
 
 
 @page
@@ -92,24 +120,33 @@ async def spawn_post(request: Request) -> Response:
         raise NotFound("Not found")
     name = request.path_params.get("server") or str(form.get("server_name", "")).strip()
     ctx, _, ref = await _server(request, ACT, server=name)
+    next_url = _next(request, form)
     spawn_form = servers.options_form(ctx, ref)
     grouped: dict[str, list[Any]] = {}
     for k, v in form.multi_items():
-        if k not in ("_xsrf", "server_name") and isinstance(v, str):
+        if k not in ("_xsrf", "server_name", "next") and isinstance(v, str):
             grouped.setdefault(k, []).append(v)
     try:
         await servers.request_start(ctx, ref, servers.form_options(ctx, ref, grouped) or None)
     except InvalidOptions as exc:
-        return _spawn_page(request, ref, spawn_form.html if spawn_form else "", str(exc))
-    return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name), status=303)
+        return _spawn_page(request, ref, spawn_form.html if spawn_form else "", str(exc), next_url)
+    return redirect(_hub(request, "spawn-pending", ref.user.name, ref.name, next_url), status=303)
 
 
 @page
 async def spawn_pending(request: Request) -> Response:
     ctx, _, ref = await _server(request, READ)
-    url = ctx.urls.server(ref.user.name, ref.name)
-    context: dict[str, Any] = {"owner": ref.user.name, "server_name": ref.name, "url": url}
+    url = ctx.urls.server_url(ref.user.name, ref.name)
+    next_url = _next(request)
+    context: dict[str, Any] = {
+        "owner": ref.user.name,
+        "server_name": ref.name,
+        "url": url,
+        "next": next_url or "",
+    }
     if ref.running:
+        if next_url:
+            return redirect(next_url)
         return render(
             request, "spawn_pending.html", {**context, "ready": True, "events": [], "progress_url": ""}
         )
@@ -117,7 +154,7 @@ async def spawn_pending(request: Request) -> Response:
     pending = ref.pending
     failed = not pending and latest is not None and latest.outcome == "failed"
     if not pending and not failed:
-        return redirect(_hub(request, "spawn", ref.user.name, ref.name))
+        return redirect(_hub(request, "spawn", ref.user.name, ref.name, next_url))
     return render(
         request,
         "spawn_pending.html",
@@ -125,6 +162,8 @@ async def spawn_pending(request: Request) -> Response:
             **context,
             "ready": False,
             "events": [event_json(ev, "") for ev in latest.events] if latest is not None else [],
+            # the event stream replays the spawn from its start: the page skips what it already shows
+            "last_seq": latest.last_seq if latest is not None else 0,
             "pending": pending,
             "failed": failed,
             "reason": latest.message if failed and latest else "",

@@ -9,10 +9,19 @@
   var msg = document.getElementById("progress-message");
   var log = document.getElementById("progress-log");
   var title = root.querySelector("h1");
+  // The page was rendered with the events stored up to data-after; the stream replays the spawn from its
+  // first event, so those arrive again and must not be listed twice.
+  var seen = parseInt(root.getAttribute("data-after") || "0", 10) || 0;
+  var next = root.getAttribute("data-next");
   var source = new EventSource(url);
   source.onmessage = function (e) {
     var ev;
     try { ev = JSON.parse(e.data); } catch (err) { return; }
+    var seq = parseInt(e.lastEventId || "", 10);
+    if (!isNaN(seq)) {
+      if (seq <= seen) { return; }
+      seen = seq;
+    }
     if (typeof ev.progress === "number") { bar.value = ev.progress; }
     msg.textContent = ev.message || "";
     var li = document.createElement("li");
@@ -27,7 +36,7 @@
       a.href = ev.url; a.id = "open-server"; a.textContent = ev.url;
       msg.appendChild(a);
       if (root.getAttribute("data-no-redirect") === null) {
-        setTimeout(function () { window.location.href = ev.url; }, 500);
+        setTimeout(function () { window.location.href = next || ev.url; }, 500);
       }
     } else if (ev.failed) {
       source.close();
