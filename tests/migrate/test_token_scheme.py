@@ -86,22 +86,22 @@ async def test_imported_token_lookup(db: Any) -> None:
     async with make() as s:
         own, _ = await issue_token(s, user_id=1, scopes=["inherit"])
         await s.commit()
-    hub = SimpleNamespace(db=make)
+    storage = SimpleNamespace(session=make)  # what from_token uses of hubkit.storage.access.Storage
     selects = count_selects(db)
 
-    ident = await from_token(hub, own)  # type: ignore[arg-type]
+    ident = await from_token(storage, own)  # type: ignore[arg-type]
     assert ident is not None and ident.name == "alice"
     assert len(selects) == 1, selects  # hubkit's own token: one query, imported tokens never looked at
     selects.clear()
 
-    ident = await from_token(hub, secret)  # type: ignore[arg-type]
+    ident = await from_token(storage, secret)  # type: ignore[arg-type]
     assert ident is not None and ident.name == "alice"
     assert "read:users!user=alice" in {f"{k}!{f}" if f else k for k, fs in ident.scopes.items() for f in fs}
     assert "jupyterhub_token_hashes" in " ".join(selects)
-    ident = await from_token(hub, slow_secret)  # type: ignore[arg-type]
+    ident = await from_token(storage, slow_secret)  # type: ignore[arg-type]
     assert ident is not None and ident.name == "alice"
     for wrong in (secret[:4] + "0" * 28, secret.upper(), slow_secret[:-1], "short"):
-        assert await from_token(hub, wrong) is None  # type: ignore[arg-type]
+        assert await from_token(storage, wrong) is None  # type: ignore[arg-type]
 
     async with make() as s:
         row = await lookup_token(s, secret)
@@ -119,4 +119,4 @@ async def test_imported_token_lookup(db: Any) -> None:
         await s.commit()
         left = (await s.execute(select(JupyterHubTokenHash.token_id))).scalars().all()
         assert left == [None, None]
-    assert await from_token(hub, secret) is None  # type: ignore[arg-type]
+    assert await from_token(storage, secret) is None  # type: ignore[arg-type]
