@@ -253,6 +253,7 @@ class ClientProtocol(asyncio.Protocol):
             return
         ex.status = status
         ex.response_started = True
+        self.last_io = time.monotonic()  # bytes towards the client count as activity (see ``done``)
         if ex.upgrade or not ex.body_done:
             ex.keep_alive = False  # refused upgrade, or early answer while the body still arrives
         self.proxy.metrics.observe_upstream(time.monotonic() - ex.sent_at)
@@ -375,6 +376,9 @@ class ClientProtocol(asyncio.Protocol):
         if ex is not self.current:
             return
         self.current = None
+        # Idle time counts from the last byte in either direction: the response just ended, so the keep-alive
+        # timer starts now, not at the client's last byte (which may be a slow response's duration ago).
+        self.last_io = time.monotonic()
         if not ex.keep_alive or ex.client_close or not ex.body_done:
             self.close()
             return

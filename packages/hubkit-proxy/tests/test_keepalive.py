@@ -1,0 +1,97 @@
+"""Client keep-alive: idle time counts from the last byte in either direction (issue 12, item 11).
+
+Before the fix the idle timer moved only when the client sent bytes, so a response slower than the keep-alive
+timeout left the connection "idle" the moment it finished, and the next request on it got no answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+from conftest import Backend, ProxyProc, make_proxy
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+
+async def add_route(p: ProxyProc, path: str, target: str) -> None:
+    async with httpx.AsyncClient() as c:
+        r = await c.post(p.api_url + "/api/routes" + path, json={"target": target}, headers=p.auth)
+        assert r.status_code == 201
+
+
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await reader.readexactly(length)
+
+
+async def test_connection_survives_a_response_slower_than_the_keepalive_timeout(
+    backend: Backend, proxy_factory: list[ProxyProc]
+) -> None:
+    # keep-alive 3 s; the response takes 4 s; the next request goes 1.5 s after it, so at least one 1 s sweep
+    # runs in between. Counting only client bytes, that sweep sees 5.5 s of "idle" and closes the connection.
+    p = make_proxy("hubkit", "--keep-alive-timeout", "3000")
+    p.start()
+    proxy_factory.append(p)
+    await add_route(p, "/", backend.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", p.port)
+    try:
+        writer.write(b"GET /slow?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(read_response(reader), 15)
+        assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"slow")
+        await asyncio.sleep(1.5)
+        writer.write(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = await asyncio.wait_for(read_response(reader), 10)
+        assert second.startswith(b"HTTP/1.1 200"), second[:200]
+        assert b'"/after"' in second
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        pytest.fail(f"the proxy dropped the keep-alive connection after a slow response: {exc!r}")
+    finally:
+        writer.close()
+
+
+async def test_slow_responses_on_keepalive_connections_under_load(
+    backend: Backend, proxy_factory: list[ProxyProc]
+) -> None:
+    """Bounded load: 40 keep-alive connections x 6 requests, a third slower than the keep-alive timeout (2 s).
+
+    Raw connections, so nothing hides a dropped connection: a client that checks for EOF before reusing one
+    (httpx does) would open a new connection and never see the bug.
+    """
+    p = make_proxy("hubkit", "--keep-alive-timeout", "2000")
+    p.start()
+    proxy_factory.append(p)
+    await add_route(p, "/", backend.url)
+    rng = random.Random(12)
+    errors: list[str] = []
+    done = 0
+
+    async def client(i: int) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", p.port)
+        try:
+            for j in range(6):
+                slow = rng.random() < 1 / 3
+                path = f"/slow?ms={rng.randint(2200, 2800)}" if slow else f"/c{i}/r{j}"
+                try:
+                    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    answer = await asyncio.wait_for(read_response(reader), 20)
+                    if not answer.startswith(b"HTTP/1.1 200"):
+                        errors.append(f"{path}: {answer[:40]!r}")
+                    done += 1
+                except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                    errors.append(f"{path}: {exc!r}")
+                    return
+                await asyncio.sleep(rng.uniform(0.2, 1.5))  # always below the keep-alive timeout
+        finally:
+            writer.close()
+
+    await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(40))), 90)
+    assert errors == [], f"{len(errors)} transport errors / bad answers, e.g. {errors[:5]}"
+    assert done == 240
