@@ -121,8 +121,11 @@ async def request_start(ctx: ServiceContext, ref: ServerRef, options: dict[str, 
     try:
         return await ctx.spawns.request_start(ref.user.name, ref.name, options)
     except Conflict as exc:
-        if await _status(ctx, ref.user.id, ref.name) in PENDING_STATES:
+        status = await _status(ctx, ref.user.id, ref.name)
+        if status in PENDING_STATES:
             return None  # a concurrent identical request started it first
+        if status == ServerStatus.RUNNING:  # ... and it is ready already: the same answer as above
+            raise BadRequest(f"{ref.user.name}'s server {ref.name!r} is already running") from None
         raise BadRequest(str(exc)) from None
 
 
