@@ -93,7 +93,26 @@ class Hub:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, tries: int = 5) -> None:
+        """Start the hub (again). Its ports were free when picked, but another program's connection may take
+        one for a moment (a restart needs the same ports: the proxy points at them), so an address in use means
+        another try on the same ports a second later."""
+        for attempt in range(tries):
+            seen = len(self.log()), len(self.proxy_log())
+            try:
+                self._start_once(timeout)
+                return
+            except AssertionError:
+                fresh = (self.log()[seen[0] :] + self.proxy_log()[seen[1] :]).lower()
+                if attempt == tries - 1 or "address already in use" not in fresh:
+                    raise
+                time.sleep(1)
+
+    def proxy_log(self) -> str:
+        p = self.data_dir / "hubkit-proxy.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def _start_once(self, timeout: float) -> None:
         log = (self.data_dir / "hub.log").open("ab")
         self.proc = subprocess.Popen(
             [str(BIN / "hubkit"), "-f", str(self.config_path)],
