@@ -253,3 +253,20 @@ async def test_a_token_in_use_elsewhere_is_refused(hub, hub_factory, make_user, 
     )
     with pytest.raises(ConfigError, match=r"services\.0\.api_token: this token is already in use"):
         await hub_factory(settings)
+
+
+@pytest.mark.parametrize(
+    "url", ["f\u00a4\u0131", "127.0.0.1:8000", "ftp://127.0.0.1:21", "http://127.0.0.1:9/x"]
+)
+async def test_a_service_added_through_the_api_needs_a_routable_url(client, admin_headers, url):
+    """Found by schemathesis: a url without a scheme was stored, and the route reconciler then failed on it every
+    round. The API applies the config's rule."""
+    r = await client.post("/hub/api/services/svcurl", json={"url": url}, headers=admin_headers)
+    assert r.status_code == 400, r.text
+    assert "url" in r.json()["message"]
+    assert (await client.get("/hub/api/services/svcurl", headers=admin_headers)).status_code == 404
+    ok = await client.post(
+        "/hub/api/services/svcurl", json={"url": "http://127.0.0.1:10101/"}, headers=admin_headers
+    )
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["url"] == "http://127.0.0.1:10101"

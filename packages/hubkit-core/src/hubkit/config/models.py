@@ -179,6 +179,29 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOKEN_MIN_LENGTH = 8  # as JupyterHub's
 
 
+def service_url(value: str | None) -> str | None:
+    """A service's address as config and ``POST /services/{name}`` accept it: ``http(s)://host:port``."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "url must start with http:// or https:// and name a host, e.g. http://127.0.0.1:10101"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("url has an invalid port") from None
+    if port == 0:
+        raise ValueError("url: choose a port (0 is not supported)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(
+            "url must be only scheme://host:port (no path, query or credentials): the service is served "
+            "under /services/<name>/ at that address"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class ServiceConfig(_Model):
     """One ``[[services]]`` entry: JupyterHub's service fields (``c.JupyterHub.services``), plus who may
     reach it through the hub's OAuth provider (JupyterHub grants that with ``access:services`` in a role)."""
@@ -247,25 +270,7 @@ class ServiceConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                "url must start with http:// or https:// and name a host, e.g. http://127.0.0.1:10101"
-            )
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError("url has an invalid port") from None
-        if port == 0:
-            raise ValueError("url: choose a port (0 is not supported)")
-        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-            raise ValueError(
-                "url must be only scheme://host:port (no path, query or credentials): the service is served "
-                "under /services/<name>/ at that address"
-            )
-        return f"{parts.scheme}://{parts.netloc}"
+        return service_url(value)
 
     @field_validator("api_token")
     @classmethod

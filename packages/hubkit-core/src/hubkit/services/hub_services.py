@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..auth import grants, service_access
 from ..auth import scopes as sc
 from ..auth.identity import Identity
+from ..config.models import service_url
 from ..errors import BadRequest, Conflict, Forbidden, NotAllowed, NotFound
 from ..storage.orm import Service
 from . import access, views
@@ -81,6 +82,10 @@ async def create_service(
     for key, typ in (("admin", bool), ("url", str), ("display", bool), ("info", dict)):
         if key in body and not isinstance(body[key], typ):
             raise BadRequest(f"{key} has the wrong type")
+    try:
+        url = service_url(body.get("url")) or ""
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     # a service holds what it is given: never more than the caller who creates it
     wanted = sc.owner_scopes(name, admin=bool(body.get("admin")), kind="service", extra=scopes)
     if not grants.covers(caller.scopes, wanted):
@@ -91,7 +96,7 @@ async def create_service(
         row = Service(
             name=name,
             admin=body.get("admin", False),
-            url=body.get("url", ""),
+            url=url,
             display=body.get("display", True),
             info=body.get("info", {}),
             scopes=scopes,
