@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -11,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -29,9 +32,14 @@ def anyio_backend() -> str:
 
 
 def free_port() -> int:
+    """A port that was free a moment ago: only for programs that cannot bind port 0 and report it (CHP,
+    JupyterHub); their starts retry on EADDRINUSE (``ADDRESS_IN_USE``)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+ADDRESS_IN_USE = "address already in use"  # in hubkit-proxy's and node's (CHP's) bind errors alike
 
 
 def repo_root() -> Path:
@@ -155,14 +163,15 @@ def make_backend_app(state: Backend) -> web.Application:
 
 @pytest.fixture
 async def backend() -> AsyncIterator[Backend]:
-    port = free_port()
-    state = Backend(url=f"http://127.0.0.1:{port}", port=port)
+    state = Backend(url="", port=0)
     runner = web.AppRunner(
         make_backend_app(state), handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
     )
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", 0)  # the kernel picks the port: no race with other programs
     await site.start()
+    state.port = int(runner.addresses[0][1])
+    state.url = f"http://127.0.0.1:{state.port}"
     yield state
     await runner.cleanup()
 
@@ -174,6 +183,10 @@ async def backend() -> AsyncIterator[Backend]:
 
 @dataclass
 class ProxyProc:
+    """A proxy process. hubkit-proxy binds port 0 and reports its ports through ``--ports-file``; CHP cannot,
+    so it gets ports that were free a moment ago and is restarted on new ones if another program took them.
+    A restart (``kill`` then ``start``) keeps the ports of the first start: clients and peers hold them."""
+
     kind: str
     port: int
     api_port: int
@@ -181,6 +194,8 @@ class ProxyProc:
     args: list[str]
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    ports_file: str | None = None
+    started_once: bool = False
 
     @property
     def url(self) -> str:
@@ -194,19 +209,52 @@ class ProxyProc:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"}
 
+    def _command(self) -> list[str]:
+        ports = ["--port", str(self.port), "--api-port", str(self.api_port)]
+        if self.ports_file:
+            ports += ["--ports-file", self.ports_file]
+        return [*self.args, *ports]
+
     def start(self, timeout: float = 15.0) -> None:
-        self.proc = subprocess.Popen(
-            self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
         deadline = time.monotonic() + timeout
+        while True:
+            err = self._try_start(deadline)
+            if err is None:
+                return
+            if ADDRESS_IN_USE not in err.lower() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} exited: {err}")
+            if self.kind == "chp" and not self.started_once:
+                self.port, self.api_port = free_port(), free_port()  # someone took them: pick again
+            else:
+                time.sleep(0.2)  # a restart must get its own ports back: wait for them
+
+    def _try_start(self, deadline: float) -> str | None:
+        """Start once; None when up, else the process's error output."""
+        if self.ports_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.ports_file)
+        self.proc = subprocess.Popen(
+            self._command(), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {err}")
+                err = ""
+                if self.proc.stderr is not None:
+                    err = self.proc.stderr.read().decode()
+                    self.proc.stderr.close()
+                self.proc = None
+                return f"exit {err}"
+            if self.ports_file and not self.started_once:
+                got = read_ports(self.ports_file, self.proc.pid)
+                if got is None:
+                    time.sleep(0.02)
+                    continue
+                self.port, self.api_port = got
             try:
                 httpx.get(self.api_url + "/api/routes", headers=self.auth, timeout=0.5)
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
+                    self.started_once = True
+                    return None
             except (httpx.HTTPError, OSError):
                 time.sleep(0.05)
         raise RuntimeError(f"{self.kind} did not come up")
@@ -236,11 +284,21 @@ def hubkit_proxy_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "hubkit_proxy.cli"]
 
 
+def read_ports(path: str, pid: int) -> tuple[int, int] | None:
+    """(port, api_port) from a hubkit-proxy ``--ports-file`` written by process ``pid``."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("pid") != pid:
+        return None
+    return int(data["port"]), int(data["api_port"])
+
+
 def make_proxy(kind: str, *extra: str, token: str | None = None) -> ProxyProc:
-    port, api_port = free_port(), free_port()
     token = token or secrets.token_hex(16)
     env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=token)
-    base = ["--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1", "--api-port", str(api_port)]
+    base = ["--ip", "127.0.0.1", "--api-ip", "127.0.0.1"]
     if kind == "chp":
         binary = chp_bin()
         require(
@@ -249,9 +307,10 @@ def make_proxy(kind: str, *extra: str, token: str | None = None) -> ProxyProc:
         )
         assert binary is not None
         args = [binary, *base, "--log-level", "warn", *extra]
-    else:
-        args = [*hubkit_proxy_cmd(), *base, "--log-level", "warning", *extra]
-    return ProxyProc(kind, port, api_port, token, args, env)
+        return ProxyProc(kind, free_port(), free_port(), token, args, env)
+    args = [*hubkit_proxy_cmd(), *base, "--log-level", "warning", *extra]
+    ports_file = os.path.join(tempfile.mkdtemp(prefix="hubkit-proxy-test-"), "ports.json")
+    return ProxyProc(kind, 0, 0, token, args, env, ports_file=ports_file)
 
 
 @pytest.fixture

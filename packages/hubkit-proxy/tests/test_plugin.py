@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.metadata
 import os
 import signal
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Backend, ProxyProc, chp_bin, free_port, make_proxy, require
+from conftest import ADDRESS_IN_USE, Backend, ProxyProc, chp_bin, free_port, make_proxy, require
 from hubkit.interfaces import ProxyBackend, Route
 from hubkit.plugins.registry import BackendRegistry, HubInfo
 from hubkit_proxy import launcher
+from hubkit_proxy.chpclient import ProxyApiError
 from hubkit_proxy.plugin import ChpBackend, ChpConfig, HubkitProxyConfig, hubkit_register_proxies
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -26,15 +28,18 @@ ALICE = Route("/user/alice/", "", {"user": "alice", "server_name": ""})
 def build(
     kind: str, tmp: Path, backend: Backend, *, subdomain_host: str = "", **options: object
 ) -> ChpBackend:
+    """hubkit-proxy binds port 0 for both listeners and reports them; CHP cannot, so it gets ports that were
+    free a moment ago (``started`` retries those on EADDRINUSE)."""
     registry: BackendRegistry[object] = BackendRegistry("proxy")
     hubkit_register_proxies(registry)
     entry = registry.get(kind)
-    if kind == "chp":
+    chp = kind == "chp"
+    if chp:
         binary = chp_bin()
         require(binary is not None, "configurable-http-proxy not installed")
         options.setdefault("command", [binary])
-    options.setdefault("api_url", f"http://127.0.0.1:{free_port()}")
-    options.setdefault("check_interval", 0)
+    options.setdefault("api_url", f"http://127.0.0.1:{free_port() if chp else 0}")
+    options.setdefault("restart_on_exit", False)
     config = entry.config_model(**options)
     hub = HubInfo(
         hub_id="t",
@@ -43,13 +48,38 @@ def build(
         hub_url=backend.url,
         public_url="",
         public_ip="127.0.0.1",
-        public_port=free_port(),
+        public_port=free_port() if chp else 0,
         subdomain_host=subdomain_host,
     )
     made = entry.factory(config=config, hub=hub)
     assert isinstance(made, ChpBackend)
     assert isinstance(made, ProxyBackend)
     return made
+
+
+def take_log(path: str) -> str:
+    """The log's text, removing the file so a retry starts a fresh one."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    Path(path).unlink()
+    return text
+
+
+async def started(kind: str, tmp: Path, backend: Backend, **options: object) -> ChpBackend:
+    """``build`` + ``startup``; a CHP that lost its ports to another program is rebuilt on new ones."""
+    for _ in range(5):
+        b = build(kind, tmp, backend, **options)
+        try:
+            await b.startup()
+            return b
+        except ProxyApiError:
+            await b.shutdown()
+            b.stop_proxy()
+            if kind != "chp" or ADDRESS_IN_USE not in take_log(b.log_file).lower():
+                raise
+    raise AssertionError("CHP never found free ports")
 
 
 def alice(backend: Backend) -> Route:
@@ -60,8 +90,7 @@ def alice(backend: Backend) -> Route:
 async def embedded(
     request: pytest.FixtureRequest, tmp_path: Path, backend: Backend
 ) -> AsyncIterator[ChpBackend]:
-    b = build(str(request.param), tmp_path, backend)
-    await b.startup()
+    b = await started(str(request.param), tmp_path, backend)
     yield b
     await b.shutdown()
     b.stop_proxy()
@@ -81,7 +110,7 @@ async def reconcile(backend: ChpBackend, desired: dict[str, Route]) -> None:
 async def get_public(b: ChpBackend, path: str, host: str | None = None) -> httpx.Response:
     async with httpx.AsyncClient(timeout=10) as c:
         headers = {"Host": host} if host else {}
-        return await c.get(f"http://127.0.0.1:{b.hub.public_port}{path}", headers=headers)
+        return await c.get(f"http://127.0.0.1:{b.public_port}{path}", headers=headers)
 
 
 def test_entry_point_registers_both_backends() -> None:
@@ -121,9 +150,8 @@ async def test_add_get_delete(embedded: ChpBackend, backend: Backend) -> None:
 async def test_subdomain_hub_routes_by_host(kind: str, tmp_path: Path, backend: Backend) -> None:
     """A hub with per-user subdomains gets host routing without configuring it, in JupyterHub's (CHP's) form:
     the route ``alice.hub.example/user/alice/`` is the CHP path ``/alice.hub.example/user/alice``."""
-    b = build(kind, tmp_path, backend, subdomain_host="https://hub.example:8443")
-    assert b.host_routing and "--host-routing" in b.command()
-    await b.startup()
+    b = await started(kind, tmp_path, backend, subdomain_host="https://hub.example:8443")
+    assert b.host_routing and "--host-routing" in b.command(*b.wanted_ports)
     try:
         route = Route("alice.hub.example/user/alice/", backend.url + "/on-alice", {"user": "alice"})
         await b.add_route(route)
@@ -189,23 +217,60 @@ async def test_killed_proxy_restarted_and_routes_reconciled(embedded: ChpBackend
     assert (await get_public(embedded, "/user/alice/x")).status_code == 200
 
 
-async def test_watchdog_heals_without_the_core(embedded: ChpBackend, backend: Backend) -> None:
-    await embedded.add_route(alice(backend))
-    pid = launcher.read_pid(embedded.pid_file)
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    await asyncio.sleep(0.2)
-    await embedded.heal()
-    assert embedded.restarts == 1
-    assert "/user/alice/" in await embedded.get_routes()
-    # a route deleted behind the hub's back is re-added too
-    async with httpx.AsyncClient() as c:
-        await c.delete(
-            embedded.config.api_url + "/api/routes/user/alice",
-            headers={"Authorization": f"token {embedded.token}"},
-        )
-    assert await embedded.heal() == 1
-    assert "/user/alice/" in await embedded.get_routes()
+async def test_proxy_restarted_the_moment_it_exits(tmp_path: Path, backend: Backend, kind: str) -> None:
+    """kill -9: the exit is observed (pidfd), the proxy is relaunched on the same public port at once, and its
+    routes are back (hubkit-proxy: journal) or empty until the core's reconcile (CHP keeps none)."""
+    b = await started("hubkit-proxy" if kind == "hubkit" else "chp", tmp_path, backend, restart_on_exit=True)
+    try:
+        await b.add_route(alice(backend))
+        port = b.public_port
+        pid = launcher.read_pid(b.pid_file)
+        assert pid is not None
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.wait_for(b.restarted.wait(), 10)
+        elapsed = loop.time() - t0
+        assert b.restarts == 1 and launcher.read_pid(b.pid_file) != pid
+        assert b.public_port == port  # browsers keep their URL
+        # event-driven, not the 5 s poll it replaces (the time itself is a benchmark figure, not asserted tight)
+        assert elapsed < 4.0, f"restarted after {elapsed:.2f}s"
+        if b.name == "hubkit-proxy":
+            assert (await get_public(b, "/user/alice/x")).status_code == 200  # journal: no reconcile needed
+        else:
+            assert await b.get_routes() == {}
+            await reconcile(b, {"/user/alice/": alice(backend)})
+            assert (await get_public(b, "/user/alice/x")).status_code == 200
+    finally:
+        await b.shutdown()
+        b.stop_proxy()
+
+
+async def test_explicit_stop_is_not_restarted(tmp_path: Path, backend: Backend) -> None:
+    b = await started("hubkit-proxy", tmp_path, backend, restart_on_exit=True)
+    pid = launcher.read_pid(b.pid_file)
+    assert b.stop_proxy() is True
+    await asyncio.sleep(0.5)
+    assert b.restarts == 0 and launcher.read_pid(b.pid_file) is None
+    assert pid is not None and not launcher.pid_alive(pid)
+    await b.shutdown()
+
+
+async def test_reused_proxy_gets_the_new_hub_address(tmp_path: Path, backend: Backend) -> None:
+    """A hub restarted on another port (its own port 0) repoints the running proxy's default route."""
+    first = await started("hubkit-proxy", tmp_path, backend)
+    try:
+        await first.shutdown()
+        again = build("hubkit-proxy", tmp_path, backend)
+        moved = dataclasses.replace(first.hub, hub_url=backend.url + "/moved")
+        again.hub = moved
+        await again.startup()
+        assert launcher.read_pid(again.pid_file) == launcher.read_pid(first.pid_file)
+        r = await get_public(again, "/anything")
+        assert r.json()["path"] == "/moved/anything"
+        await again.shutdown()
+    finally:
+        first.stop_proxy()
 
 
 async def test_replicas_share_the_table(
@@ -246,6 +311,16 @@ async def test_replicas_share_the_table(
         a.start(timeout=5)
         async with httpx.AsyncClient() as c:
             assert "/user/alice" in (await c.get(a.api_url + "/api/routes", headers=a.auth)).json()
+        # a live replica that lost a route: get_routes reports it missing, and the core's reconcile (here in
+        # miniature) pushes it to every replica; no second repair loop in the plugin
+        async with httpx.AsyncClient() as c:
+            assert (await c.delete(b.api_url + "/api/routes/user/bob", headers=b.auth)).status_code == 204
+        seen = await plugin.get_routes()
+        assert seen["/user/bob/"].target == "" and seen["/user/alice/"].target == backend.url
+        await reconcile(plugin, {"/user/alice/": alice(backend), "/user/bob/": bob})
+        async with httpx.AsyncClient() as c:
+            assert "/user/bob" in (await c.get(b.api_url + "/api/routes", headers=b.auth)).json()
+        assert (await plugin.get_routes())["/user/bob/"].target == backend.url
     finally:
         await plugin.shutdown()
 

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-include-prefix", action="store_true")
     p.add_argument("--custom-header", action="append", default=[], help="k:v, repeatable")
     p.add_argument("--pid-file", default=None)
+    p.add_argument(
+        "--ports-file",
+        default=None,
+        help="write the bound ports as JSON once listening (use with --port 0 / --api-port 0)",
+    )
     # hubkit-proxy's own options
     p.add_argument(
         "--state-file", default=None, help="route journal; a restarted proxy reloads its routes from it"
@@ -128,6 +133,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         include_prefix=not args.no_include_prefix,
         custom_headers=headers,
         pid_file=args.pid_file,
+        ports_file=args.ports_file,
         auth_token=os.environ.get("CONFIGPROXY_AUTH_TOKEN") or None,
         state_file=args.state_file,
         peers=args.peer,

@@ -1,12 +1,15 @@
-"""Start, find and stop an embedded proxy process that outlives the hub.
+"""Start, find, watch and stop an embedded proxy process that outlives the hub.
 
 The child runs in its own session (no terminal signals from the hub's process group) and its pid is kept in a
-file, so a restarted hub finds the running proxy and reuses it instead of starting a second one.
+file, so a restarted hub finds the running proxy and reuses it instead of starting a second one. Its exit is
+observed through a pidfd (Linux) the moment it happens, whether or not it is this process's child.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -64,18 +67,66 @@ def stop(pid_file: str, grace: float = 5.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and pid_alive(pid):
-        _reap(pid)
+        reap(pid)
         time.sleep(0.05)
     if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
-    _reap(pid)
+    reap(pid)
     with contextlib.suppress(OSError):
         os.unlink(pid_file)
     return True
 
 
-def _reap(pid: int) -> None:
+async def wait_exit(pid: int, poll: float = 0.1) -> None:
+    """Return when process ``pid`` has exited (a zombie counts as exited).
+
+    Uses a pidfd, which becomes readable at exit, so there is no polling delay; where pidfds are not available
+    (non-Linux, old kernels) it polls every ``poll`` seconds.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
+            raise
+        while pid_alive(pid):  # noqa: ASYNC110 (no event to wait on without a pidfd)
+            await asyncio.sleep(poll)
+        return
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def wait_ports(ports_file: str, proc: subprocess.Popen[bytes], seconds: float) -> dict[str, int | None]:
+    """The ports ``proc`` bound, from the ports file it writes once listening (see ``--ports-file``)."""
+    from .listen import read_ports_file
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        data = read_ports_file(ports_file)
+        if data is not None and data.get("pid") == proc.pid:
+            return {k: v for k, v in data.items() if k != "pid"}
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before listening")
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"no ports file {ports_file} within {seconds}s")
+
+
+def reap(pid: int) -> None:
+    """Collect an exited child of ours (no-op for other processes)."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 

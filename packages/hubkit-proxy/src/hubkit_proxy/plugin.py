@@ -2,8 +2,12 @@
 
 This is the only module of the package that imports the hubkit core. Both backends talk the same CHP route API;
 they differ in the command they launch and in what survives a proxy restart: hubkit-proxy reloads its journal
-(and copies from a replica), CHP starts empty. Either way the backend also heals the table itself: a watchdog
-restarts a dead embedded proxy and re-adds the routes this hub put there (the core's reconcile does the rest).
+(and copies from a replica), CHP starts empty.
+
+Who repairs what: this plugin keeps the embedded proxy *process* alive (restarted the moment it exits); the
+core's route reconciler (``hubkit/routing/reconcile.py``) is the one mechanism that makes the route *table* equal
+to the database. There is no second copy of the table here: ``get_routes`` reports any disagreement between
+replicas as a missing route, so the reconciler's next pass pushes it to all of them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from hubkit.interfaces import Route
 from hubkit.plugins import hookimpl
@@ -29,9 +33,11 @@ from pydantic import BaseModel, Field, model_validator
 
 from . import launcher
 from .chpclient import ChpClient, ProxyApiError, path_to_routespec, routespec_to_path
+from .listen import read_ports_file
 
 log = logging.getLogger("hubkit_proxy.plugin")
 TOKEN_FILE = "proxy-auth-token"
+MAX_RESTART_DELAY = 30.0
 REPLICA_SOURCES = "hubkit.proxy_replicas"
 """Entry-point group of replica sources: ``name = "module:factory"``, ``factory(options, hub) -> ReplicaSource``."""
 
@@ -65,7 +71,11 @@ class ChpConfig(BaseModel):
         True,
         description="Launch the proxy as a child process that outlives the hub; false = it is run externally.",
     )
-    api_url: str = Field("http://127.0.0.1:8001", description="The proxy's REST API URL.")
+    api_url: str = Field(
+        "http://127.0.0.1:8001",
+        description="The proxy's REST API URL. Port 0 (hubkit-proxy only): the proxy picks a free port and "
+        "reports it back.",
+    )
     auth_token: str | None = Field(
         None,
         repr=False,
@@ -85,10 +95,9 @@ class ChpConfig(BaseModel):
     start_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a launched proxy's API.")
     request_timeout: float = Field(10.0, gt=0, description="Seconds per API request.")
     retry_seconds: float = Field(30.0, ge=0, description="Total seconds to retry connection errors and 5xx.")
-    check_interval: float = Field(
-        5.0,
-        ge=0,
-        description="Seconds between watchdog checks (dead embedded proxy, lost routes); 0 disables.",
+    restart_on_exit: bool = Field(
+        True,
+        description="Restart the embedded proxy the moment its process exits (its exit is watched, not polled).",
     )
     proxy_timeout_ms: int | None = Field(None, description="--proxy-timeout passed to the proxy (ms).")
 
@@ -123,6 +132,7 @@ class ChpBackend:
     """Drives one proxy (plus replicas) through the CHP API."""
 
     name = "chp"
+    reports_ports = False  # CHP cannot say which port 0 became
 
     def __init__(self, config: ChpConfig, hub: HubInfo) -> None:
         self.config = config
@@ -132,8 +142,16 @@ class ChpBackend:
         self.token = self._token()
         self.pid_file = config.pid_file or os.path.join(hub.data_dir, f"{self.name}.pid")
         self.log_file = config.log_file or os.path.join(hub.data_dir, f"{self.name}.log")
+        self.ports_file = os.path.join(hub.data_dir, f"{self.name}.ports.json")
+        api = urlsplit(config.api_url)
+        self.wanted_ports = (hub.public_port, api.port if api.port is not None else 8001)
+        if 0 in self.wanted_ports and config.should_start and not self.reports_ports:
+            raise ProxyApiError(
+                f"{self.name} cannot report a port chosen by the kernel: configure real ports"
+            )
+        self.public_port = hub.public_port  # the bound port once known (port 0 resolved)
         # The primary retries (JupyterHub-like backoff); replicas get one attempt so a dead replica cannot stall
-        # every route change: it catches up from a peer when it restarts, and the watchdog re-adds.
+        # every route change: it catches up from a peer when it restarts, and the core's reconcile re-adds.
         self.clients = [
             ChpClient(
                 url,
@@ -143,10 +161,10 @@ class ChpBackend:
             )
             for i, url in enumerate(self.api_urls())
         ]
-        self.known: dict[str, Route] = {}  # what this hub has put in the table (re-added after a restart)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.watchdog: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
         self.restarts = 0
+        self.restarted = asyncio.Event()  # set after each restart (tests and logs wait on it)
 
     def api_urls(self) -> list[str]:
         return [self.config.api_url]
@@ -187,11 +205,11 @@ class ChpBackend:
             )
         return [found]
 
-    def command(self) -> list[str]:
+    def command(self, public_port: int, api_port: int) -> list[str]:
         api = urlsplit(self.config.api_url)
         cmd = list(self.config.command or self.default_command())
-        cmd += ["--ip", self.hub.public_ip, "--port", str(self.hub.public_port)]
-        cmd += ["--api-ip", api.hostname or "127.0.0.1", "--api-port", str(api.port or 8001)]
+        cmd += ["--ip", self.hub.public_ip, "--port", str(public_port)]
+        cmd += ["--api-ip", api.hostname or "127.0.0.1", "--api-port", str(api_port)]
         cmd += [
             "--default-target",
             self.hub.hub_url,
@@ -210,47 +228,117 @@ class ChpBackend:
     async def startup(self) -> None:
         if self.config.should_start:
             await self.ensure_running()
+            await self.ensure_default_route()
+            if self.config.restart_on_exit:
+                self.watcher = asyncio.get_running_loop().create_task(self._watch())
         elif not self.clients or not await self.primary.ping():
             log.warning("proxy API %s is not reachable yet", self.clients[0].api_url if self.clients else "(none found)")
-        if self.config.check_interval > 0:
-            self.watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def shutdown(self) -> None:
         """Disconnect only: the proxy keeps serving users while the hub is down."""
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.watchdog
+        await self._stop_watching()
         for client in self.clients:
             await client.aclose()
+
+    async def _stop_watching(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    def _use_ports(self, public: int, api: int) -> None:
+        """Point the primary client at the API port actually bound (port 0 resolved)."""
+        self.public_port = public
+        parts = urlsplit(self.config.api_url)
+        netloc = (
+            f"{parts.hostname}:{api}" if ":" not in (parts.hostname or "") else f"[{parts.hostname}]:{api}"
+        )
+        self.primary.api_url = urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+
+    def _sticky_ports(self) -> tuple[int, int]:
+        """Ports to bind: configured ones, except that a port 0 the last proxy resolved stays what it was.
+
+        Browsers hold the public URL, so a restarted proxy must come back on the same port; the last bound ports
+        are read from the ports file, which a killed proxy leaves behind.
+        """
+        public, api = self.wanted_ports
+        if 0 not in (public, api):
+            return public, api
+        last = read_ports_file(self.ports_file) or {}
+        if not public and isinstance(last.get("port"), int):
+            public = last["port"]
+        if not api and isinstance(last.get("api_port"), int):
+            api = last["api_port"]
+        return public, api
 
     async def ensure_running(self) -> bool:
         """Reuse a live embedded proxy (pid file + API ping) or launch one. True when it launched one."""
         pid = launcher.read_pid(self.pid_file)
-        if pid is not None and launcher.pid_alive(pid) and await self.primary.ping():
-            log.info("reusing running %s (pid %d)", self.name, pid)
-            return False
+        if pid is not None and launcher.pid_alive(pid):
+            if self.reports_ports:
+                found = read_ports_file(self.ports_file) or {}
+                if found.get("pid") == pid and isinstance(found.get("api_port"), int):
+                    self._use_ports(int(found.get("port") or 0), int(found["api_port"]))
+            if await self.primary.ping():
+                log.info("reusing running %s (pid %d)", self.name, pid)
+                return False
+        sticky = self._sticky_ports()
+        try:
+            await self._launch(*sticky)
+        except ProxyApiError:
+            if sticky == self.wanted_ports:
+                raise
+            log.warning(
+                "%s could not get its previous ports %s back; binding %s",
+                self.name,
+                sticky,
+                self.wanted_ports,
+            )
+            await self._launch(*self.wanted_ports)
+        return True
+
+    async def _launch(self, public_port: int, api_port: int) -> None:
         env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
-        cmd = self.command()
+        cmd = self.command(public_port, api_port)
         log.info("starting %s: %s", self.name, " ".join(cmd))
-        self.proc = launcher.launch(cmd, env, self.pid_file, self.log_file)
+        self.proc = proc = launcher.launch(cmd, env, self.pid_file, self.log_file)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.start_timeout
+        if self.reports_ports:
+            try:
+                ports = await launcher.wait_ports(self.ports_file, proc, self.config.start_timeout)
+            except (RuntimeError, TimeoutError) as exc:
+                self._give_up(proc)
+                raise ProxyApiError(f"{self.name} {exc}; see {self.log_file}") from exc
+            self._use_ports(int(ports["port"] or 0), int(ports["api_port"] or 0))
+        else:
+            self.public_port = public_port
         while loop.time() < deadline:
-            if self.proc.poll() is not None:
-                raise ProxyApiError(f"{self.name} exited with {self.proc.returncode}; see {self.log_file}")
+            if proc.poll() is not None:
+                raise ProxyApiError(f"{self.name} exited with {proc.returncode}; see {self.log_file}")
             if await self.primary.ping():
-                return True
-            await asyncio.sleep(0.05)
+                return
+            await asyncio.sleep(0.02)
+        self._give_up(proc)
         raise ProxyApiError(
             f"{self.name} API did not answer within {self.config.start_timeout}s; see {self.log_file}"
         )
+
+    def _give_up(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
 
     def stop_proxy(self) -> bool:
         """Stop the embedded proxy explicitly (tests, ``POST /hub/api/shutdown`` with ``"proxy": true``); the
         hub never does this on its own. A proxy run externally (``should_start = false``) is left alone."""
         if not self.config.should_start:
             return False
+        if self.watcher is not None:
+            self.watcher.cancel()  # an explicit stop must not look like a crash to restart
+            self.watcher = None
         stopped = launcher.stop(self.pid_file)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -259,39 +347,49 @@ class ChpBackend:
         return stopped
 
     async def _watch(self) -> None:
+        """Restart the embedded proxy as soon as it exits; its routes come back from its journal (hubkit-proxy)
+        or from the core's next reconcile (CHP keeps none)."""
         while True:
-            await asyncio.sleep(self.config.check_interval)
-            try:
-                await self.heal()
-            except ProxyApiError as exc:
-                log.warning("proxy check failed: %s", exc)
-
-    async def heal(self) -> int:
-        """Restart a dead embedded proxy and re-add routes this hub added that are missing. Returns re-adds."""
-        if self.config.should_start:
             pid = launcher.read_pid(self.pid_file)
-            if pid is None or not launcher.pid_alive(pid):
-                log.warning("%s is not running; restarting it", self.name)
-                if self.proc is not None:
-                    self.proc.poll()
-                await self.ensure_running()
-                self.restarts += 1
-        readded = 0
+            if pid is None:
+                return
+            await launcher.wait_exit(pid)
+            launcher.reap(pid)
+            if self._data_dir_gone():
+                log.warning("data dir %s is gone; not restarting %s", self.hub.data_dir, self.name)
+                return
+            log.warning("%s (pid %d) exited; restarting it", self.name, pid)
+            delay = 0.0
+            while True:
+                try:
+                    await self.ensure_running()
+                    break
+                except ProxyApiError as exc:
+                    delay = min(MAX_RESTART_DELAY, max(0.5, delay * 2))  # a crash loop backs off
+                    log.error("restarting %s failed (next try in %.1fs): %s", self.name, delay, exc)
+                    await asyncio.sleep(delay)
+            self.restarts += 1
+            self.restarted.set()
+
+    def _data_dir_gone(self) -> bool:
+        """A removed data dir means the hub was uninstalled (or a test ended): nobody wants the proxy back."""
+        return not os.path.isdir(self.hub.data_dir)
+
+    async def ensure_default_route(self) -> None:
+        """Route ``/`` to this hub: a reused embedded proxy may still send it to an earlier hub's address."""
+        want = self.default_route()
         for client in self.clients:
             try:
-                present = await client.all()
+                have = (await client.all()).get("/")
             except ProxyApiError as exc:
                 log.warning("proxy %s unavailable: %s", client.api_url, exc)
                 continue
-            for route in list(self.known.values()):
-                path = routespec_to_path(route.routespec, self.host_routing)
-                have = present.get(path)
-                if have is None or have.get("target") != route.target:
-                    await client.add(path, self._body(route))
-                    readded += 1
-        if readded:
-            log.info("re-added %d routes to the proxy", readded)
-        return readded
+            if not isinstance(have, dict) or any(have.get(k) != v for k, v in want.items()):
+                log.info("pointing the default route of %s at %s", client.api_url, want["target"])
+                await client.add("/", want)
+
+    def default_route(self) -> dict[str, Any]:
+        return {"target": self.hub.hub_url}
 
     # -- ProxyBackend ---------------------------------------------------------------------------------------
     def _body(self, route: Route) -> dict[str, Any]:
@@ -319,25 +417,40 @@ class ChpBackend:
     async def add_route(self, route: Route) -> None:
         path = routespec_to_path(route.routespec, self.host_routing)
         await self._fan_out("add", path, self._body(route))
-        self.known[route.routespec] = route
 
     async def delete_route(self, routespec: str) -> None:
-        self.known.pop(routespec, None)
         await self._fan_out("delete", routespec_to_path(routespec, self.host_routing))
 
     async def get_routes(self) -> dict[str, Route]:
+        """The hub's routes. With replicas, a route that not every answering replica holds with the same target
+        is reported with an empty target, so the core's reconciler re-adds it everywhere."""
+        tables = [await self.primary.all()]
+        for client in self.clients[1:]:
+            try:
+                tables.append(await client.all())
+            except ProxyApiError as exc:
+                log.warning("replica %s unavailable: %s", client.api_url, exc)
+        copies: dict[str, list[dict[str, Any]]] = {}
+        for table in tables:
+            for path, data in table.items():
+                if isinstance(data, dict) and data.get("jupyterhub"):
+                    copies.setdefault(path, []).append(data)
         out: dict[str, Route] = {}
-        for path, data in (await self.primary.all()).items():
-            if not isinstance(data, dict) or not data.get("jupyterhub"):
-                continue
+        for path, datas in copies.items():
+            targets = {str(d.get("target", "")) for d in datas}
+            agreed = len(datas) == len(tables) and len(targets) == 1
             routespec = path_to_routespec(path, self.host_routing)
-            rest = {k: v for k, v in data.items() if k not in ("target", "jupyterhub")}
-            out[routespec] = Route(routespec, str(data.get("target", "")), rest)
+            rest = {k: v for k, v in datas[0].items() if k not in ("target", "jupyterhub")}
+            seen = [str(d["last_activity"]) for d in datas if d.get("last_activity")]
+            if seen:
+                rest["last_activity"] = max(seen)  # ISO 8601 in UTC with the same format sorts as time
+            out[routespec] = Route(routespec, targets.pop() if agreed else "", rest)
         return out
 
 
 class HubkitProxyBackend(ChpBackend):
     name = "hubkit-proxy"
+    reports_ports = True
 
     def __init__(self, config: HubkitProxyConfig, hub: HubInfo) -> None:
         self.hconfig = config
@@ -375,8 +488,29 @@ class HubkitProxyBackend(ChpBackend):
             log.info("proxy replicas now %s", ", ".join(wanted) or "none")
         for gone in have.values():
             self._spawn(gone.aclose())
-        if new and self.known:
-            self._spawn(self.heal())
+        if new and len(self.clients) > len(new):
+            self._spawn(self._seed(new))
+
+    async def _seed(self, new: list[str]) -> None:
+        """Give replicas that just appeared this hub's routes, copied from one that was there before (the core's
+        reconciler would add them at its next pass; this makes a scaled-up proxy route at once)."""
+        fresh = [c for c in self.clients if c.api_url in new]
+        for source in [c for c in self.clients if c.api_url not in new]:
+            try:
+                table = await source.all()
+            except ProxyApiError as exc:
+                log.warning("replica %s unavailable: %s", source.api_url, exc)
+                continue
+            for path, data in table.items():
+                if not isinstance(data, dict) or not data.get("jupyterhub"):
+                    continue
+                body = {k: v for k, v in data.items() if k != "last_activity"}
+                for client in fresh:
+                    try:
+                        await client.add(path, body)
+                    except ProxyApiError as exc:
+                        log.warning("new replica %s missed %s: %s", client.api_url, path, exc)
+            return
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -386,9 +520,15 @@ class HubkitProxyBackend(ChpBackend):
     def default_command(self) -> list[str]:
         return [sys.executable, "-m", "hubkit_proxy"]
 
-    def command(self) -> list[str]:
+    def command(self, public_port: int, api_port: int) -> list[str]:
         state = self.hconfig.state_file or os.path.join(self.hub.data_dir, "hubkit-proxy-routes.jsonl")
-        cmd = [*super().command(), "--state-file", state]
+        cmd = [
+            *super().command(public_port, api_port),
+            "--state-file",
+            state,
+            "--ports-file",
+            self.ports_file,
+        ]
         for peer in self.hconfig.replicas:
             cmd += ["--peer", peer]
         return cmd

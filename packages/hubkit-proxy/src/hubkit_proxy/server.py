@@ -16,16 +16,13 @@ from .errors import ErrorPages
 from .fetch import fetch
 from .frontend import ClientProtocol
 from .journal import Journal
+from .listen import bound_port, create_listener, write_ports_file
 from .metrics import Metrics
 from .routing import RouteError, RouteTable, parse_iso
 from .settings import Settings
 from .upstream import Pool, UpstreamProtocol
 
 log = logging.getLogger("hubkit_proxy")
-
-
-def _listen_host(ip: str) -> str | None:
-    return None if ip in ("", "*") else ip
 
 
 class Proxy:
@@ -45,6 +42,7 @@ class Proxy:
         self.sweeper: asyncio.Task[None] | None = None
         self.exit = asyncio.Event()  # set by signals, or when orphaned
         self.orphaned = False  # the state file's directory is gone (see _sweep)
+        self.ports: dict[str, int | None] = {}  # what was bound (port 0 resolved)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -63,47 +61,44 @@ class Proxy:
         loop = asyncio.get_running_loop()
         public_ssl = _server_ssl(s.ssl_key, s.ssl_cert, s.ssl_ca)
         proto = "https" if public_ssl else "http"
-        self.servers.append(
-            await loop.create_server(
-                lambda: ClientProtocol(self, proto),
-                _listen_host(s.ip),
-                s.port,
-                ssl=public_ssl,
-                reuse_address=True,
-                backlog=2048,
-            )
+        public = await create_listener(
+            lambda: ClientProtocol(self, proto), s.ip, s.port, ssl=public_ssl, backlog=2048
         )
+        self.servers.append(public)
         extra = [(b"X-Hubkit-Proxy-Instance", self.instance.encode())]
         api = RouteApi(self)
         api_ssl = _server_ssl(s.api_ssl_key, s.api_ssl_cert, None)
-        self.servers.append(
-            await loop.create_server(
-                lambda: ApiProtocol(api.handle, s.max_api_body, extra),
-                _listen_host(s.api_ip),
-                s.effective_api_port,
-                ssl=api_ssl,
-                reuse_address=True,
-            )
+        api_server = await create_listener(
+            lambda: ApiProtocol(api.handle, s.max_api_body, extra),
+            s.api_ip,
+            s.effective_api_port,
+            ssl=api_ssl,
         )
+        self.servers.append(api_server)
+        ports: dict[str, int | None] = {
+            "port": bound_port(public),
+            "api_port": bound_port(api_server),
+            "metrics_port": None,
+        }
         if s.metrics_port is not None:
-            self.servers.append(
-                await loop.create_server(
-                    lambda: ApiProtocol(api.handle, 4096, extra),
-                    _listen_host(s.metrics_ip),
-                    s.metrics_port,
-                    reuse_address=True,
-                )
+            metrics = await create_listener(
+                lambda: ApiProtocol(api.handle, 4096, extra), s.metrics_ip, s.metrics_port
             )
+            self.servers.append(metrics)
+            ports["metrics_port"] = bound_port(metrics)
+        self.ports = ports
         self.sweeper = loop.create_task(self._sweep())
         if s.pid_file:
             _write_pid(s.pid_file)
+        if s.ports_file:
+            write_ports_file(s.ports_file, ports)
         log.info(
             "proxying %s://%s:%d, API on %s:%d (%d routes)",
             proto,
             s.ip or "*",
-            s.port,
+            ports["port"],
             s.api_ip,
-            s.effective_api_port,
+            ports["api_port"],
             len(self.routes),
         )
 
@@ -120,11 +115,12 @@ class Proxy:
             if not self.orphaned:
                 self.journal.compact()  # keeps the latest last_activity across a clean restart
             self.journal.close()
-        if self.settings.pid_file:
-            try:
-                os.unlink(self.settings.pid_file)
-            except OSError:
-                pass
+        for path in (self.settings.pid_file, self.settings.ports_file):
+            if path:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
     async def sync_from_peers(self) -> None:
         """Copy the table from the first replica that answers: it kept receiving changes while we were down."""

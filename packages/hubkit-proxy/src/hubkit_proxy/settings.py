@@ -35,6 +35,7 @@ class Settings:
     include_prefix: bool = True
     custom_headers: list[tuple[str, str]] = field(default_factory=list)
     pid_file: str | None = None
+    ports_file: str | None = None  # JSON with the ports actually bound (what port 0 became), written at start
     auth_token: str | None = None
     state_file: str | None = None  # route journal: a restarted proxy has its routes back at once
     peers: list[str] = field(default_factory=list)  # other replicas' API URLs to copy the table from at start
@@ -44,4 +45,7 @@ class Settings:
 
     @property
     def effective_api_port(self) -> int:
-        return self.api_port if self.api_port is not None else self.port + 1
+        """CHP's default is ``port + 1``; with ``port`` 0 the API gets a kernel-chosen port too."""
+        if self.api_port is not None:
+            return self.api_port
+        return self.port + 1 if self.port else 0
