@@ -17,6 +17,7 @@ from .fetch import fetch
 from .frontend import ClientProtocol
 from .journal import Journal
 from .listen import bound_port, create_listener, write_ports_file
+from .memory import Heap
 from .metrics import Metrics
 from .routing import RouteError, RouteTable, parse_iso
 from .settings import Settings
@@ -43,6 +44,9 @@ class Proxy:
         self.exit = asyncio.Event()  # set by signals, or when orphaned
         self.orphaned = False  # the state file's directory is gone (see _sweep)
         self.ports: dict[str, int | None] = {}  # what was bound (port 0 resolved)
+        self.heap = Heap()
+        self.heap.tune()
+        self.idle_since: float | None = None  # monotonic time the last client connection closed
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -153,6 +157,7 @@ class Proxy:
             for client in list(self.clients):
                 client.check_timeouts(now)
             self.pool.sweep(now)
+            self._trim_when_idle(now)
             state = self.settings.state_file
             if state and _dir_gone(state):
                 # The hub's data dir was removed (a test's tmp dir, an uninstalled hub): nobody can drive this
@@ -161,6 +166,16 @@ class Proxy:
                 self.orphaned = True
                 self.exit.set()
                 return
+
+    def _trim_when_idle(self, now: float) -> None:
+        """After 10 s without client connections, hand free heap memory back once (see ``memory.py``)."""
+        if self.clients:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = now
+        elif self.idle_since > 0 and now - self.idle_since > 10:
+            self.heap.trim()
+            self.idle_since = 0.0  # trimmed; the next connection re-arms it
 
     def render_metrics(self) -> str:
         extra = {"hubkit_proxy_routes": ("Routes in the table.", len(self.routes))}

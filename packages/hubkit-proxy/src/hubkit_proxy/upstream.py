@@ -68,21 +68,22 @@ class UpstreamProtocol(asyncio.Protocol):
             tunnel.write(data)
             self.idle_since = self.route.seen = time.monotonic()
             return
-        if self.client is None:  # bytes on an idle connection: the target broke protocol
+        client = self.client
+        if client is None:  # bytes on an idle connection: the target broke protocol
             self.abort()
             return
+        client.hold()
         try:
             self.parser.feed_data(data)
         except HttpParserUpgrade as exc:
-            client = self.client
-            if client is not None:
-                client.upgrade_established(self, data[exc.args[0] :])
+            if self.client is not None:
+                self.client.upgrade_established(self, data[exc.args[0] :])
         except HttpParserError:
-            client = self.client
             self.client = None
-            if client is not None:
-                client.upstream_failed(self, bad_response=True)
+            client.upstream_failed(self, bad_response=True)
             self.abort()
+        finally:
+            client.flush()
 
     def pause_writing(self) -> None:
         if self.tunnel is not None:
