@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from . import __version__
 from .server import Proxy
@@ -153,6 +154,18 @@ async def serve(settings: Settings) -> None:
     await proxy.stop()
 
 
+def loop_factory(no_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when it is installed (a default dependency where it builds), else the stdlib loop."""
+    if no_uvloop:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        logging.getLogger("hubkit_proxy").info("uvloop is not installed: running on the stdlib event loop")
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
@@ -168,15 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_from_args(args)
     if not settings.auth_token:
         log.warning("CONFIGPROXY_AUTH_TOKEN is not set: the REST API is unauthenticated")
-    if not args.no_uvloop:
-        try:
-            import uvloop
-
-            uvloop.install()
-        except ImportError:
-            pass
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=loop_factory(args.no_uvloop)) as runner:
+            runner.run(serve(settings))
     except OSError as exc:
         raise SystemExit(f"hubkit-proxy: {exc}") from exc
 

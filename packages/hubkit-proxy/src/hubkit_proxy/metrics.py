@@ -46,7 +46,7 @@ class Metrics:
         self.latency_sum += seconds
         self.latency_n += 1
 
-    def render(self, extra: dict[str, Any] | None = None) -> str:
+    def render(self, extra: dict[str, Any] | None = None, info: dict[str, str] | None = None) -> str:
         lines = [
             "# HELP hubkit_proxy_requests_total Proxied HTTP requests by response status.",
             "# TYPE hubkit_proxy_requests_total counter",
@@ -83,4 +83,11 @@ class Metrics:
         }
         for name, (help_, value) in counters.items():
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} counter", f"{name} {value}"]
+        if info:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(info.items()))
+            lines += [
+                "# HELP hubkit_proxy_info How this proxy process runs (event loop, heap tuning).",
+                "# TYPE hubkit_proxy_info gauge",
+                f"hubkit_proxy_info{{{labels}}} 1",
+            ]
         return "\n".join(lines) + "\n"

@@ -97,13 +97,14 @@ class Proxy:
         if s.ports_file:
             write_ports_file(s.ports_file, ports)
         log.info(
-            "proxying %s://%s:%d, API on %s:%d (%d routes)",
+            "proxying %s://%s:%d, API on %s:%d (%d routes, %s loop)",
             proto,
             s.ip or "*",
             ports["port"],
             s.api_ip,
             ports["api_port"],
             len(self.routes),
+            event_loop_name(),
         )
 
     async def stop(self) -> None:
@@ -179,7 +180,12 @@ class Proxy:
 
     def render_metrics(self) -> str:
         extra = {"hubkit_proxy_routes": ("Routes in the table.", len(self.routes))}
-        return self.metrics.render(extra)
+        info = {"loop": event_loop_name(), "heap_tuned": str(self.heap.tuned).lower()}
+        return self.metrics.render(extra, info)
+
+
+def event_loop_name() -> str:
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
 
 
 def _server_ssl(key: str | None, cert: str | None, ca: str | None) -> ssl.SSLContext | None:
