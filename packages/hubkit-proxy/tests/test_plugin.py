@@ -349,3 +349,20 @@ async def test_restarted_hubkit_proxy_has_routes_within_a_second(tmp_path: Path,
 
 def test_chp_binary_present_in_ci() -> None:
     require(chp_bin() is not None, "configurable-http-proxy not installed")
+
+
+async def test_hub_targets_make_a_several_target_default_route(tmp_path: Path, backend: Backend) -> None:
+    """[proxy.hubkit-proxy] hub_targets: the default route names every hub process, probed on /hub/health."""
+    second = backend.url + "/second"  # another "hub": same server, told apart by the path it forwards to
+    b = await started("hubkit-proxy", tmp_path, backend, hub_targets=[second], health_check_interval_ms=200)
+    try:
+        cmd = b.command(0, 0)
+        assert cmd[cmd.index("--health-check-path") + 1] == "/hub/health"
+        async with httpx.AsyncClient(headers={"Authorization": f"token {b.token}"}) as c:
+            route = (await c.get(f"{b.primary.api_url}/api/routes")).json()["/"]
+        assert route["targets"] == [backend.url, second]
+        paths = {(await get_public(b, "/hub/login")).json()["path"] for _ in range(6)}
+        assert paths == {"/hub/login", "/second/hub/login"}
+    finally:
+        await b.shutdown()
+        b.stop_proxy()

@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-port", type=int, default=None, help="default: --port + 1")
     p.add_argument("--metrics-ip", default="")
     p.add_argument("--metrics-port", type=int, default=None)
-    p.add_argument("--default-target", default=None)
+    p.add_argument(
+        "--default-target",
+        action="append",
+        default=[],
+        help="target of route '/'; repeat it to name several (requests go to healthy ones in turn)",
+    )
     p.add_argument("--error-target", default=None)
     p.add_argument("--error-path", default=None)
     p.add_argument("--ssl-key", default=None)
@@ -93,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-header-size", type=int, default=64 * 1024, help="bytes of request line + headers")
     p.add_argument("--upstream-idle-timeout", type=int, default=4000, help="ms an idle pooled upstream lasts")
     p.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
+    p.add_argument(
+        "--health-check-interval", type=int, default=1000, help="ms between probes of several-target routes"
+    )
+    p.add_argument("--health-check-timeout", type=int, default=1000, help="ms a probe may take")
+    p.add_argument(
+        "--health-check-path",
+        default="",
+        help="GET this path on each target (< 500 = up); default: TCP connect",
+    )
+    p.add_argument(
+        "--fail-timeout", type=int, default=10000, help="ms a target that refused a connection is skipped"
+    )
     for flag in UNSUPPORTED_VALUE:
         p.add_argument(flag, default=None, help=argparse.SUPPRESS)
     for flag in UNSUPPORTED_FLAG:
@@ -115,7 +132,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_port=args.api_port,
         metrics_ip=args.metrics_ip,
         metrics_port=args.metrics_port,
-        default_target=args.default_target,
+        default_targets=args.default_target,
         error_target=args.error_target,
         error_path=args.error_path,
         ssl_key=args.ssl_key,
@@ -140,6 +157,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         peers=args.peer,
         max_upstream_per_route=args.max_upstream_per_route,
         max_header_bytes=args.max_header_size,
+        fail_timeout=args.fail_timeout / 1000.0,
+        health_check_interval=args.health_check_interval / 1000.0,
+        health_check_timeout=args.health_check_timeout / 1000.0,
+        health_check_path=args.health_check_path,
     )
 
 

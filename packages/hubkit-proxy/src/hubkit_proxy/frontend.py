@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from .upstream import UpstreamProtocol
-from .wire import IDEMPOTENT, Exchange, request_head, response_head, simple_response
+from .wire import IDEMPOTENT, SAFE, Exchange, request_head, response_head, simple_response
 
 if TYPE_CHECKING:
     from .server import Proxy
@@ -188,7 +188,10 @@ class ClientProtocol(asyncio.Protocol):
             return
         conn = ex.upstream
         if conn is not None and ex is self.current:
-            conn.write(b"%x\r\n%s\r\n" % (len(body), body) if ex.req_chunked else body)
+            if ex.req_chunked:  # re-chunked without copying the body into a new bytes object
+                conn.writelines((b"%x\r\n" % len(body), body, b"\r\n"))
+            else:
+                conn.write(body)
         else:
             ex.pending.append(body)
             ex.pending_size += len(body)
@@ -241,7 +244,7 @@ class ClientProtocol(asyncio.Protocol):
             proto=self.proto,
             local_port=self.local_port,
             x_forward=s.x_forward,
-            prepend=route.target.base_path.encode("latin-1") if s.prepend_path else b"",
+            prepend=conn.target.base_path.encode("latin-1") if s.prepend_path else b"",
             strip_prefix=None if s.include_prefix else route.path,
             custom=self.proxy.custom_headers,
         )
@@ -345,17 +348,17 @@ class ClientProtocol(asyncio.Protocol):
         if ex.response_started:
             self.close()
             return
-        if (
-            conn.reused
-            and not ex.retried
-            and not bad_response
-            and not ex.has_body
-            and ex.method in IDEMPOTENT
-        ):
-            # A pooled connection the target had already closed: retry once on a new one.
-            ex.retried = True
-            self.proxy.pool.acquire(ex.route, lambda c: self.attach(ex, c), fresh=True)
-            return
+        if not ex.retried and not bad_response and not ex.has_body:
+            route = ex.route
+            multi = len(route.targets) > 1
+            # A pooled connection the target had already closed, or (several targets) a target that went away
+            # with the request: retry once, on a new connection, where a repeat is harmless.
+            if (conn.reused and ex.method in IDEMPOTENT) or (multi and ex.method in SAFE):
+                if multi and not conn.reused:
+                    self.proxy.health.mark_down(conn.target, "connection lost before the response")
+                ex.retried = True
+                self.proxy.pool.acquire(route, lambda c: self.attach(ex, c), fresh=True)
+                return
         self.fail(ex, 502 if bad_response else 503)
 
     # -- local answers and exchange completion --------------------------------------------------------------

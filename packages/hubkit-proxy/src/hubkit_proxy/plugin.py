@@ -113,6 +113,20 @@ class HubkitProxyConfig(ChpConfig):
         None,
         description="Route journal of the embedded proxy (default: in the data dir); restores routes at start.",
     )
+    hub_targets: list[str] = Field(
+        default_factory=list,
+        description="Further hub processes serving this hub (replicas): the default route sends each request "
+        "to a healthy one, and moves on at once from one that refuses connections.",
+    )
+    health_check_interval_ms: int = Field(
+        1000, gt=0, description="How often each hub target's health endpoint is probed (with hub_targets)."
+    )
+    health_check_timeout_ms: int = Field(1000, gt=0, description="How long a probe may take before it fails.")
+    fail_timeout_ms: int = Field(
+        10000,
+        gt=0,
+        description="How long a hub target that refused a connection is skipped (unless a probe passes).",
+    )
     discovery: str | None = Field(
         None,
         description=f"Find the replicas at run time instead of listing them: a replica source from entry-point "
@@ -531,7 +545,21 @@ class HubkitProxyBackend(ChpBackend):
         ]
         for peer in self.hconfig.replicas:
             cmd += ["--peer", peer]
+        c = self.hconfig
+        for target in c.hub_targets:
+            cmd += ["--default-target", target]
+        if c.hub_targets:
+            cmd += ["--health-check-path", f"{self.hub.base_url}hub/health"]
+            cmd += ["--health-check-interval", str(c.health_check_interval_ms)]
+            cmd += ["--health-check-timeout", str(c.health_check_timeout_ms)]
+            cmd += ["--fail-timeout", str(c.fail_timeout_ms)]
         return cmd
+
+    def default_route(self) -> dict[str, Any]:
+        route = super().default_route()
+        if self.hconfig.hub_targets:
+            route["targets"] = [self.hub.hub_url, *self.hconfig.hub_targets]
+        return route
 
 
 def _chp(config: ChpConfig, hub: HubInfo) -> ChpBackend:

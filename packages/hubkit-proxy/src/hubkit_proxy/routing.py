@@ -73,6 +73,23 @@ class Target:
         self.base_path = parts.path.rstrip("/")
 
 
+def parse_targets(data: dict[str, Any]) -> list[Target]:
+    """``target`` (CHP), plus hubkit-proxy's optional ``targets``: further URLs serving the same route.
+
+    ``target`` comes first; requests go to healthy targets in turn (see ``health.py``).
+    """
+    target = data.get("target")
+    if not isinstance(target, str):
+        raise RouteError("Must specify 'target' as string")
+    urls = [target]
+    more = data.get("targets")
+    if more is not None:
+        if not isinstance(more, list) or not all(isinstance(u, str) for u in more):
+            raise RouteError("'targets' must be a list of strings")
+        urls += [u for u in more if u not in urls]
+    return [Target(u) for u in urls]
+
+
 class Route:
     """One route plus its live upstream state: idle pooled connections, every open one, and waiters."""
 
@@ -87,19 +104,20 @@ class Route:
         "path",
         "path_json",
         "pooled",
+        "rr",
         "seen",
         "target",
+        "targets",
     )
 
     def __init__(self, path: str, data: dict[str, Any], last_activity: float | None = None) -> None:
-        target = data.get("target")
-        if not isinstance(target, str):
-            raise RouteError("Must specify 'target' as string")
+        self.targets = parse_targets(data)
+        self.target = self.targets[0]
+        self.rr = 0  # round-robin position over several targets
         self.path = path
         self.path_json = json.dumps(path)
         self.data = data
         self._data_json = json.dumps(data)[:-1]  # '{..."target": ...' without the closing brace
-        self.target = Target(target)
         self._wall = last_activity if last_activity is not None else time.time()
         # Websocket tunnels stamp ``seen`` (time.monotonic()) per chunk: one float store, no wall-clock call.
         # It is turned into wall-clock ``last_activity`` only when something reads it (the API, the journal).
@@ -146,6 +164,10 @@ class Route:
             self._waiting = deque()
         return self._waiting
 
+    @property
+    def target_urls(self) -> list[str]:
+        return [t.url for t in self.targets]
+
     def set_data(self, data: dict[str, Any]) -> None:
         self.data = data
         self._data_json = json.dumps(data)[:-1]
@@ -186,6 +208,7 @@ class RouteTable:
         self.routes: dict[str, Route] = {}
         self.host_routing = host_routing
         self.listeners: list[Callable[[str, str, dict[str, Any] | None], None]] = []
+        self.multi: dict[str, Route] = {}  # routes with several targets: the health checker watches these
 
     def __len__(self) -> int:
         return len(self.routes)
@@ -205,7 +228,7 @@ class RouteTable:
         if self.host_routing and key != "/":
             data["host"] = key.split("/")[1]
         old = self.routes.get(key)
-        if old is not None and old.target.url == data.get("target"):
+        if old is not None and old.target_urls == [t.url for t in parse_targets(data)]:
             # Same target: keep the Route object and its warm pool, swap the data (CHP replaces it whole).
             old.set_data(data)
             old.last_activity = last_activity if last_activity is not None else time.time()
@@ -215,6 +238,10 @@ class RouteTable:
             self.routes[key] = route
             if old is not None:
                 old.close_connections()
+        if len(route.targets) > 1:
+            self.multi[key] = route
+        else:
+            self.multi.pop(key, None)
         if notify:
             for cb in self.listeners:
                 cb("add", key, route.as_json())
@@ -223,6 +250,7 @@ class RouteTable:
     def remove(self, path: str, notify: bool = True) -> bool:
         key = normalize_path(path)
         route = self.routes.pop(key, None)
+        self.multi.pop(key, None)
         if route is None:
             return False
         route.close_connections()

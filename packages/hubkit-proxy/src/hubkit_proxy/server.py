@@ -15,6 +15,7 @@ from .apiserver import ApiProtocol
 from .errors import ErrorPages
 from .fetch import fetch
 from .frontend import ClientProtocol
+from .health import Health
 from .journal import Journal
 from .listen import bound_port, create_listener, write_ports_file
 from .memory import Heap
@@ -33,6 +34,7 @@ class Proxy:
         self.routes = RouteTable(host_routing=settings.host_routing)
         self.metrics = Metrics()
         self.pool = Pool(self)
+        self.health = Health(self)
         self.errors = ErrorPages(settings.error_target, settings.error_path)
         self.clients: set[ClientProtocol] = set()
         self.idle_conns: set[UpstreamProtocol] = set()
@@ -41,6 +43,7 @@ class Proxy:
         self.servers: list[asyncio.AbstractServer] = []
         self.journal: Journal | None = None
         self.sweeper: asyncio.Task[None] | None = None
+        self.checker: asyncio.Task[None] | None = None
         self.exit = asyncio.Event()  # set by signals, or when orphaned
         self.orphaned = False  # the state file's directory is gone (see _sweep)
         self.ports: dict[str, int | None] = {}  # what was bound (port 0 resolved)
@@ -57,11 +60,14 @@ class Proxy:
             log.info("restored %d routes from %s", n, s.state_file)
         if s.peers:
             await self.sync_from_peers()
-        if s.default_target:
+        if s.default_targets:
             # Like CHP: "/" without the jupyterhub marker, so JupyterHub never deletes it.
+            want: dict[str, object] = {"target": s.default_targets[0]}
+            if len(s.default_targets) > 1:
+                want["targets"] = list(s.default_targets)
             existing = self.routes.get("/")
-            if existing is None or existing.data.get("target") != s.default_target:
-                self.routes.add("/", {"target": s.default_target})
+            if existing is None or existing.target_urls != s.default_targets:
+                self.routes.add("/", want)
         loop = asyncio.get_running_loop()
         public_ssl = _server_ssl(s.ssl_key, s.ssl_cert, s.ssl_ca)
         proto = "https" if public_ssl else "http"
@@ -92,6 +98,7 @@ class Proxy:
             ports["metrics_port"] = bound_port(metrics)
         self.ports = ports
         self.sweeper = loop.create_task(self._sweep())
+        self.checker = loop.create_task(self.health.run())
         if s.pid_file:
             _write_pid(s.pid_file)
         if s.ports_file:
@@ -110,8 +117,9 @@ class Proxy:
     async def stop(self) -> None:
         for server in self.servers:
             server.close()
-        if self.sweeper is not None:
-            self.sweeper.cancel()
+        for task in (self.sweeper, self.checker):
+            if task is not None:
+                task.cancel()
         for client in list(self.clients):
             client.close()
         for route in list(self.routes):

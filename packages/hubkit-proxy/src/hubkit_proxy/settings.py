@@ -15,7 +15,7 @@ class Settings:
     metrics_port: int | None = (
         None  # extra listener for /metrics (CHP flag); /metrics is always on the API port too
     )
-    default_target: str | None = None
+    default_targets: list[str] = field(default_factory=list)  # route "/": the first, then alternatives
     error_target: str | None = None
     error_path: str | None = None
     ssl_key: str | None = None
@@ -29,6 +29,12 @@ class Settings:
     keep_alive_timeout: float = 5.0  # idle client keep-alive connections are closed after this
     upstream_idle_timeout: float = 4.0  # idle pooled upstream connections are closed after this
     connect_timeout: float = 10.0
+    fail_timeout: float = (
+        10.0  # a target that refused a connection is skipped this long (several-target routes)
+    )
+    health_check_interval: float = 1.0  # seconds between probes of several-target routes' targets
+    health_check_timeout: float = 1.0
+    health_check_path: str = ""  # "" = a TCP connect is the probe; else GET this path, < 500 = healthy
     host_routing: bool = False
     x_forward: bool = True
     prepend_path: bool = True

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
-from .routing import Route
+from .routing import Route, Target
 
 if TYPE_CHECKING:
     from .frontend import ClientProtocol
@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 class UpstreamProtocol(asyncio.Protocol):
     """One connection to a target. While busy it feeds response events to its ``client``."""
 
-    def __init__(self, proxy: Proxy, route: Route, pooled: bool) -> None:
+    def __init__(self, proxy: Proxy, route: Route, target: Target, pooled: bool) -> None:
         self.proxy = proxy
         self.route = route
+        self.target = target  # which of the route's targets this connection goes to
         self.pooled = pooled
         self.parser = HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
@@ -126,6 +127,10 @@ class UpstreamProtocol(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    def writelines(self, data: tuple[bytes, ...]) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.writelines(data)
+
 
 _SSL: ssl.SSLContext | None = None
 
@@ -155,23 +160,41 @@ class Pool:
 
         ``fresh`` skips idle connections (a retry); ``tunnel`` opens a websocket connection outside the pool bound.
         """
+        # Several targets: the target is chosen per request (round-robin over healthy ones), then an idle
+        # connection to it is reused if there is one; one target: any idle connection will do.
+        order = self.proxy.health.order(route) if len(route.targets) > 1 else None
         if tunnel:
-            self.connect(route, cb, pooled=False)
+            self.connect(route, cb, pooled=False, order=order)
             return
         if not fresh:
-            idle = route.idle
-            while idle:
-                conn = idle.pop()
-                self.proxy.idle_conns.discard(conn)
-                if not conn.closed:
-                    conn.reused = True
-                    cb(conn)
-                    return
+            conn = self._idle_conn(route, order[0] if order else None)
+            if conn is not None:
+                conn.reused = True
+                cb(conn)
+                return
         if route.pooled >= self.proxy.settings.max_upstream_per_route:
             route.waiting.append(cb)
             return
         route.pooled += 1
-        self.connect(route, cb, pooled=True)
+        self.connect(route, cb, pooled=True, order=order)
+
+    def _idle_conn(self, route: Route, target: Target | None) -> UpstreamProtocol | None:
+        idle = route.idle
+        if target is None:
+            while idle:
+                conn = idle.pop()
+                self.proxy.idle_conns.discard(conn)
+                if not conn.closed:
+                    return cast(UpstreamProtocol, conn)
+            return None
+        for i in range(len(idle) - 1, -1, -1):
+            conn = idle[i]
+            if conn.closed or conn.target is target:
+                del idle[i]
+                self.proxy.idle_conns.discard(conn)
+                if not conn.closed:
+                    return cast(UpstreamProtocol, conn)
+        return None
 
     def lost(self, route: Route) -> None:
         """A pool connection closed: its slot goes to the next waiting request, if any."""
@@ -180,30 +203,39 @@ class Pool:
             route.pooled += 1
             self.connect(route, route.waiting.popleft(), pooled=True)
 
-    def connect(self, route: Route, cb: Callable[[UpstreamProtocol | None], None], *, pooled: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._connect(route, cb, pooled))
+    def connect(
+        self,
+        route: Route,
+        cb: Callable[[UpstreamProtocol | None], None],
+        *,
+        pooled: bool,
+        order: list[Target] | None = None,
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect(route, cb, pooled, order))
         self.proxy.tasks.add(task)
         task.add_done_callback(self.proxy.tasks.discard)
 
     async def _connect(
-        self, route: Route, cb: Callable[[UpstreamProtocol | None], None], pooled: bool
+        self,
+        route: Route,
+        cb: Callable[[UpstreamProtocol | None], None],
+        pooled: bool,
+        order: list[Target] | None,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        t = route.target
+        """Connect to the route's targets in health order until one accepts: nothing has been sent yet, so
+        moving on is safe for any request."""
+        health = self.proxy.health
+        multi = len(route.targets) > 1
         conn: UpstreamProtocol | None = None
-        try:
-            if t.unix_path is not None:
-                coro: Any = loop.create_unix_connection(
-                    lambda: UpstreamProtocol(self.proxy, route, pooled), t.unix_path
-                )
-            else:
-                sslctx = client_ssl_context() if t.ssl else None
-                coro = loop.create_connection(
-                    lambda: UpstreamProtocol(self.proxy, route, pooled), t.host, t.port, ssl=sslctx
-                )
-            _transport, conn = await asyncio.wait_for(coro, self.proxy.settings.connect_timeout)
-        except (TimeoutError, OSError, ssl.SSLError):
-            self.proxy.metrics.upstream_errors += 1
+        for target in order or health.order(route):
+            try:
+                conn = await self._open(route, target, pooled)
+                break
+            except (TimeoutError, OSError, ssl.SSLError) as exc:
+                self.proxy.metrics.upstream_errors += 1
+                if multi:
+                    health.mark_down(target, f"connect: {type(exc).__name__}: {exc}")
+        if conn is None:
             if pooled:
                 self.lost(route)
             cb(None)
@@ -213,6 +245,21 @@ class Pool:
             cb(None)
             return
         cb(conn)
+
+    async def _open(self, route: Route, t: Target, pooled: bool) -> UpstreamProtocol:
+        loop = asyncio.get_running_loop()
+        coro: Any
+        if t.unix_path is not None:
+            coro = loop.create_unix_connection(
+                lambda: UpstreamProtocol(self.proxy, route, t, pooled), t.unix_path
+            )
+        else:
+            sslctx = client_ssl_context() if t.ssl else None
+            coro = loop.create_connection(
+                lambda: UpstreamProtocol(self.proxy, route, t, pooled), t.host, t.port, ssl=sslctx
+            )
+        _transport, conn = await asyncio.wait_for(coro, self.proxy.settings.connect_timeout)
+        return cast(UpstreamProtocol, conn)
 
     def release(self, conn: UpstreamProtocol, reusable: bool) -> None:
         route = conn.route

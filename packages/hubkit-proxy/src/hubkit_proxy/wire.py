@@ -28,6 +28,7 @@ REASONS = {
     504: "Gateway Timeout",
 }
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"PUT"})
+SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS"})  # may be repeated on another target after being sent
 
 
 class Exchange:
