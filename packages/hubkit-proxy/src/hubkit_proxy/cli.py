@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream-idle-timeout", type=int, default=4000, help="ms an idle pooled upstream lasts")
     p.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="data-plane processes sharing the public port (SO_REUSEPORT) behind one API/journal master",
+    )
+    p.add_argument(
         "--health-check-interval", type=int, default=1000, help="ms between probes of several-target routes"
     )
     p.add_argument("--health-check-timeout", type=int, default=1000, help="ms a probe may take")
@@ -157,6 +163,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         peers=args.peer,
         max_upstream_per_route=args.max_upstream_per_route,
         max_header_bytes=args.max_header_size,
+        workers=args.workers,
+        no_uvloop=args.no_uvloop,
         fail_timeout=args.fail_timeout / 1000.0,
         health_check_interval=args.health_check_interval / 1000.0,
         health_check_timeout=args.health_check_timeout / 1000.0,
@@ -165,7 +173,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 async def serve(settings: Settings) -> None:
-    proxy = Proxy(settings)
+    proxy = Proxy(settings, role="master" if settings.workers > 1 else "single")
     await proxy.start()
     stop = proxy.exit
     loop = asyncio.get_running_loop()
@@ -199,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
             log.warning("%s is accepted for CHP compatibility but not implemented; ignored", flag)
     if args.error_target and args.error_path:
         raise SystemExit("hubkit-proxy: --error-target and --error-path cannot be combined")
+    if args.workers < 1:
+        raise SystemExit("hubkit-proxy: --workers must be at least 1")
     settings = settings_from_args(args)
     if not settings.auth_token:
         log.warning("CONFIGPROXY_AUTH_TOKEN is not set: the REST API is unauthenticated")

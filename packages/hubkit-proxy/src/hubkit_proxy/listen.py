@@ -62,19 +62,28 @@ async def create_listener(
     raise OSError("could not bind one port on every address family")  # pragma: no cover
 
 
-def reserve_port(ip: str, port: int) -> socket.socket:
-    """Bind (without listening) a SO_REUSEPORT socket: fixes port 0 to a real port for a group of workers.
-
-    A bound socket that does not listen gets no connections, so the kernel spreads them over the workers only,
-    and the port stays ours while workers come and go.
-    """
-    host = listen_host(ip) or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
+def reserve_ports(ip: str, port: int) -> tuple[int, list[socket.socket]]:
+    """Bind (without listening) SO_REUSEPORT sockets on every address of ``ip``: fixes port 0 to one real port
+    for a group of workers. A socket that does not listen gets no connections, so the kernel spreads them over
+    the workers only, and the port stays ours while workers come and go."""
+    host = listen_host(ip)
+    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    held: list[socket.socket] = []
+    try:
+        for family, type_, proto, _, addr in infos:
+            sock = socket.socket(family, type_, proto)
+            held.append(sock)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((addr[0], port, *addr[2:]))
+            port = int(sock.getsockname()[1])  # the first family's port 0 becomes everyone's port
+    except OSError:
+        for sock in held:
+            sock.close()
+        raise
+    return port, held
 
 
 def write_ports_file(path: str, ports: dict[str, int | None]) -> None:

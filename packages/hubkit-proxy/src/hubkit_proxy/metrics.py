@@ -38,6 +38,33 @@ class Metrics:
         self.upstream_errors = 0
         self.bad_requests = 0
 
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and gauges as JSON (a worker's report to its master)."""
+        return {k: v for k, v in vars(self).items()}
+
+    @classmethod
+    def merged(cls, snapshots: list[dict[str, Any]]) -> Metrics:
+        """The sum of several workers' snapshots."""
+        total = cls()
+        for snap in snapshots:
+            for code, n in snap.get("requests", {}).items():
+                total.requests[int(code)] = total.requests.get(int(code), 0) + n
+            total.latency_counts = [
+                a + b for a, b in zip(total.latency_counts, snap.get("latency_counts", []), strict=False)
+            ]
+            for name in (
+                "latency_sum",
+                "latency_n",
+                "client_conns",
+                "upstream_conns",
+                "websockets",
+                "websockets_total",
+                "upstream_errors",
+                "bad_requests",
+            ):
+                setattr(total, name, getattr(total, name) + snap.get(name, 0))
+        return total
+
     def count(self, status: int) -> None:
         self.requests[status] = self.requests.get(status, 0) + 1
 

@@ -113,6 +113,12 @@ class HubkitProxyConfig(ChpConfig):
         None,
         description="Route journal of the embedded proxy (default: in the data dir); restores routes at start.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Data-plane processes sharing the public port (SO_REUSEPORT) behind one API/journal master; "
+        "more than 1 only pays with spare cores.",
+    )
     hub_targets: list[str] = Field(
         default_factory=list,
         description="Further hub processes serving this hub (replicas): the default route sends each request "
@@ -546,6 +552,8 @@ class HubkitProxyBackend(ChpBackend):
         for peer in self.hconfig.replicas:
             cmd += ["--peer", peer]
         c = self.hconfig
+        if c.workers > 1:
+            cmd += ["--workers", str(c.workers)]
         for target in c.hub_targets:
             cmd += ["--default-target", target]
         if c.hub_targets:

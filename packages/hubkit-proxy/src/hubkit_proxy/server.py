@@ -1,4 +1,8 @@
-"""One proxy process: listeners, the route table and its persistence, timeouts, metrics."""
+"""One proxy process: listeners, the route table and its persistence, timeouts, metrics.
+
+Roles: ``single`` (the default) does everything; with ``--workers N`` a ``master`` serves the API and keeps
+the journal while N ``worker`` processes carry the traffic (see ``workers.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import ssl
 import time
 import uuid
+from typing import Any
 
 from .api import RouteApi
 from .apiserver import ApiProtocol
@@ -17,7 +23,7 @@ from .fetch import fetch
 from .frontend import ClientProtocol
 from .health import Health
 from .journal import Journal
-from .listen import bound_port, create_listener, write_ports_file
+from .listen import bound_port, create_listener, reserve_ports, write_ports_file
 from .memory import Heap
 from .metrics import Metrics
 from .routing import RouteError, RouteTable, parse_iso
@@ -28,8 +34,11 @@ log = logging.getLogger("hubkit_proxy")
 
 
 class Proxy:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str = "single") -> None:
         self.settings = settings
+        self.role = role
+        self.group: Any = None  # workers.WorkerGroup of a master
+        self.reserved: list[socket.socket] = []  # a master's hold on the workers' port
         self.instance = uuid.uuid4().hex[:12]  # changes on restart: lets the hub plugin notice one
         self.routes = RouteTable(host_routing=settings.host_routing)
         self.metrics = Metrics()
@@ -54,6 +63,54 @@ class Proxy:
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
+        if self.role != "worker":  # a worker's table comes from its master
+            await self._load_table()
+        loop = asyncio.get_running_loop()
+        public_ssl = _server_ssl(s.ssl_key, s.ssl_cert, s.ssl_ca)
+        proto = "https" if public_ssl else "http"
+        if self.role == "master":
+            from .workers import WorkerGroup
+
+            port, self.reserved = reserve_ports(s.ip, s.port)
+            self.group = WorkerGroup(self, port)
+            await self.group.start()
+        else:
+            public = await create_listener(
+                lambda: ClientProtocol(self, proto),
+                s.ip,
+                s.port,
+                ssl=public_ssl,
+                backlog=2048,
+                reuse_port=self.role == "worker",
+            )
+            self.servers.append(public)
+            port = bound_port(public)
+        self.ports = {"port": port, "api_port": None, "metrics_port": None}
+        self.sweeper = loop.create_task(self._sweep())
+        if self.role == "worker":
+            self.checker = loop.create_task(self.health.run())
+            return
+        if self.role == "single":
+            self.checker = loop.create_task(self.health.run())
+        await self._listen_api()
+        if s.pid_file:
+            _write_pid(s.pid_file)
+        if s.ports_file:
+            write_ports_file(s.ports_file, self.ports)
+        log.info(
+            "proxying %s://%s:%d, API on %s:%s (%d routes, %s loop, %s)",
+            proto,
+            s.ip or "*",
+            port,
+            s.api_ip,
+            self.ports["api_port"],
+            len(self.routes),
+            event_loop_name(),
+            f"{s.workers} worker processes" if self.group is not None else "one process",
+        )
+
+    async def _load_table(self) -> None:
+        s = self.settings
         if s.state_file:
             self.journal = Journal(s.state_file)
             n = self.journal.load(self.routes)
@@ -68,13 +125,9 @@ class Proxy:
             existing = self.routes.get("/")
             if existing is None or existing.target_urls != s.default_targets:
                 self.routes.add("/", want)
-        loop = asyncio.get_running_loop()
-        public_ssl = _server_ssl(s.ssl_key, s.ssl_cert, s.ssl_ca)
-        proto = "https" if public_ssl else "http"
-        public = await create_listener(
-            lambda: ClientProtocol(self, proto), s.ip, s.port, ssl=public_ssl, backlog=2048
-        )
-        self.servers.append(public)
+
+    async def _listen_api(self) -> None:
+        s = self.settings
         extra = [(b"X-Hubkit-Proxy-Instance", self.instance.encode())]
         api = RouteApi(self)
         api_ssl = _server_ssl(s.api_ssl_key, s.api_ssl_cert, None)
@@ -85,38 +138,34 @@ class Proxy:
             ssl=api_ssl,
         )
         self.servers.append(api_server)
-        ports: dict[str, int | None] = {
-            "port": bound_port(public),
-            "api_port": bound_port(api_server),
-            "metrics_port": None,
-        }
+        self.ports["api_port"] = bound_port(api_server)
         if s.metrics_port is not None:
             metrics = await create_listener(
                 lambda: ApiProtocol(api.handle, 4096, extra), s.metrics_ip, s.metrics_port
             )
             self.servers.append(metrics)
-            ports["metrics_port"] = bound_port(metrics)
-        self.ports = ports
-        self.sweeper = loop.create_task(self._sweep())
-        self.checker = loop.create_task(self.health.run())
-        if s.pid_file:
-            _write_pid(s.pid_file)
-        if s.ports_file:
-            write_ports_file(s.ports_file, ports)
-        log.info(
-            "proxying %s://%s:%d, API on %s:%d (%d routes, %s loop)",
-            proto,
-            s.ip or "*",
-            ports["port"],
-            s.api_ip,
-            ports["api_port"],
-            len(self.routes),
-            event_loop_name(),
-        )
+            self.ports["metrics_port"] = bound_port(metrics)
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting, close idle keep-alive connections, give busy ones ``grace`` seconds to finish."""
+        for server in self.servers:
+            server.close()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            for client in list(self.clients):
+                if client.current is None and client.tunnel is None:
+                    client.close()
+            if not self.clients:
+                return
+            await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         for server in self.servers:
             server.close()
+        if self.group is not None:
+            await self.group.stop()
+        for sock in self.reserved:
+            sock.close()
         for task in (self.sweeper, self.checker):
             if task is not None:
                 task.cancel()
@@ -189,7 +238,19 @@ class Proxy:
     def render_metrics(self) -> str:
         extra = {"hubkit_proxy_routes": ("Routes in the table.", len(self.routes))}
         info = {"loop": event_loop_name(), "heap_tuned": str(self.heap.tuned).lower()}
-        return self.metrics.render(extra, info)
+        if self.group is None:
+            return self.metrics.render(extra, info)
+        # a master's own counters are empty: the traffic is the workers'
+        info["workers"] = str(self.settings.workers)
+        text = Metrics.merged(self.group.worker_metrics()).render(extra, info)
+        lines = [
+            "# HELP hubkit_proxy_worker_requests_total Proxied HTTP requests by worker process.",
+            "# TYPE hubkit_proxy_worker_requests_total counter",
+        ]
+        for w in self.group.workers:
+            n = sum(w.metrics.get("requests", {}).values())
+            lines.append(f'hubkit_proxy_worker_requests_total{{worker="{w.index}"}} {n}')
+        return text + "\n".join(lines) + "\n"
 
 
 def event_loop_name() -> str:

@@ -45,6 +45,8 @@ class Settings:
     auth_token: str | None = None
     state_file: str | None = None  # route journal: a restarted proxy has its routes back at once
     peers: list[str] = field(default_factory=list)  # other replicas' API URLs to copy the table from at start
+    workers: int = 1  # >1: a master (API, journal) plus this many SO_REUSEPORT data-plane processes
+    no_uvloop: bool = False
     max_upstream_per_route: int = 256
     max_header_bytes: int = 64 * 1024
     max_api_body: int = 1024 * 1024
