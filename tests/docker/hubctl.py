@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +23,13 @@ from typing import Any
 import docker
 import docker.errors
 import httpx
+from hubkit.testing.processes import answers, start_hub_process
 from hubkit_proxy import launcher
 
 REPO = Path(__file__).resolve().parents[2]
 # The venv running the tests has hubkit installed (dev.py test: .venv-test); HUBKIT_VENV_BIN overrides it.
 VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", "") or Path(sys.executable).parent)
 LABEL_HUB = "org.hubkit.hub"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def docker_client() -> docker.DockerClient | None:
@@ -89,16 +83,17 @@ def dump_toml(data: dict[str, Any]) -> str:
 
 @dataclass
 class HubProc:
-    """One ``hubkit -f`` process behind an embedded hubkit-proxy."""
+    """One ``hubkit -f`` process behind an embedded hubkit-proxy. Ports are 0 until the first start reports what
+    the hub and its proxy bound (no race with other programs); later starts reuse them."""
 
     workdir: Path
     image: str
     docker_overrides: dict[str, Any] = field(default_factory=dict)
     spawner_overrides: dict[str, Any] = field(default_factory=dict)
     hub_id: str = field(default_factory=lambda: f"hubtest{uuid.uuid4().hex[:8]}")
-    port: int = field(default_factory=free_port)
-    hub_port: int = field(default_factory=free_port)
-    api_port: int = field(default_factory=free_port)
+    port: int = 0
+    hub_port: int = 0
+    api_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -171,27 +166,33 @@ class HubProc:
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
         env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+
+        def launch() -> subprocess.Popen[bytes]:
+            with open(self.log_path(), "ab") as out:
+                return subprocess.Popen(
+                    [str(VENV_BIN / "hubkit"), "-f", str(cfg)],
+                    cwd=self.workdir,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
         t0 = time.monotonic()
-        with open(self.log_path(), "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(VENV_BIN / "hubkit"), "-f", str(cfg)],
-                cwd=self.workdir,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/hub/health", timeout=2).status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"hub not up after {timeout}s:\n{self.log()[-4000:]}")
+        self.proc = start_hub_process(
+            launch,
+            self.data_dir,
+            self.log,
+            lambda: answers(f"{self.url}/hub/health"),
+            learn_ports=not self.port,
+            on_ports=self._keep_ports,
+            limit=timeout,
+        )
+        return time.monotonic() - t0
+
+    def _keep_ports(self, ports: dict[str, int]) -> None:
+        self.port, self.hub_port, self.api_port = ports["port"], ports["hub_port"], ports["api_port"]
+        self.write_config()
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -1,7 +1,8 @@
 """Run a real hub (``hubkit -f <config>``: hubkit-proxy, local spawner, real Jupyter servers) for e2e tests.
 
 Configs start from ``examples/demo/hubkit.toml`` (so the demo config itself is what the tests exercise), with
-free ports and a temporary data directory. Everything started is found again from files in that directory
+port 0 everywhere (the hub and its proxy bind what the kernel gives them and report it: no race with other
+programs for a "free" port) and a temporary data directory. Everything started is found again from files in that directory
 (hub pid, proxy pid file, the local spawner's index) and killed by pid at the end.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hubkit.testing.processes import answers, start_hub_process
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "examples" / "demo" / "hubkit.toml"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _toml_value(v: Any) -> str:
@@ -73,66 +68,65 @@ class Hub:
     def __init__(self, data_dir: Path, overrides: dict[str, Any] | None = None) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
+        self.port = self.hub_port = self.api_port = 0  # known once the first start reports them
         cfg = tomllib.loads(DEMO_CONFIG.read_text())
         cfg = merge(
             cfg,
             {
-                "hub": {"port": self.port, "hub_port": self.hub_port},
-                "proxy": {"hubkit-proxy": {"api_url": f"http://127.0.0.1:{self.api_port}"}},
+                "hub": {"port": 0, "hub_port": 0},
+                "proxy": {"hubkit-proxy": {"api_url": "http://127.0.0.1:0"}},
             },
         )
         self.config = merge(cfg, overrides or {})
         self.config_path = data_dir / "hubkit.toml"
         self.config_path.write_text(to_toml(self.config))
         self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
         self._admin_token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _keep_ports(self, ports: dict[str, int]) -> None:
+        """After the first start, pin the ports it got: a restarted hub must come back where the running servers
+        (JUPYTERHUB_API_URL) and the browsers (the proxy's port) expect it."""
+        self.port, self.hub_port, self.api_port = ports["port"], ports["hub_port"], ports["api_port"]
+        self.config = merge(
+            self.config,
+            {
+                "hub": {"port": self.port, "hub_port": self.hub_port},
+                "proxy": {"hubkit-proxy": {"api_url": f"http://127.0.0.1:{self.api_port}"}},
+            },
+        )
+        self.config_path.write_text(to_toml(self.config))
 
     @property
     def env(self) -> dict[str, str]:
         return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
-    def start(self, timeout: float = 60, tries: int = 5) -> None:
-        """Start the hub (again). Its ports were free when picked, but another program's connection may take
-        one for a moment (a restart needs the same ports: the proxy points at them), so an address in use means
-        another try on the same ports a second later."""
-        for attempt in range(tries):
-            seen = len(self.log()), len(self.proxy_log())
-            try:
-                self._start_once(timeout)
-                return
-            except AssertionError:
-                fresh = (self.log()[seen[0] :] + self.proxy_log()[seen[1] :]).lower()
-                if attempt == tries - 1 or "address already in use" not in fresh:
-                    raise
-                time.sleep(1)
-
-    def proxy_log(self) -> str:
-        p = self.data_dir / "hubkit-proxy.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def _start_once(self, timeout: float) -> None:
-        log = (self.data_dir / "hub.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(BIN / "hubkit"), "-f", str(self.config_path)],
-            cwd=self.data_dir,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    def start(self, timeout: float = 60) -> None:
+        """Start the hub (again): port 0 at first, then on the ports it got (the proxy and the servers point at
+        them), tried again while another program's connection holds one for a moment."""
+        self.proc = start_hub_process(
+            self._launch,
+            self.data_dir,
+            self.log,
+            lambda: answers(f"{self.url}/hub/api"),
+            learn_ports=not self.port,
+            on_ports=self._keep_ports,
+            limit=timeout,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"hub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/hub/api", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"hub did not answer within {timeout}s:\n{self.log()[-4000:]}")
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        with (self.data_dir / "hub.log").open("ab") as log:
+            return subprocess.Popen(
+                [str(BIN / "hubkit"), "-f", str(self.config_path)],
+                cwd=self.data_dir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def log(self) -> str:
         p = self.data_dir / "hub.log"

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import tomli_w
+from hubkit.testing.processes import answers, start_hub_process
 from hubkit_proxy import launcher
 from hubkit_spawn_k8s.testing.helpers import Namespace
 
@@ -45,17 +46,21 @@ class KubeHub:
     proxy: str = "hubkit-proxy"
     proxy_options: dict[str, Any] = field(default_factory=dict)
     hub_id: str = field(default_factory=lambda: f"k8stest{uuid.uuid4().hex[:6]}")
-    port: int = field(default_factory=free_port)
-    hub_port: int = field(default_factory=free_port)
-    api_port: int = field(default_factory=free_port)
+    # 0 until the first start reports what the hub and its proxy bound (no race for "free" ports); then pinned
+    port: int = 0
+    hub_port: int = 0
+    api_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     @property
+    def external_proxy(self) -> bool:
+        return self.proxy_options.get("should_start") is False
+
+    @property
     def url(self) -> str:
         """Where the hub is reached: through its embedded proxy, or straight (external proxies)."""
-        external = self.proxy_options.get("should_start") is False
-        return f"http://127.0.0.1:{self.hub_port if external else self.port}"
+        return f"http://127.0.0.1:{self.hub_port if self.external_proxy else self.port}"
 
     def config(self) -> dict[str, Any]:
         data = self.workdir / "data"
@@ -98,20 +103,21 @@ class KubeHub:
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_")}
         env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-        with open(self.workdir / "hub.log", "ab") as out:
-            self.proc = subprocess.Popen([str(VENV_BIN / "hubkit"), "-f", str(cfg)], cwd=self.workdir, env=env,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/hub/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"hub not up after {timeout}s:\n{self.log()[-4000:]}")
+
+        def launch() -> subprocess.Popen[bytes]:
+            with open(self.workdir / "hub.log", "ab") as out:
+                return subprocess.Popen([str(VENV_BIN / "hubkit"), "-f", str(cfg)], cwd=self.workdir, env=env,
+                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+        self.proc = start_hub_process(launch, self.workdir / "data", self.log,
+                                      lambda: answers(f"{self.url}/hub/health"), learn_ports=not (self.port or self.hub_port),
+                                      on_ports=self._keep_ports, limit=timeout,
+                                      proxy=self.proxy == "hubkit-proxy" and not self.external_proxy)
+
+    def _keep_ports(self, ports: dict[str, int]) -> None:
+        self.port = ports.get("port", 0)  # none with an external proxy
+        self.hub_port, self.api_port = ports.get("hub_port", 0), ports.get("api_port", 0)
+        self.write_config()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,12 +17,10 @@ import pytest
 from hubkit.testing.processes import (
     cli_token,
     cpu_seconds,
-    free_port,
     hub_api,
+    launch_hub_cli,
     machine_is_overloaded,
     pid_alive,
-    start_hub_cli,
-    wait_health,
     wait_log,
 )
 from hubkit_proxy import launcher
@@ -74,14 +73,31 @@ def _all_answer_through_proxy(public: int, names: list[str]) -> list[str]:
 
 
 def test_kill_9_keeps_servers_routed_through_hubkit_proxy(tmp_path: Path) -> None:
-    public, hub, api = free_port(), free_port(), free_port()
-    config = _config(tmp_path, public, hub, api)
+    ports = {"port": 0, "hub_port": 0, "api_port": 0}  # port 0: the hub and its proxy report what they got
+
+    def pin(got: dict[str, int]) -> None:  # the restarted hub must come back on the same ports
+        ports.update(got)
+        _config(tmp_path, ports["port"], ports["hub_port"], ports["api_port"])
+
+    config = _config(tmp_path, 0, 0, 0)
     names = [f"p{i:02d}" for i in range(N)]
     pids: list[int] = []
     proc = None
+
+    def start(log: str, learn: bool) -> tuple[subprocess.Popen[bytes], float]:
+        return launch_hub_cli(
+            config,
+            tmp_path / log,
+            HUB_ENV,
+            health=lambda: f"http://127.0.0.1:{ports['hub_port']}/hub/health",
+            data_dir=tmp_path / "data",
+            learn_ports=learn,
+            on_ports=pin,
+        )
+
     try:
-        proc, t0 = start_hub_cli(config, tmp_path / "hub.log", HUB_ENV)
-        wait_health(f"http://127.0.0.1:{hub}/hub/health", proc, t0)
+        proc, _ = start("hub.log", learn=True)
+        public, hub = ports["port"], ports["hub_port"]
         token = cli_token(config, "boss", HUB_ENV)
         assert hub_api(hub, token, "POST", "/users", {"usernames": names}).status_code == 201
         for name in names:
@@ -105,8 +121,7 @@ def test_kill_9_keeps_servers_routed_through_hubkit_proxy(tmp_path: Path) -> Non
         # the hub is dead: the proxy still routes every server
         assert _all_answer_through_proxy(public, names) == []
 
-        proc, t0 = start_hub_cli(config, tmp_path / "hub2.log", HUB_ENV)
-        answered = wait_health(f"http://127.0.0.1:{hub}/hub/health", proc, t0)
+        proc, answered = start("hub2.log", learn=False)
         cpu = cpu_seconds(proc.pid)
         print(f"restarted hub answered in {answered:.2f} s ({cpu:.2f} s CPU)")
         if machine_is_overloaded():

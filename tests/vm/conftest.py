@@ -106,12 +106,12 @@ def make_hub(
         work = tmp_path / f"hub{len(made)}"
         data = work / "data"
         data.mkdir(parents=True)
-        port = free_port()
+        port = free_port()  # named by public_url, so chosen up front (HubProcess.start moves it if taken)
         cfg = example_config(
             hub={
                 "ip": "127.0.0.1",
                 "port": port,
-                "hub_port": free_port(),
+                "hub_port": 0,  # the hub binds port 0 and reports it
                 "public_url": f"http://127.0.0.1:{port}",
                 "data_dir": str(data),
                 "db_url": f"sqlite+aiosqlite:///{data}/hubkit.sqlite",
@@ -127,7 +127,7 @@ def make_hub(
                 }
             },
             spawner={"local": {"shared_data_dir": str(shared_dir)}},
-            proxy={"hubkit-proxy": {"api_url": f"http://127.0.0.1:{free_port()}"}},
+            proxy={"hubkit-proxy": {"api_url": "http://127.0.0.1:0"}},
         )
         deep_update(cfg, overrides)
         hub = HubProcess(config=cfg, workdir=work, user_bin=user_bin)

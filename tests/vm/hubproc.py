@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,18 @@ from typing import Any
 
 import httpx
 from hubkit.config import toml_out
+from hubkit.testing.processes import (
+    ADDRESS_IN_USE,
+    HUB_PORTS_FILE,
+    PROXY_PORTS_FILE,
+    free_port,
+    read_ports,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vm"
 # the environment running the tests has every hubkit package (and the `hubkit` command)
 VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN") or Path(sys.executable).parent)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:
@@ -57,7 +57,12 @@ def example_config(**overrides: Any) -> dict[str, Any]:
 
 @dataclass
 class HubProcess:
-    """One ``hubkit -f`` process. ``url`` is the public (proxy) address."""
+    """One ``hubkit -f`` process. ``url`` is the public (proxy) address.
+
+    The hub's own port and the proxy's API port can be 0 (reported back and pinned after the first start);
+    the public port is chosen up front when ``public_url`` must name it, and chosen again (``public_url``
+    along) if another program takes it before the proxy binds it.
+    """
 
     config: dict[str, Any]
     workdir: Path
@@ -91,13 +96,54 @@ class HubProcess:
         env.update(self.env)
         return env
 
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.config["hub"]["data_dir"])
+
+    def _logs(self) -> str:
+        proxy_log = self.data_dir / "hubkit-proxy.log"
+        return self.log() + (proxy_log.read_text(errors="replace") if proxy_log.exists() else "")
+
     def start(self, timeout: float = 60) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
-        self.proc = subprocess.Popen(
-            self.command(), cwd=self.workdir, env=self.process_env(), stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        wait_http(f"{self.url}/hub/health", timeout, self, verify=False)
+        for attempt in range(5):
+            seen = len(self._logs())
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    self.command(),
+                    cwd=self.workdir,
+                    env=self.process_env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                wait_http(f"{self.url}/hub/health", timeout, self, verify=False)
+                break
+            except (RuntimeError, TimeoutError):
+                if attempt == 4 or ADDRESS_IN_USE not in self._logs()[seen:].lower():
+                    raise
+                self.stop()
+                self._move_public_port()
+        self._pin_ports()
+
+    def _move_public_port(self) -> None:
+        """The public port chosen for this hub was taken by another program: take another (and public_url)."""
+        h = self.config["hub"]
+        old, new = h["port"], free_port()
+        h["port"] = new
+        if h.get("public_url"):
+            h["public_url"] = h["public_url"].replace(f":{old}", f":{new}")
+
+    def _pin_ports(self) -> None:
+        """Ports 0 became real ports: write them into the config so a restart comes back on them."""
+        h = self.config["hub"]
+        got = read_ports(self.data_dir / HUB_PORTS_FILE)
+        for key in ("port", "hub_port"):
+            if got.get(key):
+                h[key] = got[key]
+        api = read_ports(self.data_dir / PROXY_PORTS_FILE).get("api_port")
+        proxy = self.config.get("proxy", {}).get("hubkit-proxy")
+        if api and isinstance(proxy, dict):
+            proxy["api_url"] = f"http://127.0.0.1:{api}"
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

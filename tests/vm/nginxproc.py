@@ -6,7 +6,9 @@ import contextlib
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,11 @@ from hubkit.testing import require
 from .hubproc import EXAMPLE, read_pid
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+class PortTaken(Exception):
+    """nginx could not bind a port another program took after it was chosen: choose again."""
+
 
 MAIN_CONF = """\
 user root root;
@@ -65,6 +72,23 @@ def adapt_site(text: str, *, http_port: int, https_port: int, cert: Path, key: P
     return text
 
 
+def _wait_listening(ngx: Nginx, limit: float = 30) -> None:
+    assert ngx.proc is not None
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if ngx.proc.poll() is not None:
+            if "address already in use" in ngx.log().lower():
+                raise PortTaken(ngx.log()[-500:])
+            raise AssertionError(f"nginx exited with {ngx.proc.returncode}:\n{ngx.log()[-2000:]}")
+        try:
+            for port in (ngx.http_port, ngx.https_port):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nginx did not listen within {limit}s:\n{ngx.log()[-2000:]}")
+
+
 @contextlib.contextmanager
 def running_nginx(
     workdir: Path, *, http_port: int, https_port: int, cert: Path, key: Path, upstream: str
@@ -95,6 +119,7 @@ def running_nginx(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    _wait_listening(ngx)
     try:
         yield ngx
     finally:

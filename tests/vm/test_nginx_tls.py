@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from hubkit.testing import require
 from .browser import chromium, login, new_page, run_cell, start_lab
 from .conftest import PASSWORD
 from .hubproc import EXAMPLE, HubProcess, free_port, running_hub, wait_http
-from .nginxproc import running_nginx
+from .nginxproc import Nginx, PortTaken, running_nginx
 
 pytestmark = [pytest.mark.root, pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -39,21 +40,30 @@ def test_login_start_and_kernel_over_https_through_nginx(
 ) -> None:
     eve = student("eve")
     cert, key = self_signed(tmp_path / "tls")
-    http_port, https_port = free_port(), free_port()
-    base = f"https://127.0.0.1:{https_port}"
-    hub = make_hub(hub={"public_url": base})
-    with (
-        running_hub(hub),
-        running_nginx(
-            tmp_path / "nginx",
-            http_port=http_port,
-            https_port=https_port,
-            cert=cert,
-            key=key,
-            upstream=hub.url,
-        ) as ngx,
-        chromium() as browser,
-    ):
+    stack = contextlib.ExitStack()
+    for attempt in range(5):
+        # nginx cannot report a port it chose: ports free a moment ago, everything again if one was taken
+        http_port, https_port = free_port(), free_port()
+        base = f"https://127.0.0.1:{https_port}"
+        hub = make_hub(hub={"public_url": base})
+        stack.enter_context(running_hub(hub))
+        try:
+            ngx: Nginx = stack.enter_context(
+                running_nginx(
+                    tmp_path / f"nginx{attempt}",
+                    http_port=http_port,
+                    https_port=https_port,
+                    cert=cert,
+                    key=key,
+                    upstream=hub.url,
+                )
+            )
+            break
+        except PortTaken:
+            stack.close()
+    else:
+        raise AssertionError("nginx found its ports taken five times")
+    with stack, chromium() as browser:
         wait_http(f"{base}/hub/health", 30, verify=False)
         # the certificate nginx serves is the one the script made
         served = subprocess.run(

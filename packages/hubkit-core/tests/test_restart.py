@@ -24,11 +24,9 @@ from hubkit.storage.orm import Server, ServerStatus, User
 from hubkit.testing.processes import (
     cli_token,
     cpu_seconds,
-    free_port,
     hub_api,
+    launch_hub_cli,
     pid_alive,
-    start_hub_cli,
-    wait_health,
     wait_log,
 )
 from sqlalchemy import select
@@ -79,9 +77,7 @@ async def _servers(settings) -> tuple[list[int], set[str], dict[str, str]]:
         await hub.engine.dispose()
 
 
-def test_kill_9_and_restart(tmp_path):
-    port = free_port()
-    config = tmp_path / "hubkit.toml"
+def _write_config(config, tmp_path, port):
     config.write_text(
         f"""
 [hub]
@@ -104,15 +100,37 @@ backend = "none"
 check_interval = 1
 """
     )
+
+
+def test_kill_9_and_restart(tmp_path):
+    config = tmp_path / "hubkit.toml"
+    _write_config(config, tmp_path, 0)  # port 0: the hub binds what the kernel gives it and reports it
     settings = load_settings(config, env={})
     pids: list[int] = []
+    got = {"port": 0}
+
+    def pin(ports):  # the restarted hub comes back on the port the first one got
+        got.update(ports)
+        _write_config(config, tmp_path, ports["port"])
+
+    def start(log, learn):
+        return launch_hub_cli(
+            config,
+            log,
+            HUB_ENV,
+            health=lambda: f"http://127.0.0.1:{got['port']}/hub/health",
+            data_dir=tmp_path / "data",
+            learn_ports=learn,
+            on_ports=pin,
+            proxy=False,
+        )
+
     try:
-        health = f"http://127.0.0.1:{port}/hub/health"
         # the CLI hub starts 20 servers through its API; then kill -9 it
         log = tmp_path / "hub.log"
-        proc, t0 = start_hub_cli(config, log, HUB_ENV)
+        proc, _ = start(log, learn=True)
+        port = got["port"]
         try:
-            wait_health(health, proc, t0)
             token = cli_token(config, "boss", HUB_ENV)
             _start_servers_through_api(port, token)
             pids, urls, routes = asyncio.run(_servers(settings))
@@ -124,9 +142,8 @@ check_interval = 1
 
         # start again: answers within 2 s, re-adopts all 20 and re-adds their routes
         log2 = tmp_path / "hub2.log"
-        proc, t0 = start_hub_cli(config, log2, HUB_ENV)
+        proc, answered = start(log2, learn=False)
         try:
-            answered = wait_health(health, proc, t0)
             cpu = cpu_seconds(proc.pid)
             load = os.getloadavg()[0]
             print(

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from ..config.models import Settings
 from .app import create_app
 from .headlimit import protocol_options
 from .hub import Hub
+from .ports import bind_port_zero, report_port
 
 log = logging.getLogger("hubkit")
 
@@ -34,6 +36,7 @@ def _keep_running_to_stop(sig: int, frame: object) -> None:
 async def run_hub(settings: Settings) -> None:
     import uvicorn
 
+    settings, sock = bind_port_zero(settings)  # port 0: bound now, so the hub's URLs carry the real port
     hub = await Hub.create(settings)
     await hub.start(background=False)
     if threading.current_thread() is threading.main_thread():
@@ -56,17 +59,19 @@ async def run_hub(settings: Settings) -> None:
             **protocol_options(settings.hub.max_header_bytes, settings.hub.request_head_timeout_seconds),
         )
         log.info("hubkit %s listening on %s:%d", __version__, host, port)
-        await serve_then_adopt(hub, uvicorn.Server(config))
+        await serve_then_adopt(hub, uvicorn.Server(config), [sock] if sock else None)
     finally:
         await hub.stop()
 
 
-async def serve_then_adopt(hub: Hub, server: Any) -> None:
+async def serve_then_adopt(hub: Hub, server: Any, sockets: list[socket.socket] | None = None) -> None:
     """Listen first, then start re-adoption: a restarted hub answers before it polls a single server. A
     shutdown request (``POST /hub/api/shutdown``) ends serving as SIGTERM would; the caller then stops the hub."""
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=sockets))
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.005)
+    if sockets and server.started:
+        report_port(hub.settings, sockets[0])  # port 0 resolved: say which one, now that it answers
     hub.start_background()
     watch = asyncio.create_task(exit_when_asked(hub, lambda: setattr(server, "should_exit", True)))
     try:

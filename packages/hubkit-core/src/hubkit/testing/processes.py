@@ -2,21 +2,121 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
+T = TypeVar("T")
+HUB_PORTS_FILE = "hub.ports.json"  # written by a hub whose own port is 0 (hubkit.runtime.ports)
+PROXY_PORTS_FILE = "hubkit-proxy.ports.json"  # written by the embedded hubkit-proxy (its --ports-file)
+ADDRESS_IN_USE = "address already in use"
+
 
 def free_port() -> int:
+    """A port that was free a moment ago. Only for programs that cannot bind port 0 and report it (CHP, nginx,
+    JupyterHub, an OAuth provider's registered redirect): start those with ``retry_on_address_in_use``.
+    A hub gets port 0 and reports its ports: see ``wait_bound_ports``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def read_ports(path: Path) -> dict[str, int]:
+    """A ports file's ports (``pid`` left out); empty if missing, half-written or left by a dead process."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or not pid_alive(int(data.get("pid", 0) or 0)):
+        return {}
+    return {k: int(v) for k, v in data.items() if k != "pid" and isinstance(v, int)}
+
+
+def wait_bound_ports(
+    data_dir: Path, proc: subprocess.Popen[bytes], *, proxy: bool = True, limit: float = 60
+) -> dict[str, int]:
+    """The ports a hub started with port 0 got: ``hub_port`` (``port`` without a proxy) from the hub, and
+    ``port`` / ``api_port`` from its embedded hubkit-proxy when ``proxy``."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the hub exited with {proc.returncode} before reporting its ports")
+        hub = read_ports(data_dir / HUB_PORTS_FILE)
+        prox = read_ports(data_dir / PROXY_PORTS_FILE) if proxy else {}
+        if hub and (prox or not proxy):
+            return {**hub, **prox}
+        time.sleep(0.05)
+    raise AssertionError(f"no ports reported in {data_dir} within {limit}s")
+
+
+def start_hub_process(
+    launch: Callable[[], subprocess.Popen[bytes]],
+    data_dir: Path,
+    log_text: Callable[[], str],
+    ready: Callable[[], bool],
+    *,
+    learn_ports: bool,
+    on_ports: Callable[[dict[str, int]], None] = lambda ports: None,
+    proxy: bool = True,
+    limit: float = 60,
+) -> subprocess.Popen[bytes]:
+    """Start a hub with ``launch`` and wait until ``ready()``.
+
+    First start (``learn_ports``): the config says port 0 everywhere; the ports the hub and its proxy got are
+    passed to ``on_ports`` (which should pin them in the config: a restarted hub must come back where running
+    servers and browsers expect it). A restart on pinned ports that finds one still held by a lingering
+    connection of another program (EADDRINUSE in the new log lines) is tried again until ``limit``.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        seen = len(log_text())
+        proc = launch()
+        try:
+            if learn_ports:
+                on_ports(wait_bound_ports(data_dir, proc, proxy=proxy, limit=limit))
+            while not ready():
+                if proc.poll() is not None:
+                    raise AssertionError(f"the hub exited with {proc.returncode}:\n{log_text()[-4000:]}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the hub did not answer within {limit}s:\n{log_text()[-4000:]}")
+                time.sleep(0.05)
+            return proc
+        except AssertionError:
+            if ADDRESS_IN_USE not in log_text()[seen:].lower() or time.monotonic() > deadline:
+                raise
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+            time.sleep(0.5)
+
+
+def answers(url: str, status: int = 200) -> bool:
+    """One GET; True when it answers ``status`` (connection errors are False): a ``ready`` check."""
+    try:
+        return httpx.get(url, timeout=2).status_code == status
+    except httpx.TransportError:
+        return False
+
+
+def retry_on_address_in_use(start: Callable[[], T], output: Callable[[], str], attempts: int = 5) -> T:
+    """``start()`` again while it fails and ``output()`` (the program's log) says its port was taken: for
+    programs given a ``free_port()`` because they cannot report a port of their own choosing."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except (AssertionError, RuntimeError, OSError):
+            if attempt == attempts - 1 or ADDRESS_IN_USE not in output().lower():
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def start_hub_cli(
@@ -32,6 +132,39 @@ def start_hub_cli(
             env={**os.environ, **(env or {})},
         )
     return proc, t0
+
+
+def launch_hub_cli(
+    config: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    health: Callable[[], str],
+    data_dir: Path,
+    learn_ports: bool,
+    on_ports: Callable[[dict[str, int]], None] = lambda ports: None,
+    proxy: bool = True,
+    limit: float = 60,
+) -> tuple[subprocess.Popen[bytes], float]:
+    """``start_hub_cli`` through ``start_hub_process`` (port 0 learned, or pinned ports retried on EADDRINUSE);
+    returns the process and the seconds from its start until ``health()`` (a URL) answered 200."""
+    started = [0.0]
+
+    def launch() -> subprocess.Popen[bytes]:
+        proc, started[0] = start_hub_cli(config, log, env)
+        return proc
+
+    proc = start_hub_process(
+        launch,
+        data_dir,
+        lambda: log.read_text(errors="replace") if log.exists() else "",
+        lambda: answers(health()),
+        learn_ports=learn_ports,
+        on_ports=on_ports,
+        proxy=proxy,
+        limit=limit,
+    )
+    return proc, time.monotonic() - started[0]
 
 
 def wait_health(url: str, proc: subprocess.Popen[bytes], t0: float, limit: float = 30) -> float:

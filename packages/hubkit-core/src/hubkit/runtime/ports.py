@@ -1,0 +1,39 @@
+"""Port 0 for the hub's own listener, so nothing has to guess a free port for it (tests run beside other programs).
+
+The socket is bound before the hub is built, so every URL the hub hands out (the proxy's default target, the
+servers' JUPYTERHUB_API_URL) carries the real port; once serving, the port is reported in
+``<data_dir>/hub.ports.json`` for whoever started the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+PORTS_FILE = "hub.ports.json"
+
+
+def bind_port_zero(settings: Any) -> tuple[Any, socket.socket | None]:
+    """With ``port = 0`` (no proxy) or ``hub_port = 0``: a bound socket and settings carrying its real port."""
+    h = settings.hub
+    key = "port" if settings.proxy.backend == "none" else "hub_port"
+    if getattr(h, key) != 0:
+        return settings, None
+    host = (h.ip if key == "port" else h.hub_ip) or "0.0.0.0"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    bound = {key: int(sock.getsockname()[1])}
+    return settings.model_copy(update={"hub": h.model_copy(update=bound)}), sock
+
+
+def report_port(settings: Any, sock: socket.socket) -> None:
+    """Write ``{"pid", "port"|"hub_port"}`` atomically into the data dir."""
+    key = "port" if settings.proxy.backend == "none" else "hub_port"
+    path = Path(settings.hub.data_dir) / PORTS_FILE
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), key: int(sock.getsockname()[1])}))
+    os.replace(tmp, path)
