@@ -29,11 +29,14 @@ from hubkit.interfaces import (
 )
 from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import BackendRegistry, EmptyConfig, HubInfo
+from hubkit.testing.processes import bound_socket
 
 VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
+    """For the single-user servers LocalCmdSpawner starts: they bind the port they are given (port_retries=0)
+    and cannot report one of their own choosing."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -196,13 +199,14 @@ async def live_hub_factory(
         spawner_config: dict[str, Any] | None = None,
     ) -> LiveHub:
         data = tmp_path / f"hub{len(started)}"
-        hub_port, public_port, api_port = free_port(), free_port(), free_port()
+        sock = bound_socket()  # handed to uvicorn itself: no other program can take the hub's port
+        hub_port = int(sock.getsockname()[1])
         raw: dict[str, Any] = {
             "hub": {
                 "data_dir": str(data),
                 "db_url": "sqlite:///hub.sqlite",
                 "ip": "127.0.0.1",
-                "port": public_port if proxy else hub_port,
+                "port": 0 if proxy else hub_port,  # the embedded proxy binds port 0 and reports it
                 "hub_ip": "127.0.0.1",
                 "hub_port": hub_port,
                 "hub_connect_url": f"http://127.0.0.1:{hub_port}",
@@ -218,13 +222,14 @@ async def live_hub_factory(
         if proxy:
             import hubkit_proxy.plugin as proxy_plugin
 
-            settings.proxy.backends["hubkit-proxy"] = {"api_url": f"http://127.0.0.1:{api_port}"}
+            settings.proxy.backends["hubkit-proxy"] = {"api_url": "http://127.0.0.1:0"}
             plugins.append(proxy_plugin)
         hub = await Hub.create(settings, extra_plugins=plugins, load_entry_points=False)
         await hub.start()
         app = create_app(hub)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=hub_port, log_level="warning"))
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        public_port = hub.proxy.public_port if proxy else hub_port  # type: ignore[attr-defined]
         for _ in range(500):
             if server.started:
                 break

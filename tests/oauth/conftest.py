@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import uvicorn
 from hubkit.testing import require
+from hubkit.testing.processes import bound_socket
 from oauth_helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -18,7 +20,6 @@ from oauth_helpers import (
     RealOP,
     RunningHub,
     StartHub,
-    free_port,
     new_key,
 )
 
@@ -29,8 +30,17 @@ def _need_op() -> None:
 
 
 @pytest.fixture(scope="module")
-def hub_port() -> int:
-    return free_port()
+def hub_socket() -> Iterator[socket.socket]:
+    """The hub's listening socket for a module's tests: the OP registers its callback URL up front, and each
+    test's server is handed a dup of it, so the port never becomes free for another program to take."""
+    sock = bound_socket(listen=True)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def hub_port(hub_socket: socket.socket) -> int:
+    return int(hub_socket.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +50,7 @@ def redirect_uri(hub_port: int) -> str:
 
 def _make_op(tmp: Path, hub_port: int, access_ttl: int = 3) -> RealOP:
     return RealOP(
-        port=free_port(), workdir=tmp,
+        workdir=tmp,
         redirect_uris=[f"http://127.0.0.1:{hub_port}/hub/oauth_callback"],
         post_logout_uris=[f"http://127.0.0.1:{hub_port}/hub/login"],
         keys=[new_key("key-1")], access_ttl=access_ttl,
@@ -84,7 +94,9 @@ def own_op(tmp_path: Path, hub_port: int) -> Iterator[RealOP]:
 
 
 @pytest.fixture
-async def start_hub(hub_factory: Any, hub_port: int, tmp_path: Path) -> AsyncIterator[StartHub]:
+async def start_hub(
+    hub_factory: Any, hub_port: int, hub_socket: socket.socket, tmp_path: Path
+) -> AsyncIterator[StartHub]:
     """``await start_hub(op, **oidc_options)``: a started hub (``hub_factory`` of hubkit's pytest plugin)
     with the ``oidc`` backend pointed at the real OP ``op``, its web app served by uvicorn on ``hub_port``
     (the OP knows that callback URL)."""
@@ -112,7 +124,7 @@ async def start_hub(hub_factory: Any, hub_port: int, tmp_path: Path) -> AsyncIte
         hub = await hub_factory(settings, [oauth_plugin])
         server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=hub_port,
                                                log_level="warning"))
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[hub_socket.dup()]))
         servers.append((server, task))
         for _ in range(500):
             if server.started or task.done():

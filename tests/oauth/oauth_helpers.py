@@ -39,10 +39,12 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def refusing_port() -> socket.socket:
+    """A bound socket that does not listen: connections to its port are refused, and no one else can listen
+    there while it is held (a provider that is down)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def terminate(proc: subprocess.Popen[Any], grace: float) -> None:
@@ -64,10 +66,9 @@ def new_key(kid: str) -> dict[str, Any]:
 
 @dataclass
 class RealOP:
-    """One oidc-provider process. ``restart(keys)`` relaunches it on the same port (same issuer) with new
-    signing keys, which is how a provider rotates keys."""
+    """One oidc-provider process on port 0 (it reports the port it got). ``restart(keys)`` relaunches it on the
+    same port (same issuer) with new signing keys, which is how a provider rotates keys."""
 
-    port: int
     workdir: Path
     redirect_uris: list[str]
     post_logout_uris: list[str]
@@ -75,6 +76,7 @@ class RealOP:
     id_token_ttl: int = 3
     keys: list[dict[str, Any]] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
+    port: int = 0
 
     @property
     def issuer(self) -> str:
@@ -92,19 +94,29 @@ class RealOP:
         }
         path = self.workdir / "op-config.json"
         path.write_text(json.dumps(config))
-        log = (self.workdir / "op.log").open("a")
-        self.proc = subprocess.Popen(["node", str(OP_SCRIPT), str(path)], stdout=subprocess.PIPE,
-                                     stderr=log, text=True, env={**os.environ, "NODE_ENV": "test"})
+        log_path = self.workdir / "op.log"
         deadline = time.monotonic() + 30
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith("READY"):
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"oidc-provider did not start; see {self.workdir / 'op.log'}")
+        while True:
+            seen = log_path.stat().st_size if log_path.exists() else 0
+            with log_path.open("a") as log:
+                self.proc = subprocess.Popen(["node", str(OP_SCRIPT), str(path)], stdout=subprocess.PIPE,
+                                             stderr=log, text=True, env={**os.environ, "NODE_ENV": "test"})
+            assert self.proc.stdout is not None
+            while time.monotonic() < deadline:
+                line = self.proc.stdout.readline()
+                if line.startswith("READY"):
+                    self.port = int(line.split()[1].rsplit(":", 1)[1])
+                    return
+                if not line and self.proc.poll() is not None:
+                    break
+            self.stop()
+            # a restart must get its port (the issuer) back; another program's connection may hold it a moment
+            with log_path.open(errors="replace") as fh:
+                fh.seek(seen)
+                taken = "EADDRINUSE" in fh.read()
+            if not taken or time.monotonic() > deadline:
+                raise RuntimeError(f"oidc-provider did not start; see {log_path}")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -23,11 +23,11 @@ from oauth_helpers import (
     CLIENT_SECRET,
     OTHER_CLIENT_ID,
     RealOP,
-    free_port,
     full_login,
     hub_info,
     make_oidc,
     new_key,
+    refusing_port,
     sign_in_at_op,
 )
 
@@ -255,7 +255,8 @@ async def test_provider_error_in_callback_and_expired_attempt(real_op: RealOP, h
 
 async def test_unreachable_provider_and_config_guard(hub_port: int, redirect_uri: str) -> None:
 
-    dead = f"http://127.0.0.1:{free_port()}"
+    held = refusing_port()  # bound, never listening: the provider is down, and no one else can be it
+    dead = f"http://127.0.0.1:{held.getsockname()[1]}"
     auth = OIDCAuthenticator(OIDCConfig(issuer=dead, client_id="c", allow_all=True, http_timeout=2),
                              hub_info(hub_port))
     await auth.startup()  # a provider down at hub start must not stop the hub
@@ -267,6 +268,7 @@ async def test_unreachable_provider_and_config_guard(hub_port: int, redirect_uri
     with pytest.raises(ConfigError, match="no one could log in"):
         await closed.startup()
     await closed.aclose()
+    held.close()
 
 
 async def test_callback_without_iss_is_refused_when_the_provider_promises_one(

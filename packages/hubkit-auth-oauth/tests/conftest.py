@@ -5,20 +5,21 @@ from typing import Any
 
 import pytest
 from hubkit.plugins.registry import HubInfo
-from oauth_fakes import FakeProvider, ServerThread, free_port
+from hubkit.testing.processes import bound_socket
+from oauth_fakes import FakeProvider, ServerThread
 
 
 @pytest.fixture(scope="module")
 def _server() -> Iterator[tuple[str, dict[str, FakeProvider]]]:
     holder: dict[str, FakeProvider] = {}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    sock = bound_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await holder["p"].app()(scope, receive, send)
 
     holder["p"] = FakeProvider(base=base)
-    with ServerThread(app, port):
+    with ServerThread(app, sock):
         yield base, holder
 
 

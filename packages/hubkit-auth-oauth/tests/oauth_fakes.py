@@ -34,12 +34,6 @@ CLIENT_SECRET = "fake-secret"
 REDIRECT_URI = "http://127.0.0.1:8000/hub/oauth_callback"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class FakeProvider:
     """What the provider will say. Tests set these before a login."""
@@ -191,10 +185,10 @@ class FakeProvider:
 class ServerThread:
     """uvicorn in a thread with its own loop, so sync and async tests can both use it."""
 
-    def __init__(self, app: Any, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=sock.getsockname()[1],
+                                                    log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True)
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

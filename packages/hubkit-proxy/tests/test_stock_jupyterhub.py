@@ -15,6 +15,7 @@ import httpx
 import pytest
 import websockets
 from conftest import free_port, hubkit_proxy_cmd, require
+from hubkit.testing.processes import answers, retry_on_address_in_use
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -47,43 +48,44 @@ def test_stock_jupyterhub_with_hubkit_proxy(tmp_path: Path) -> None:
     jh = shutil.which("jupyterhub", path=os.path.dirname(sys.executable))
     singleuser = shutil.which("jupyterhub-singleuser", path=os.path.dirname(sys.executable))
     require(jh is not None and singleuser is not None, "jupyterhub is not installed in this venv")
-    port, hub_port, api_port = free_port(), free_port(), free_port()
     token = secrets.token_hex(16)
-    (tmp_path / "jupyterhub_config.py").write_text(
-        CONFIG.format(
-            port=port,
-            hub_port=hub_port,
-            api_port=api_port,
-            tmp=tmp_path,
-            command=hubkit_proxy_cmd(),
-            singleuser=singleuser,
-            token=token,
-        )
-    )
-    log = open(tmp_path / "hub.log", "wb")  # noqa: SIM115
     env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16))
-    hub = subprocess.Popen(
-        [str(jh), "-f", "jupyterhub_config.py"],
-        cwd=tmp_path,
-        stdout=log,
-        stderr=log,
-        env=env,
-        start_new_session=True,
-    )
-    public = f"http://127.0.0.1:{port}"
-    auth = {"Authorization": f"token {token}"}
+    started: list[subprocess.Popen[bytes]] = []
+    ports: dict[str, int] = {}
+
+    def start() -> None:
+        """JupyterHub cannot report ports of its own choosing: ports free a moment ago (retried if taken)."""
+        if started:
+            _stop(started.pop())
+        ports.update(port=free_port(), hub_port=free_port(), api_port=free_port())
+        (tmp_path / "jupyterhub_config.py").write_text(
+            CONFIG.format(
+                **ports, tmp=tmp_path, command=hubkit_proxy_cmd(), singleuser=singleuser, token=token
+            )
+        )
+        with open(tmp_path / "hub.log", "wb") as log:
+            started.append(
+                subprocess.Popen(
+                    [str(jh), "-f", "jupyterhub_config.py"],
+                    cwd=tmp_path,
+                    stdout=log,
+                    stderr=log,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + 60
+        while not answers(f"http://127.0.0.1:{ports['port']}/hub/api"):
+            assert started[0].poll() is None, (tmp_path / "hub.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "hub did not come up behind hubkit-proxy"
+            time.sleep(0.2)
+
     try:
+        retry_on_address_in_use(start, lambda: (tmp_path / "hub.log").read_text(errors="replace"))
+        port, api_port = ports["port"], ports["api_port"]
+        public = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"token {token}"}
         with httpx.Client(timeout=60) as c:
-            deadline = time.monotonic() + 60
-            while True:
-                assert hub.poll() is None, (tmp_path / "hub.log").read_text()[-3000:]
-                try:
-                    if c.get(public + "/hub/api").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "hub did not come up behind hubkit-proxy"
-                time.sleep(0.2)
             # the proxy JupyterHub launched really is hubkit-proxy
             assert (
                 "x-hubkit-proxy-instance"
@@ -129,19 +131,23 @@ def test_stock_jupyterhub_with_hubkit_proxy(tmp_path: Path) -> None:
             r = c.get(public + "/user/alice/api/status", headers=auth, follow_redirects=False)
             assert r.status_code in (302, 303, 404, 424, 503)
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(hub.pid, signal.SIGKILL)
-            hub.wait(5)
-        log.close()
+        for hub in started:
+            _stop(hub)
         pid_file = tmp_path / "proxy.pid"
         if pid_file.exists():  # JupyterHub stops its proxy on exit; make sure
             try:
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
+
+
+def _stop(hub: subprocess.Popen[bytes]) -> None:
+    hub.send_signal(signal.SIGTERM)
+    try:
+        hub.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(hub.pid, signal.SIGKILL)
+        hub.wait(5)
 
 
 def _ws_roundtrip(url: str, headers: dict[str, str]) -> bool:

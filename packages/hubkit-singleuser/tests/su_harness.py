@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,7 @@ from pathlib import Path
 
 import httpx
 from fakehub import FakeHub
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hubkit.testing.processes import free_port, retry_on_address_in_use
 
 
 @dataclass
@@ -43,7 +37,18 @@ def launch(
 ) -> Server:
     exe = shutil.which("hubkit-singleuser", path=os.path.dirname(sys.executable))
     assert exe, "hubkit-singleuser is not installed in this environment"
-    port = free_port()
+    log = tmp / "server.log"
+    # the server binds the port in JUPYTERHUB_SERVICE_URL and cannot report one of its own choosing:
+    # a port free a moment ago, and another one if a different program took it in between
+    return retry_on_address_in_use(
+        lambda: _launch(exe, hub, tmp, app=app, interval=interval, extra=extra, port=free_port()),
+        lambda: log.read_text(errors="replace") if log.exists() else "",
+    )
+
+
+def _launch(
+    exe: str, hub: FakeHub, tmp: Path, *, app: str, interval: str, extra: dict[str, str] | None, port: int
+) -> Server:
     prefix = "/user/alice/"
     home = tmp / "home"
     home.mkdir(exist_ok=True)

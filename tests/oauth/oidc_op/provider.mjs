@@ -3,13 +3,20 @@
 // Usage: node provider.mjs <config.json>
 // The JSON config (written by the Python fixture) holds: port, module (path to oidc-provider's lib/index.js),
 // keys (private JWKs, first key signs), clients, accounts {login: {claims...}}, ttl {AccessToken, IdToken, ...}.
-// Prints "READY <issuer>" once listening, so the fixture never sleeps blindly.
+// Prints "READY <issuer>" once listening, so the fixture never sleeps blindly. Port 0 means "any free port":
+// the socket is bound first and the issuer is built from the port it got, so nothing races for a port.
+import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const { default: Provider } = await import(pathToFileURL(cfg.module).href);
-const issuer = `http://127.0.0.1:${cfg.port}`;
+const server = createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(cfg.port, '127.0.0.1', resolve);
+});
+const issuer = `http://127.0.0.1:${server.address().port}`;
 
 function findAccount(ctx, id) {
   const known = cfg.accounts[id];
@@ -74,9 +81,8 @@ provider.use(async (ctx, next) => {
   cfg.accounts[m[1]] = JSON.parse(raw);
   ctx.status = 204;
 });
-const server = provider.listen(cfg.port, '127.0.0.1', () => {
-  process.stdout.write(`READY ${issuer}\n`);
-});
+server.on('request', provider.callback());
+process.stdout.write(`READY ${issuer}\n`);
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

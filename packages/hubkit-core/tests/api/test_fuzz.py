@@ -6,30 +6,25 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 from hubkit.testing import require
+from hubkit.testing.processes import bound_socket
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600), pytest.mark.slow]
 ST = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_schemathesis_finds_no_server_errors(app, admin_headers, tmp_path):
     require(ST is not None, "schemathesis is not installed")
     import uvicorn
 
-    port = free_port()
+    sock = bound_socket()  # uvicorn gets the socket itself: no race for a "free" port
+    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(500):
         if server.started:
             break

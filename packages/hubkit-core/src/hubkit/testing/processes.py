@@ -18,6 +18,14 @@ T = TypeVar("T")
 HUB_PORTS_FILE = "hub.ports.json"  # written by a hub whose own port is 0 (hubkit.runtime.ports)
 PROXY_PORTS_FILE = "hubkit-proxy.ports.json"  # written by the embedded hubkit-proxy (its --ports-file)
 ADDRESS_IN_USE = "address already in use"
+# how programs say their port was taken: errno text (Python, uvicorn), node, jupyter_server
+PORT_TAKEN = (ADDRESS_IN_USE, "eaddrinuse", "is already in use")
+
+
+def port_taken(log_text: str) -> bool:
+    """Does this log say the program could not bind its port because another program holds it?"""
+    text = log_text.lower()
+    return any(marker in text for marker in PORT_TAKEN)
 
 
 def free_port() -> int:
@@ -27,6 +35,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def bound_socket(*, listen: bool = False) -> socket.socket:
+    """A socket bound to a port the kernel picked, for a server in this process: hand it the socket itself
+    (uvicorn ``serve(sockets=[...])``, hypercorn ``fd://``), so no other program can take the port."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    if listen:
+        sock.listen(128)
+    return sock
 
 
 def read_ports(path: Path) -> dict[str, int]:
@@ -90,7 +109,7 @@ def start_hub_process(
                 time.sleep(0.05)
             return proc
         except AssertionError:
-            if ADDRESS_IN_USE not in log_text()[seen:].lower() or time.monotonic() > deadline:
+            if not port_taken(log_text()[seen:]) or time.monotonic() > deadline:
                 raise
             if proc.poll() is None:
                 proc.kill()
@@ -113,7 +132,7 @@ def retry_on_address_in_use(start: Callable[[], T], output: Callable[[], str], a
         try:
             return start()
         except (AssertionError, RuntimeError, OSError):
-            if attempt == attempts - 1 or ADDRESS_IN_USE not in output().lower():
+            if attempt == attempts - 1 or not port_taken(output()):
                 raise
             time.sleep(0.2)
     raise AssertionError("unreachable")  # pragma: no cover
