@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-header-size", type=int, default=64 * 1024, help="bytes of request line + headers")
     p.add_argument("--upstream-idle-timeout", type=int, default=4000, help="ms an idle pooled upstream lasts")
     p.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
+    p.add_argument("--nginx-routes", default=None, help="experimental: render routes into this nginx include")
+    p.add_argument(
+        "--nginx-pid", default=None, help="experimental: nginx master pid file to SIGHUP on changes"
+    )
+    p.add_argument("--nginx-listen", default="127.0.0.1:8080", help="experimental: listen address rendered")
     p.add_argument(
         "--workers",
         type=int,
@@ -164,6 +169,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_upstream_per_route=args.max_upstream_per_route,
         max_header_bytes=args.max_header_size,
         workers=args.workers,
+        nginx_routes=args.nginx_routes,
+        nginx_pid=args.nginx_pid,
+        nginx_listen=args.nginx_listen,
         no_uvloop=args.no_uvloop,
         fail_timeout=args.fail_timeout / 1000.0,
         health_check_interval=args.health_check_interval / 1000.0,

@@ -68,6 +68,10 @@ class Proxy:
         loop = asyncio.get_running_loop()
         public_ssl = _server_ssl(s.ssl_key, s.ssl_cert, s.ssl_ca)
         proto = "https" if public_ssl else "http"
+        if s.nginx_routes and self.role != "worker":
+            from .nginxplane import NginxPlane
+
+            NginxPlane(self, s.nginx_routes, s.nginx_pid, s.nginx_listen).start()
         if self.role == "master":
             from .workers import WorkerGroup
 

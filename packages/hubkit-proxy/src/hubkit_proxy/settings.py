@@ -45,6 +45,9 @@ class Settings:
     auth_token: str | None = None
     state_file: str | None = None  # route journal: a restarted proxy has its routes back at once
     peers: list[str] = field(default_factory=list)  # other replicas' API URLs to copy the table from at start
+    nginx_routes: str | None = None  # experimental: render the table into this nginx include (nginxplane.py)
+    nginx_pid: str | None = None  # ... and SIGHUP this nginx master after changes
+    nginx_listen: str = "127.0.0.1:8080"  # ... where the rendered server block listens
     workers: int = 1  # >1: a master (API, journal) plus this many SO_REUSEPORT data-plane processes
     no_uvloop: bool = False
     max_upstream_per_route: int = 256
