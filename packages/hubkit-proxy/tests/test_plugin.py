@@ -18,7 +18,13 @@ from hubkit.interfaces import ProxyBackend, Route
 from hubkit.plugins.registry import BackendRegistry, HubInfo
 from hubkit_proxy import launcher
 from hubkit_proxy.chpclient import ProxyApiError
-from hubkit_proxy.plugin import ChpBackend, ChpConfig, HubkitProxyConfig, hubkit_register_proxies
+from hubkit_proxy.plugin import (
+    ChpBackend,
+    ChpConfig,
+    HubkitProxyBackend,
+    HubkitProxyConfig,
+    hubkit_register_proxies,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -217,10 +223,21 @@ async def test_killed_proxy_restarted_and_routes_reconciled(embedded: ChpBackend
     assert (await get_public(embedded, "/user/alice/x")).status_code == 200
 
 
-async def test_proxy_restarted_the_moment_it_exits(tmp_path: Path, backend: Backend, kind: str) -> None:
-    """kill -9: the exit is observed (pidfd), the proxy is relaunched on the same public port at once, and its
-    routes are back (hubkit-proxy: journal) or empty until the core's reconcile (CHP keeps none)."""
-    b = await started("hubkit-proxy" if kind == "hubkit" else "chp", tmp_path, backend, restart_on_exit=True)
+@pytest.mark.parametrize(
+    ("name", "standby"),
+    [("hubkit-proxy", True), ("hubkit-proxy", False), ("chp", False)],
+    ids=["hubkit-proxy-warm-standby", "hubkit-proxy-cold", "chp"],
+)
+async def test_proxy_restarted_the_moment_it_exits(
+    tmp_path: Path, backend: Backend, name: str, standby: bool
+) -> None:
+    """kill -9: the exit is observed (pidfd), the proxy is relaunched on the same public port at once (hubkit-proxy:
+    its warm standby takes over, or a new process starts), and its routes are back (hubkit-proxy: journal) or
+    empty until the core's reconcile (CHP keeps none)."""
+    options: dict[str, object] = {"restart_on_exit": True}
+    if name == "hubkit-proxy":
+        options["standby"] = standby
+    b = await started(name, tmp_path, backend, **options)
     try:
         await b.add_route(alice(backend))
         port = b.public_port
@@ -249,11 +266,28 @@ async def test_proxy_restarted_the_moment_it_exits(tmp_path: Path, backend: Back
 async def test_explicit_stop_is_not_restarted(tmp_path: Path, backend: Backend) -> None:
     b = await started("hubkit-proxy", tmp_path, backend, restart_on_exit=True)
     pid = launcher.read_pid(b.pid_file)
+    assert isinstance(b, HubkitProxyBackend) and b.standby is not None
+    standby = b.standby[0]
     assert b.stop_proxy() is True
     await asyncio.sleep(0.5)
     assert b.restarts == 0 and launcher.read_pid(b.pid_file) is None
     assert pid is not None and not launcher.pid_alive(pid)
+    assert standby.wait(15) == 0  # the standby left with it
     await b.shutdown()
+
+
+async def test_standby_leaves_with_the_hub(tmp_path: Path, backend: Backend) -> None:
+    """The proxy outlives the hub; its warm standby does not (it would only ever serve this hub's plugin)."""
+    b = await started("hubkit-proxy", tmp_path, backend, restart_on_exit=True)
+    try:
+        assert isinstance(b, HubkitProxyBackend) and b.standby is not None
+        standby = b.standby[0]
+        await b.shutdown()
+        assert standby.wait(15) == 0  # it reads EOF once its imports are done, and exits
+        pid = launcher.read_pid(b.pid_file)
+        assert pid is not None and launcher.pid_alive(pid)
+    finally:
+        b.stop_proxy()
 
 
 async def test_reused_proxy_gets_the_new_hub_address(tmp_path: Path, backend: Backend) -> None:

@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--nginx-listen", default="127.0.0.1:8080", help="experimental: listen address rendered")
     p.add_argument(
+        "--standby-fd",
+        type=int,
+        default=None,
+        help="start, then wait: take over when a byte arrives on this fd, exit on EOF (the hub's warm standby)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -203,6 +209,18 @@ def loop_factory(no_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | N
     return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
+def wait_for_takeover(fd: int) -> bool:
+    """A warm standby: everything is imported and parsed; block until told to take over (True) or until the
+    hub that started it is gone (EOF: False). Taking over then costs only binding and replaying the journal."""
+    try:
+        go = os.read(fd, 1)
+    except OSError:
+        go = b""
+    os.close(fd)
+    logging.getLogger("hubkit_proxy").info("standby %s", "taking over" if go else "no longer needed")
+    return bool(go)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
@@ -220,8 +238,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_from_args(args)
     if not settings.auth_token:
         log.warning("CONFIGPROXY_AUTH_TOKEN is not set: the REST API is unauthenticated")
+    factory = loop_factory(args.no_uvloop)
+    if args.standby_fd is not None and not wait_for_takeover(args.standby_fd):
+        return
     try:
-        with asyncio.Runner(loop_factory=loop_factory(args.no_uvloop)) as runner:
+        with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve(settings))
     except OSError as exc:
         raise SystemExit(f"hubkit-proxy: {exc}") from exc

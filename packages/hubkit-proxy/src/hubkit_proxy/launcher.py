@@ -57,6 +57,29 @@ def launch(cmd: list[str], env: dict[str, str], pid_file: str, log_file: str) ->
     return proc
 
 
+def launch_standby(cmd: list[str], env: dict[str, str], log_file: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``cmd`` as a warm standby (``--standby-fd``): it imports and parses, then waits. Returns the process
+    and the write end of its pipe: one byte makes it take over, closing the pipe makes it exit."""
+    read_end, write_end = os.pipe()
+    try:
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [*cmd, "--standby-fd", str(read_end)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                pass_fds=[read_end],
+            )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return proc, write_end
+
+
 def stop(pid_file: str, grace: float = 5.0) -> bool:
     """Stop the process named by ``pid_file`` (SIGTERM, then SIGKILL). True when one was running."""
     pid = read_pid(pid_file)

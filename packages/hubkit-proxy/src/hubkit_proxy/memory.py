@@ -29,7 +29,10 @@ class Heap:
         self.libc: ctypes.CDLL | None = None
         if sys.platform.startswith("linux"):
             try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                try:  # glibc's soname; find_library would run ldconfig, slow for a process that must start fast
+                    libc = ctypes.CDLL("libc.so.6")
+                except OSError:
+                    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
                 libc.malloc_trim.argtypes = [ctypes.c_size_t]
                 self.libc = libc

@@ -119,6 +119,11 @@ class HubkitProxyConfig(ChpConfig):
         description="Data-plane processes sharing the public port (SO_REUSEPORT) behind one API/journal master; "
         "more than 1 only pays with spare cores.",
     )
+    standby: bool = Field(
+        True,
+        description="Keep a warm standby process (imported and waiting, about 16 MiB) that takes over the moment "
+        "the embedded proxy exits, so routes answer again without waiting for a Python start.",
+    )
     hub_targets: list[str] = Field(
         default_factory=list,
         description="Further hub processes serving this hub (replicas): the default route sends each request "
@@ -250,6 +255,7 @@ class ChpBackend:
             await self.ensure_running()
             await self.ensure_default_route()
             if self.config.restart_on_exit:
+                self._spawn_standby()
                 self.watcher = asyncio.get_running_loop().create_task(self._watch())
         elif not self.clients or not await self.primary.ping():
             log.warning("proxy API %s is not reachable yet", self.clients[0].api_url if self.clients else "(none found)")
@@ -257,6 +263,7 @@ class ChpBackend:
     async def shutdown(self) -> None:
         """Disconnect only: the proxy keeps serving users while the hub is down."""
         await self._stop_watching()
+        self._drop_standby()
         for client in self.clients:
             await client.aclose()
 
@@ -359,6 +366,7 @@ class ChpBackend:
         if self.watcher is not None:
             self.watcher.cancel()  # an explicit stop must not look like a crash to restart
             self.watcher = None
+        self._drop_standby()
         stopped = launcher.stop(self.pid_file)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -379,6 +387,11 @@ class ChpBackend:
                 log.warning("data dir %s is gone; not restarting %s", self.hub.data_dir, self.name)
                 return
             log.warning("%s (pid %d) exited; restarting it", self.name, pid)
+            if await self._take_over():
+                self.restarts += 1
+                self.restarted.set()
+                self._spawn_standby()
+                continue
             delay = 0.0
             while True:
                 try:
@@ -390,6 +403,17 @@ class ChpBackend:
                     await asyncio.sleep(delay)
             self.restarts += 1
             self.restarted.set()
+            self._spawn_standby()
+
+    # A warm standby is a hubkit-proxy feature (--standby-fd); the CHP backend has none.
+    def _spawn_standby(self) -> None:
+        pass
+
+    def _drop_standby(self) -> None:
+        pass
+
+    async def _take_over(self) -> bool:
+        return False
 
     def _data_dir_gone(self) -> bool:
         """A removed data dir means the hub was uninstalled (or a test ended): nobody wants the proxy back."""
@@ -476,6 +500,9 @@ class HubkitProxyBackend(ChpBackend):
         self.hconfig = config
         self.source: ReplicaSource | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.standby: tuple[subprocess.Popen[bytes], int] | None = (
+            None  # the process and its "take over" pipe
+        )
         super().__init__(config, hub)
 
     def api_urls(self) -> list[str]:
@@ -539,6 +566,54 @@ class HubkitProxyBackend(ChpBackend):
 
     def default_command(self) -> list[str]:
         return [sys.executable, "-m", "hubkit_proxy"]
+
+    def _spawn_standby(self) -> None:
+        """Start the next standby, bound for the ports the proxy has now (it takes them over as they are)."""
+        self._drop_standby()
+        if not (self.hconfig.standby and self.config.should_start and self.config.restart_on_exit):
+            return
+        api_port = urlsplit(self.primary.api_url).port or 0
+        env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
+        self.standby = launcher.launch_standby(self.command(self.public_port, api_port), env, self.log_file)
+
+    def _drop_standby(self) -> None:
+        standby, self.standby = self.standby, None
+        if standby is not None:
+            proc, go = standby
+            os.close(go)  # EOF: it exits without binding anything
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.5)
+
+    async def _take_over(self) -> bool:
+        """Tell the standby to take over; True once it answers on the proxy's ports."""
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return False
+        proc, go = standby
+        try:
+            os.write(go, b"1")
+        except OSError:
+            return False
+        finally:
+            os.close(go)
+        with open(self.pid_file, "w") as fh:  # noqa: ASYNC230 (a few bytes; the hub reads it to find the proxy)
+            fh.write(str(proc.pid))
+        self.proc = proc
+        try:
+            ports = await launcher.wait_ports(self.ports_file, proc, self.config.start_timeout)
+            self._use_ports(int(ports["port"] or 0), int(ports["api_port"] or 0))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.start_timeout
+            while not await self.primary.ping():
+                if proc.poll() is not None or loop.time() > deadline:
+                    raise RuntimeError("the standby did not answer")
+                await asyncio.sleep(0.01)
+        except (RuntimeError, TimeoutError) as exc:
+            log.warning("standby %s could not take over (%s); starting a new proxy", proc.pid, exc)
+            self._give_up(proc)
+            return False
+        log.info("standby (pid %d) took over", proc.pid)
+        return True
 
     def command(self, public_port: int, api_port: int) -> list[str]:
         state = self.hconfig.state_file or os.path.join(self.hub.data_dir, "hubkit-proxy-routes.jsonl")
