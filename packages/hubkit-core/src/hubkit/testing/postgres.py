@@ -10,7 +10,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -65,10 +64,9 @@ class PgCluster:
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# The cluster listens on a Unix socket only (listen_addresses=''), in a directory of its own: the port just names
+# the socket file there, so every cluster can use the default one and nothing races for a TCP port.
+PG_PORT = 5432
 
 
 def start_cluster() -> PgCluster:
@@ -88,7 +86,7 @@ def start_cluster() -> PgCluster:
     if os.geteuid() == 0:
         os.chown(root, pw.pw_uid, pw.pw_gid)
         os.chown(sockdir, pw.pw_uid, pw.pw_gid)
-    cluster = PgCluster(bindir, datadir, sockdir, _free_port(), user)
+    cluster = PgCluster(bindir, datadir, sockdir, PG_PORT, user)
     r = cluster._run(str(bindir / "initdb"), "-D", str(datadir), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8")
     if r.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
