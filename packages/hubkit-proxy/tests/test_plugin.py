@@ -267,7 +267,7 @@ async def test_explicit_stop_is_not_restarted(tmp_path: Path, backend: Backend) 
     b = await started("hubkit-proxy", tmp_path, backend, restart_on_exit=True)
     pid = launcher.read_pid(b.pid_file)
     assert isinstance(b, HubkitProxyBackend) and b.standby is not None
-    standby = b.standby[0]
+    standby = b.standby.proc
     assert b.stop_proxy() is True
     await asyncio.sleep(0.5)
     assert b.restarts == 0 and launcher.read_pid(b.pid_file) is None
@@ -281,7 +281,7 @@ async def test_standby_leaves_with_the_hub(tmp_path: Path, backend: Backend) -> 
     b = await started("hubkit-proxy", tmp_path, backend, restart_on_exit=True)
     try:
         assert isinstance(b, HubkitProxyBackend) and b.standby is not None
-        standby = b.standby[0]
+        standby = b.standby.proc
         await b.shutdown()
         assert standby.wait(15) == 0  # it reads EOF once its imports are done, and exits
         pid = launcher.read_pid(b.pid_file)

@@ -57,27 +57,47 @@ def launch(cmd: list[str], env: dict[str, str], pid_file: str, log_file: str) ->
     return proc
 
 
-def launch_standby(cmd: list[str], env: dict[str, str], log_file: str) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``cmd`` as a warm standby (``--standby-fd``): it imports and parses, then waits. Returns the process
-    and the write end of its pipe: one byte makes it take over, closing the pipe makes it exit."""
-    read_end, write_end = os.pipe()
-    try:
-        with open(log_file, "ab") as log:
-            proc = subprocess.Popen(
-                [*cmd, "--standby-fd", str(read_end)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                pass_fds=[read_end],
-            )
-    except BaseException:
-        os.close(write_end)
-        raise
-    finally:
-        os.close(read_end)
-    return proc, write_end
+class Standby:
+    """A warm standby (``--standby-fd``): started with the proxy's command, it imports and parses, then waits on a
+    pipe. One byte makes it take over (bind and replay the journal); closing the pipe, or the hub's death,
+    makes it exit, so it never outlives the hub that started it."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log_file: str) -> None:
+        read_end, self.go = os.pipe()
+        try:
+            with open(log_file, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [*cmd, "--standby-fd", str(read_end)],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,  # once it has taken over, it must outlive the hub like the proxy
+                    pass_fds=[read_end],
+                )
+        except BaseException:
+            os.close(self.go)
+            raise
+        finally:
+            os.close(read_end)
+
+    def release(self) -> None:
+        """No longer needed: it reads EOF and exits (once its imports are done)."""
+        os.close(self.go)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(0.5)
+
+    def activate(self, pid_file: str) -> subprocess.Popen[bytes] | None:
+        """Take over now; the pid file names it from here on. None if it already died."""
+        try:
+            os.write(self.go, b"1")
+        except OSError:
+            return None
+        finally:
+            os.close(self.go)
+        with open(pid_file, "w") as fh:
+            fh.write(str(self.proc.pid))
+        return self.proc
 
 
 def stop(pid_file: str, grace: float = 5.0) -> bool:

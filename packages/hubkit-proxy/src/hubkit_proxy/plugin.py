@@ -17,7 +17,6 @@ import contextlib
 import importlib
 import logging
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -29,17 +28,14 @@ from urllib.parse import urlsplit, urlunsplit
 from hubkit.interfaces import Route
 from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import BackendRegistry, HubInfo
-from pydantic import BaseModel, Field, model_validator
 
 from . import launcher
 from .chpclient import ChpClient, ProxyApiError, path_to_routespec, routespec_to_path
 from .listen import read_ports_file
+from .plugin_config import REPLICA_SOURCES, ChpConfig, HubkitProxyConfig, api_token
 
 log = logging.getLogger("hubkit_proxy.plugin")
-TOKEN_FILE = "proxy-auth-token"
 MAX_RESTART_DELAY = 30.0
-REPLICA_SOURCES = "hubkit.proxy_replicas"
-"""Entry-point group of replica sources: ``name = "module:factory"``, ``factory(options, hub) -> ReplicaSource``."""
 
 
 class ReplicaSource(Protocol):
@@ -62,97 +58,6 @@ def load_replica_source(name: str) -> Callable[[dict[str, Any], HubInfo], Replic
     return found[0].load()  # type: ignore[no-any-return]
 
 
-class ChpConfig(BaseModel):
-    """Options shared by both backends (``[proxy.chp]`` / ``[proxy.hubkit-proxy]``)."""
-
-    model_config = {"extra": "forbid"}
-
-    should_start: bool = Field(
-        True,
-        description="Launch the proxy as a child process that outlives the hub; false = it is run externally.",
-    )
-    api_url: str = Field(
-        "http://127.0.0.1:8001",
-        description="The proxy's REST API URL. Port 0 (hubkit-proxy only): the proxy picks a free port and "
-        "reports it back.",
-    )
-    auth_token: str | None = Field(
-        None,
-        repr=False,
-        description="API secret; else env CONFIGPROXY_AUTH_TOKEN, else generated and kept 0600 in the data dir.",
-    )
-    command: list[str] | None = Field(None, description="Command to launch (default: the backend's proxy).")
-    extra_args: list[str] = Field(default_factory=list, description="Extra command-line flags for the proxy.")
-    pid_file: str | None = Field(
-        None, description="Pid file of the embedded proxy (default: in the data dir)."
-    )
-    log_file: str | None = Field(
-        None, description="stdout/stderr of the embedded proxy (default: in the data dir)."
-    )
-    host_routing: bool = Field(
-        False, description="Routespecs start with a host; on by itself when the hub has [hub] subdomain_host."
-    )
-    start_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a launched proxy's API.")
-    request_timeout: float = Field(10.0, gt=0, description="Seconds per API request.")
-    retry_seconds: float = Field(30.0, ge=0, description="Total seconds to retry connection errors and 5xx.")
-    restart_on_exit: bool = Field(
-        True,
-        description="Restart the embedded proxy the moment its process exits (its exit is watched, not polled).",
-    )
-    proxy_timeout_ms: int | None = Field(None, description="--proxy-timeout passed to the proxy (ms).")
-
-
-class HubkitProxyConfig(ChpConfig):
-    """Options of the ``hubkit-proxy`` backend."""
-
-    replicas: list[str] = Field(
-        default_factory=list,
-        description="API URLs of further replicas serving the same table; every change is pushed to all of them.",
-    )
-    state_file: str | None = Field(
-        None,
-        description="Route journal of the embedded proxy (default: in the data dir); restores routes at start.",
-    )
-    workers: int = Field(
-        1,
-        ge=1,
-        description="Data-plane processes sharing the public port (SO_REUSEPORT) behind one API/journal master; "
-        "more than 1 only pays with spare cores.",
-    )
-    standby: bool = Field(
-        True,
-        description="Keep a warm standby process (imported and waiting, about 16 MiB) that takes over the moment "
-        "the embedded proxy exits, so routes answer again without waiting for a Python start.",
-    )
-    hub_targets: list[str] = Field(
-        default_factory=list,
-        description="Further hub processes serving this hub (replicas): the default route sends each request "
-        "to a healthy one, and moves on at once from one that refuses connections.",
-    )
-    health_check_interval_ms: int = Field(
-        1000, gt=0, description="How often each hub target's health endpoint is probed (with hub_targets)."
-    )
-    health_check_timeout_ms: int = Field(1000, gt=0, description="How long a probe may take before it fails.")
-    fail_timeout_ms: int = Field(
-        10000,
-        gt=0,
-        description="How long a hub target that refused a connection is skipped (unless a probe passes).",
-    )
-    discovery: str | None = Field(
-        None,
-        description=f"Find the replicas at run time instead of listing them: a replica source from entry-point "
-        f"group '{REPLICA_SOURCES}' (hubkit-spawn-k8s: 'kubernetes', the EndpointSlices of a Service). "
-        "Replaces api_url and replicas; needs should_start = false.",
-    )
-    discovery_options: dict[str, Any] = Field(default_factory=dict, description="Options of that replica source.")
-
-    @model_validator(mode="after")
-    def _discovery_is_external(self) -> HubkitProxyConfig:
-        if self.discovery and self.should_start:
-            raise ValueError("discovery finds externally run replicas: set should_start = false")
-        return self
-
-
 class ChpBackend:
     """Drives one proxy (plus replicas) through the CHP API."""
 
@@ -164,7 +69,7 @@ class ChpBackend:
         self.hub = hub
         # per-user subdomains route by host (JupyterHub starts CHP with --host-routing for subdomain_host)
         self.host_routing = config.host_routing or bool(hub.subdomain_host)
-        self.token = self._token()
+        self.token = api_token(config.auth_token, hub.data_dir)
         self.pid_file = config.pid_file or os.path.join(hub.data_dir, f"{self.name}.pid")
         self.log_file = config.log_file or os.path.join(hub.data_dir, f"{self.name}.log")
         self.ports_file = os.path.join(hub.data_dir, f"{self.name}.ports.json")
@@ -201,27 +106,6 @@ class ChpBackend:
         return self.clients[0]
 
     # -- token and command ----------------------------------------------------------------------------------
-    def _token(self) -> str:
-        if self.config.auth_token:
-            return self.config.auth_token
-        env = os.environ.get("CONFIGPROXY_AUTH_TOKEN")
-        if env:
-            return env
-        path = os.path.join(self.hub.data_dir, TOKEN_FILE)
-        try:
-            with open(path) as fh:
-                token = fh.read().strip()
-            if token:
-                return token
-        except FileNotFoundError:
-            pass
-        os.makedirs(self.hub.data_dir, exist_ok=True)
-        token = secrets.token_hex(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token)
-        return token
-
     def default_command(self) -> list[str]:
         found = os.environ.get("HUBKIT_CHP_BIN") or shutil.which("configurable-http-proxy")
         if not found:
@@ -330,6 +214,12 @@ class ChpBackend:
         cmd = self.command(public_port, api_port)
         log.info("starting %s: %s", self.name, " ".join(cmd))
         self.proc = proc = launcher.launch(cmd, env, self.pid_file, self.log_file)
+        if not self.reports_ports:
+            self.public_port = public_port
+        await self._await_up(proc)
+
+    async def _await_up(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait until ``proc`` listens (its ports file, when it writes one) and its API answers."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.start_timeout
         if self.reports_ports:
@@ -339,14 +229,12 @@ class ChpBackend:
                 self._give_up(proc)
                 raise ProxyApiError(f"{self.name} {exc}; see {self.log_file}") from exc
             self._use_ports(int(ports["port"] or 0), int(ports["api_port"] or 0))
-        else:
-            self.public_port = public_port
         while loop.time() < deadline:
             if proc.poll() is not None:
                 raise ProxyApiError(f"{self.name} exited with {proc.returncode}; see {self.log_file}")
             if await self.primary.ping():
                 return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         self._give_up(proc)
         raise ProxyApiError(
             f"{self.name} API did not answer within {self.config.start_timeout}s; see {self.log_file}"
@@ -500,9 +388,7 @@ class HubkitProxyBackend(ChpBackend):
         self.hconfig = config
         self.source: ReplicaSource | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.standby: tuple[subprocess.Popen[bytes], int] | None = (
-            None  # the process and its "take over" pipe
-        )
+        self.standby: launcher.Standby | None = None
         super().__init__(config, hub)
 
     def api_urls(self) -> list[str]:
@@ -574,43 +460,24 @@ class HubkitProxyBackend(ChpBackend):
             return
         api_port = urlsplit(self.primary.api_url).port or 0
         env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
-        self.standby = launcher.launch_standby(self.command(self.public_port, api_port), env, self.log_file)
+        self.standby = launcher.Standby(self.command(self.public_port, api_port), env, self.log_file)
 
     def _drop_standby(self) -> None:
         standby, self.standby = self.standby, None
         if standby is not None:
-            proc, go = standby
-            os.close(go)  # EOF: it exits without binding anything
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(0.5)
+            standby.release()
 
     async def _take_over(self) -> bool:
         """Tell the standby to take over; True once it answers on the proxy's ports."""
         standby, self.standby = self.standby, None
-        if standby is None:
+        proc = standby.activate(self.pid_file) if standby is not None else None
+        if proc is None:
             return False
-        proc, go = standby
-        try:
-            os.write(go, b"1")
-        except OSError:
-            return False
-        finally:
-            os.close(go)
-        with open(self.pid_file, "w") as fh:  # noqa: ASYNC230 (a few bytes; the hub reads it to find the proxy)
-            fh.write(str(proc.pid))
         self.proc = proc
         try:
-            ports = await launcher.wait_ports(self.ports_file, proc, self.config.start_timeout)
-            self._use_ports(int(ports["port"] or 0), int(ports["api_port"] or 0))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.config.start_timeout
-            while not await self.primary.ping():
-                if proc.poll() is not None or loop.time() > deadline:
-                    raise RuntimeError("the standby did not answer")
-                await asyncio.sleep(0.01)
-        except (RuntimeError, TimeoutError) as exc:
-            log.warning("standby %s could not take over (%s); starting a new proxy", proc.pid, exc)
-            self._give_up(proc)
+            await self._await_up(proc)
+        except ProxyApiError as exc:
+            log.warning("the standby could not take over (%s); starting a new proxy", exc)
             return False
         log.info("standby (pid %d) took over", proc.pid)
         return True
