@@ -53,7 +53,7 @@ class ClientProtocol(asyncio.Protocol):
         self.early: list[bytes] = []  # bytes after an upgrade request, before the target accepted it
         # Output held while one upstream read is handled, then sent with one writelines (one writev): a small
         # response's head, body and chunk terminator cost one send instead of three.
-        self.out: list[bytes] | None = None
+        self.out: list[bytes | memoryview] | None = None
 
     # -- asyncio callbacks ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -139,7 +139,7 @@ class ClientProtocol(asyncio.Protocol):
             else:
                 self.transport.writelines(out)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | memoryview) -> None:
         out = self.out
         if out is not None:
             out.append(data)
@@ -290,7 +290,7 @@ class ClientProtocol(asyncio.Protocol):
             self.proxy.pool.release(conn, reusable=False)
             self.done(ex)
 
-    def response_body(self, body: bytes) -> None:
+    def response_body(self, body: bytes | memoryview) -> None:
         ex = self.current
         if ex is None or self.transport is None or ex.status < 200:
             return
@@ -314,7 +314,7 @@ class ClientProtocol(asyncio.Protocol):
             ex.route.last_activity = time.time()
         self.proxy.metrics.count(ex.status)
         ex.upstream = None
-        self.proxy.pool.release(conn, reusable=ex.body_done and conn.parser.should_keep_alive())
+        self.proxy.pool.release(conn, reusable=ex.body_done and conn.keep_alive)
         self.done(ex)
 
     def upgrade_established(self, conn: UpstreamProtocol, rest: bytes) -> None:

@@ -37,6 +37,7 @@ class Metrics:
         self.websockets_total = 0
         self.upstream_errors = 0
         self.bad_requests = 0
+        self.raw_bodies = 0
 
     def snapshot(self) -> dict[str, Any]:
         """Counters and gauges as JSON (a worker's report to its master)."""
@@ -61,6 +62,7 @@ class Metrics:
                 "websockets_total",
                 "upstream_errors",
                 "bad_requests",
+                "raw_bodies",
             ):
                 setattr(total, name, getattr(total, name) + snap.get(name, 0))
         return total
@@ -107,6 +109,10 @@ class Metrics:
                 self.upstream_errors,
             ),
             "hubkit_proxy_bad_requests_total": ("Malformed or oversized client requests.", self.bad_requests),
+            "hubkit_proxy_passthrough_bodies_total": (
+                "Large fixed-length response bodies passed through unparsed.",
+                self.raw_bodies,
+            ),
         }
         for name, (help_, value) in counters.items():
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} counter", f"{name} {value}"]

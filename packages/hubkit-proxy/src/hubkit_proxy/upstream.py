@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from .routing import Route, Target
 
@@ -21,8 +21,19 @@ if TYPE_CHECKING:
     from .server import Proxy
 
 
+RAW_MIN = 64 * 1024  # bodies at least this large (with a Content-Length) pass through unparsed
+
+
+class _RawBody(Exception):
+    """Raised from on_headers_complete to stop the parser: the body is passed through as received."""
+
+
 class UpstreamProtocol(asyncio.Protocol):
-    """One connection to a target. While busy it feeds response events to its ``client``."""
+    """One connection to a target. While busy it feeds response events to its ``client``.
+
+    A large body with a Content-Length is not fed to the parser, which would copy every chunk into a new bytes
+    object: the received buffers go to the client as memoryviews, counted down to the end of the body.
+    """
 
     def __init__(self, proxy: Proxy, route: Route, target: Target, pooled: bool) -> None:
         self.proxy = proxy
@@ -38,6 +49,10 @@ class UpstreamProtocol(asyncio.Protocol):
         self.reused = False
         self.closed = False
         self.idle_since = 0.0
+        self.keep_alive = False  # of the current response, read when its head is complete
+        self.raw_left = 0  # body bytes still to pass through unparsed
+        self.head_tail = b""  # last bytes fed while a head was incomplete (its end may straddle two reads)
+        self.messages = 0  # messages completed during the current feed (an interim 100 before the head)
 
     # -- asyncio callbacks ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -73,18 +88,56 @@ class UpstreamProtocol(asyncio.Protocol):
         if client is None:  # bytes on an idle connection: the target broke protocol
             self.abort()
             return
+        if self.raw_left:
+            self.pass_raw(client, data)
+            return
         client.hold()
+        self.messages = 0
         try:
             self.parser.feed_data(data)
+            self.head_tail = data[-3:] if len(data) >= 3 else (self.head_tail + data)[-3:]
         except HttpParserUpgrade as exc:
             if self.client is not None:
                 self.client.upgrade_established(self, data[exc.args[0] :])
+        except HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, _RawBody):
+                self.bad_response(client)
+                return
+            end = self.head_end(data)
+            self.parser = HttpResponseParser(
+                self
+            )  # the stopped one is spent; the next response gets a new one
+            self.head_tail = b""
+            if end < len(data):
+                self.pass_raw(client, memoryview(data)[end:])
         except HttpParserError:
-            self.client = None
-            client.upstream_failed(self, bad_response=True)
-            self.abort()
+            self.bad_response(client)
         finally:
             client.flush()
+
+    def bad_response(self, client: ClientProtocol) -> None:
+        self.client = None
+        client.upstream_failed(self, bad_response=True)
+        self.abort()
+
+    def head_end(self, data: bytes) -> int:
+        """Offset in ``data`` just past the head that ended in it (the head began with this read or the last)."""
+        joined = self.head_tail + data[:3]
+        i = joined.find(b"\r\n\r\n")
+        if i != -1:
+            return i + 4 - len(self.head_tail)
+        return data.find(b"\r\n\r\n") + 4
+
+    def pass_raw(self, client: ClientProtocol, chunk: bytes | memoryview) -> None:
+        left = self.raw_left
+        if len(chunk) > left:  # bytes beyond the announced body: the target broke protocol
+            self.raw_left = 0
+            self.bad_response(client)
+            return
+        self.raw_left = left - len(chunk)
+        client.response_body(chunk)
+        if not self.raw_left:
+            client.response_done(self)
 
     def pause_writing(self) -> None:
         if self.tunnel is not None:
@@ -107,14 +160,34 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         headers, self.headers = self.headers, []
-        if self.client is not None:
-            self.client.response_head(self, self.parser.get_status_code(), self.reason, headers)
+        client = self.client
+        if client is None:
+            return
+        status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+        client.response_head(self, status, self.reason, headers)
+        ex = client.current
+        if (
+            status >= 200
+            and status not in (204, 304)
+            and self.messages == 0
+            and ex is not None
+            and ex.upstream is self
+            and not ex.is_head
+            and not ex.resp_chunked
+        ):
+            length = _raw_length(headers)
+            if length >= RAW_MIN:
+                self.raw_left = length
+                self.proxy.metrics.raw_bodies += 1
+                raise _RawBody()
 
     def on_body(self, body: bytes) -> None:
         if self.client is not None:
             self.client.response_body(body)
 
     def on_message_complete(self) -> None:
+        self.messages += 1
         if self.client is not None:
             self.client.response_done(self)
 
@@ -130,6 +203,21 @@ class UpstreamProtocol(asyncio.Protocol):
     def writelines(self, data: tuple[bytes, ...]) -> None:
         if self.transport is not None and not self.closed:
             self.transport.writelines(data)
+
+
+def _raw_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The Content-Length of a response that may pass through unparsed; 0 when it may not."""
+    length = 0
+    for name, value in headers:
+        n = name.lower()
+        if n == b"transfer-encoding":
+            return 0
+        if n == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return 0
+    return length
 
 
 _SSL: ssl.SSLContext | None = None
