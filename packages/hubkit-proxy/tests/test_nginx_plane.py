@@ -50,11 +50,12 @@ def nginx_dir(tmp_path: Path) -> Iterator[Path]:
 
 def start_nginx(d: Path, port: int) -> subprocess.Popen[bytes]:
     (d / "nginx.conf").write_text(MAIN.format(d=d))
-    proc = subprocess.Popen([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)], stderr=subprocess.DEVNULL)
+    with open(d / "stderr.log", "wb") as err:  # startup errors (bad config, port taken) go to stderr
+        proc = subprocess.Popen([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)], stderr=err)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError((d / "error.log").read_text())
+            raise RuntimeError((d / "stderr.log").read_text())
         try:
             httpx.get(f"http://127.0.0.1:{port}/_chp_healthz", timeout=1)
             return proc

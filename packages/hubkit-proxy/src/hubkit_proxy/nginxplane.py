@@ -38,8 +38,10 @@ SERVER = """server {{
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_set_header X-Forwarded-Port $server_port;
-    proxy_buffering off;  # streamed as it arrives (progress events, large downloads), in reads of up to:
+    proxy_buffering off;  # streamed as it arrives (progress events, large downloads), in reads of up to 256k
     proxy_buffer_size 256k;
+    proxy_buffers 4 256k;
+    proxy_busy_buffers_size 256k;
     proxy_request_buffering off;
     proxy_read_timeout 1h;
     proxy_next_upstream error timeout;
