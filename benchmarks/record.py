@@ -40,6 +40,8 @@ def machine() -> dict[str, Any]:
         "loadavg": list(os.getloadavg()),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        # code imported from elsewhere than the commit (a PYTHONPATH override) is part of what was measured
+        "pythonpath": os.environ.get("PYTHONPATH", ""),
     }
 
 
