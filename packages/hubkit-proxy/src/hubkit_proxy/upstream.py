@@ -104,9 +104,8 @@ class UpstreamProtocol(asyncio.Protocol):
                 self.bad_response(client)
                 return
             end = self.head_end(data)
-            self.parser = HttpResponseParser(
-                self
-            )  # the stopped one is spent; the next response gets a new one
+            # the stopped parser is spent: the next response on this connection gets a new one
+            self.parser = HttpResponseParser(self)
             self.head_tail = b""
             if end < len(data):
                 self.pass_raw(client, memoryview(data)[end:])
