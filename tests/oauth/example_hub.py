@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from hubkit.config import toml_out
-from hubkit.testing.processes import free_port, start_hub_cli, wait_health
+from hubkit.testing.processes import start_hub_cli, wait_bound_ports, wait_health
 from hubkit_proxy import launcher
 from oauth_helpers import terminate
 
@@ -54,8 +54,8 @@ class ExampleHub:
     auth: dict[str, Any]  # [auth.<backend>] values for this machine's provider
     env: dict[str, str] = field(default_factory=dict)
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # keys a how-to adds, by section
-    hub_port: int = field(default_factory=free_port)
-    proxy_api_port: int = field(default_factory=free_port)
+    hub_port: int = 0  # the hub and its proxy bind port 0 and report what they got (see start)
+    proxy_api_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -93,6 +93,9 @@ class ExampleHub:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(toml_out.dump(self.config()) + "\n")
         self.proc, t0 = start_hub_cli(self.config_path, self.log_path, self.env)
+        ports = wait_bound_ports(self.data_dir, self.proc, limit=90)
+        self.hub_port, self.proxy_api_port = ports["hub_port"], ports["api_port"]
+        self.config_path.write_text(toml_out.dump(self.config()) + "\n")  # pinned, as a restart would need
         wait_health(f"{self.url}/hub/health", self.proc, t0, limit=90)  # through the proxy the hub started
 
     def log(self) -> str:

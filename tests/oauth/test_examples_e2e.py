@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import pytest
 from cryptography.fernet import Fernet
 from example_hub import ExampleHub
 from hubkit.testing import require
-from hubkit.testing.processes import free_port
+from hubkit.testing.processes import bound_socket
 from hubkit_singleuser.hubenv import DEFAULT_AUTH_CACHE_SECONDS
 from oauth_helpers import CLIENT_ID, CLIENT_SECRET, RealOP, browse
 
@@ -40,7 +41,10 @@ LOGOUT_SLACK = 3.0  # seconds beyond the documented window: request round trips 
 
 
 @pytest.fixture
-def example_hubs(tmp_path: Path) -> Iterator[list[ExampleHub]]:
+def example_hubs(tmp_path: Path, hub_socket: socket.socket) -> Iterator[list[ExampleHub]]:
+    # The provider knows the callback URL on hub_port, and here a separate process (the example's embedded
+    # hubkit-proxy) must bind that port itself: the module's hold on it ends just before the hub starts.
+    hub_socket.close()
     hubs: list[ExampleHub] = []
     yield hubs
     for hub in hubs:
@@ -138,12 +142,12 @@ GITHUB_TEAMS = [{"slug": "hub-admins", "organization": {"login": "my-org"}}]
 async def test_github_example_reaches_lab(hub_port: int, tmp_path: Path,
                                           example_hubs: list[ExampleHub]) -> None:
     """The GitHub preset against a local server answering as GitHub does (OAuth app + REST API)."""
-    port = free_port()
-    provider = FakeProvider(base=f"http://127.0.0.1:{port}")
+    sock = bound_socket()  # the provider's server is handed the socket itself
+    provider = FakeProvider(base=f"http://127.0.0.1:{sock.getsockname()[1]}")
     provider.github = {"/user": GITHUB_USER, "/user/emails": GITHUB_EMAILS, "/user/orgs": GITHUB_ORGS,
                        "/user/teams": GITHUB_TEAMS}
     provider.expires_in = 28800  # a GitHub App user token: it expires and comes with a refresh token
-    with ServerThread(provider.app(), port):
+    with ServerThread(provider.app(), sock):
         hub = ExampleHub(
             "oauth-github", tmp_path, hub_port,
             auth={"client_id": FAKE_CLIENT_ID, "github_url": provider.base, "api_url": f"{provider.base}/api"},
