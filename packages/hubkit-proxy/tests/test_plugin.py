@@ -7,6 +7,7 @@ import dataclasses
 import importlib.metadata
 import os
 import signal
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -400,3 +401,19 @@ async def test_hub_targets_make_a_several_target_default_route(tmp_path: Path, b
     finally:
         await b.shutdown()
         b.stop_proxy()
+
+
+async def test_a_taken_port_is_named_in_the_hubs_error(tmp_path: Path, backend: Backend) -> None:
+    """The proxy's own reason reaches the hub's error (and so its log), e.g. for helpers that retry ports."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        b = build("hubkit-proxy", tmp_path, backend)
+        b.hub = dataclasses.replace(b.hub, public_port=taken.getsockname()[1])
+        b.wanted_ports = (b.hub.public_port, 0)
+        with pytest.raises(ProxyApiError, match=r"(?i)address already in use"):
+            await b.startup()
+        await b.shutdown()
+    finally:
+        taken.close()

@@ -227,11 +227,13 @@ class ChpBackend:
                 ports = await launcher.wait_ports(self.ports_file, proc, self.config.start_timeout)
             except (RuntimeError, TimeoutError) as exc:
                 self._give_up(proc)
-                raise ProxyApiError(f"{self.name} {exc}; see {self.log_file}") from exc
+                raise ProxyApiError(f"{self.name} {exc}: {self._last_words()}; see {self.log_file}") from exc
             self._use_ports(int(ports["port"] or 0), int(ports["api_port"] or 0))
         while loop.time() < deadline:
             if proc.poll() is not None:
-                raise ProxyApiError(f"{self.name} exited with {proc.returncode}; see {self.log_file}")
+                raise ProxyApiError(
+                    f"{self.name} exited with {proc.returncode}: {self._last_words()}; see {self.log_file}"
+                )
             if await self.primary.ping():
                 return
             await asyncio.sleep(0.01)
@@ -239,6 +241,16 @@ class ChpBackend:
         raise ProxyApiError(
             f"{self.name} API did not answer within {self.config.start_timeout}s; see {self.log_file}"
         )
+
+    def _last_words(self) -> str:
+        """The proxy's last log line (why it stopped: e.g. its port is taken), for the hub's own error."""
+        try:
+            with open(self.log_file, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(self.log_file) - 2000))
+                lines = [x for x in fh.read().decode(errors="replace").splitlines() if x.strip()]
+        except OSError:
+            return "(no log)"
+        return lines[-1].strip()[-300:] if lines else "(no output)"
 
     def _give_up(self, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:
