@@ -170,6 +170,16 @@ def conclusions(res: dict[str, Any]) -> list[str]:
         for test, p in prof.items():
             if "skipped" in p or not p.get("busy"):
                 continue
+            s = summary(res, test)
+            h, c = s.get(HUBKIT, {}).get("cpu"), s.get("chp", {}).get("cpu")
+            if h and c:
+                floor = h * (1 - p["python_pct"] / 100)
+                unit = "message" if test == "ws" else "request"
+                out.append(
+                    f"{test_label(res, test)}: without any of its Python code (the {p['python_pct']:.0f}% of busy "
+                    f"samples in hubkit_proxy), hubkit-proxy would still use about {floor:,.1f} µs of CPU per {unit}, "
+                    f"{c / floor:.2f}x less than CHP's {c:,.1f} µs; the rest is system calls and native code."
+                )
             out.append(
                 f"py-spy --native on hubkit-proxy (1 process) during the {PROFILE_LOADS.get(test, test)} load: of "
                 f"{p['busy']} samples not waiting in epoll ({p['idle_pct']:.0f}% of all {p['samples']} were), "
