@@ -13,7 +13,7 @@ from report import goal_rows, summary
 
 runs = sys.argv[1].split(",")
 restarts = sys.argv[2].split(",")
-res = [json.load(open(p)) for p in runs]
+res = [json.loads(Path(p).read_text()) for p in runs]
 labels = [r["started"][11:16] + " run" for r in res]
 loads = []
 for r in res:
@@ -97,7 +97,7 @@ L += [
     "| --- | --- | --- | --- | --- |",
 ]
 for p in restarts:
-    r = json.load(open(p))
+    r = json.loads(Path(p).read_text())
     x = r["restart"]
     s = x["seconds"]
     what = "warm standby (default)" if x["standby"] else "cold start (`standby = false`)"
@@ -136,8 +136,8 @@ L += [
 ]
 text = "\n".join(L) + "\n"
 p = "docs/benchmarks.md"
-s = open(p).read()
+s = Path(p).read_text()
 a = s.index("## Proxy (issues 4, 12, 14)")
 b = s.index("## Spawning a real JupyterLab")
-open(p, "w").write(s[:a] + text + "\n" + s[b:])
+Path(p).write_text(s[:a] + text + "\n" + s[b:])
 print(text)
