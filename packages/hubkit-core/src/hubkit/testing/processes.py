@@ -109,11 +109,11 @@ def start_hub_process(
                 time.sleep(0.05)
             return proc
         except AssertionError:
-            if not port_taken(log_text()[seen:]) or time.monotonic() > deadline:
-                raise
-            if proc.poll() is None:
+            if proc.poll() is None:  # a start that failed leaves no process behind
                 proc.kill()
             proc.wait(10)
+            if not port_taken(log_text()[seen:]) or time.monotonic() > deadline:
+                raise
             time.sleep(0.5)
 
 
@@ -184,6 +184,33 @@ def launch_hub_cli(
         limit=limit,
     )
     return proc, time.monotonic() - started[0]
+
+
+def start_hub_port_zero(
+    config: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    data_dir: Path,
+    proxy: bool = False,
+    limit: float = 60,
+) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    """A hub whose config says port 0 (for the proxy too when ``proxy``): its process and the ports it reported,
+    once its own ``/hub/health`` answers."""
+    got: dict[str, int] = {}
+    key = "hub_port" if proxy else "port"
+    proc, _ = launch_hub_cli(
+        config,
+        log,
+        env,
+        health=lambda: f"http://127.0.0.1:{got[key]}/hub/health",
+        data_dir=data_dir,
+        learn_ports=True,
+        on_ports=got.update,
+        proxy=proxy,
+        limit=limit,
+    )
+    return proc, got
 
 
 def wait_health(url: str, proc: subprocess.Popen[bytes], t0: float, limit: float = 30) -> float:
