@@ -202,16 +202,31 @@ def test_hub_killed_between_fork_and_saving_the_pid(tmp_path):
     server must not be left running as an orphan, and the next start must not run a second one beside it."""
     from hubkit.builtin.standin_servers import labelled_processes
 
-    port = free_port()
     data = tmp_path / "data"
     config = tmp_path / "hubkit.toml"
     label = f"hubkit@{data.resolve()}"
-    health = f"http://127.0.0.1:{port}/hub/health"
+    got = {"port": 0}
+
+    def start(log, kill_after_fork):
+        def pin(ports):  # the restarted hub comes back on the port the first one got
+            got.update(ports)
+
+        _hub_config(config, got["port"], data, kill_after_fork=kill_after_fork)
+        return launch_hub_cli(
+            config,
+            log,
+            HUB_ENV,
+            health=lambda: f"http://127.0.0.1:{got['port']}/hub/health",
+            data_dir=data,
+            learn_ports=got["port"] == 0,  # port 0 at first: the hub binds what the kernel gives and reports it
+            on_ports=pin,
+            proxy=False,
+        )[0]
+
     try:
-        _hub_config(config, port, data, kill_after_fork=True)
-        proc, t0 = start_hub_cli(config, tmp_path / "hub.log", HUB_ENV)
+        proc = start(tmp_path / "hub.log", kill_after_fork=True)
+        port = got["port"]
         try:
-            wait_health(health, proc, t0)
             token = cli_token(config, "boss", HUB_ENV)
             assert hub_api(port, token, "POST", "/users/kay").status_code == 201
             with contextlib.suppress(httpx.TransportError):
@@ -226,11 +241,9 @@ def test_hub_killed_between_fork_and_saving_the_pid(tmp_path):
             assert time.monotonic() < deadline, labelled_processes(label)
             time.sleep(0.05)
 
-        _hub_config(config, port, data, kill_after_fork=False)
         log = tmp_path / "hub2.log"
-        proc, t0 = start_hub_cli(config, log, HUB_ENV)
+        proc = start(log, kill_after_fork=False)
         try:
-            wait_health(health, proc, t0)
             wait_log(log, "adopted 0 servers, cleaned 1, 0 errors")
             assert labelled_processes(label) == {}  # found by its instance id and stopped
             assert hub_api(port, token, "POST", "/users/kay/server").status_code in (201, 202)
