@@ -21,20 +21,20 @@ from pathlib import Path
 import httpx
 import pytest
 from hubkit.testing import require
-from hubkit.testing.processes import cli_token, free_port, hub_api, start_hub_cli, wait_health
+from hubkit.testing.processes import cli_token, hub_api, start_hub_port_zero
 
 pytestmark = [pytest.mark.timeout(300)]
 MAX_USERS = 5000  # the writer's bound in count...
 MAX_SECONDS = 120  # ...and in time
 
 
-def write_config(tmp: Path, name: str, port: int) -> Path:
+def write_config(tmp: Path, name: str) -> Path:
     config = tmp / f"{name}.toml"
     config.write_text(
         f"""
 [hub]
 ip = "127.0.0.1"
-port = {port}
+port = 0  # the hub binds what the kernel gives it and reports it (start_hub)
 data_dir = "{tmp / name}"
 db_url = "sqlite:///hub.sqlite"
 admin_users = ["boss"]
@@ -47,6 +47,12 @@ backend = "none"
 """
     )
     return config
+
+
+def start_hub(config: Path, log: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A hub on port 0 (no race with other programs for a free port): its process and the port it reported."""
+    proc, ports = start_hub_port_zero(config, log, data_dir=data_dir)
+    return proc, ports["port"]
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,12 +92,10 @@ def users_in(db: Path) -> list[str]:
 
 
 def test_backup_while_writing_then_restore_elsewhere(tmp_path: Path) -> None:
-    port = free_port()
-    config = write_config(tmp_path, "live", port)
-    hub, t0 = start_hub_cli(config, tmp_path / "live.log")
+    config = write_config(tmp_path, "live")
+    hub, port = start_hub(config, tmp_path / "live.log", tmp_path / "live")
     writer: Writer | None = None
     try:
-        wait_health(f"http://127.0.0.1:{port}/hub/health", hub, t0, limit=60)
         token = cli_token(config, "boss")
         writer = Writer(port, token)
         writer.start()
@@ -127,14 +131,12 @@ def test_backup_while_writing_then_restore_elsewhere(tmp_path: Path) -> None:
         assert hub_api(port, token, "GET", "/users/boss").status_code == 200  # the live hub is untouched
 
         # restore into a new data dir and start a hub there: the data and the old token are there
-        port2 = free_port()
-        config2 = write_config(tmp_path, "restored", port2)
+        config2 = write_config(tmp_path, "restored")
         ok = cli(config2, "db", "restore", str(tmp_path / "b1.sqlite"))
         assert ok.returncode == 0, ok.stderr
         assert f"{k + 1} users" in ok.stdout
-        hub2, t2 = start_hub_cli(config2, tmp_path / "restored.log")
+        hub2, port2 = start_hub(config2, tmp_path / "restored.log", tmp_path / "restored")
         try:
-            wait_health(f"http://127.0.0.1:{port2}/hub/health", hub2, t2, limit=60)
             listed = hub_api(port2, token, "GET", "/users")
             assert listed.status_code == 200, listed.text
             assert sorted(u["name"] for u in listed.json()) == names
@@ -156,7 +158,7 @@ def test_backup_while_writing_then_restore_elsewhere(tmp_path: Path) -> None:
 
 
 def test_restore_refuses_what_is_not_a_hubkit_backup(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "hub", free_port())
+    config = write_config(tmp_path, "hub")
     assert cli(config, "db", "upgrade").returncode == 0
     db = tmp_path / "hub" / "hub.sqlite"
     before = db.read_bytes()
@@ -177,7 +179,7 @@ def test_restore_refuses_what_is_not_a_hubkit_backup(tmp_path: Path) -> None:
 
 
 def test_postgres_is_refused_with_a_pointer_to_pg_dump(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "hub", free_port())
+    config = write_config(tmp_path, "hub")
     url = "postgresql://hubkit@127.0.0.1:1/hubkit"  # never connected to: refused before any I/O
     r = cli(config, "db", "backup", str(tmp_path / "x"), "--db-url", url)
     assert r.returncode == 1 and "pg_dump" in r.stderr
@@ -194,7 +196,7 @@ def test_vm_backup_units_verify_and_their_commands_work(tmp_path: Path) -> None:
     """examples/vm/hubkit-backup.{service,timer}: systemd accepts them, and the unit's own command lines (paths
     pointed at this machine) back a hub's database up and prune to the newest 14 copies."""
     require(shutil.which("systemd-analyze") is not None, "systemd-analyze missing (apt-get install systemd)")
-    config = write_config(tmp_path, "hub", free_port())
+    config = write_config(tmp_path, "hub")
     backups = tmp_path / "backups"
     local = (
         (VM / "hubkit-backup.service")

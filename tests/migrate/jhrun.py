@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 from hubkit.testing import require
-from hubkit.testing.processes import free_port
+from hubkit.testing.processes import free_port, retry_on_address_in_use
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -111,42 +111,59 @@ def running_jupyterhub(tmp: Path, db_url: str) -> Iterator[JupyterHubRun]:
     require(chp is not None, "configurable-http-proxy not installed (run .ci/setup/proxy.sh)")
     tmp.mkdir(parents=True, exist_ok=True)
     run = JupyterHubRun(tmp=tmp, db_url=db_url)
-    port, hub_port, api_port = free_port(), free_port(), free_port()
-    run.public = f"http://127.0.0.1:{port}"
-    (tmp / "jupyterhub_config.py").write_text(
-        CONFIG.format(
-            port=port,
-            hub_port=hub_port,
-            api_port=api_port,
-            db_url=db_url,
-            tmp=tmp,
-            chp=chp,
-            singleuser=singleuser,
-            service_token=run.service_token,
-            config_token=run.config_token,
-        )
-    )
     env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
-    with open(run.log, "ab") as log:
-        proc = subprocess.Popen(
-            [str(jh), "-f", "jupyterhub_config.py"],
-            cwd=tmp,
-            stdout=log,
-            stderr=log,
-            env=env,
-            start_new_session=True,
+    seen = [0]
+
+    def launch() -> subprocess.Popen[bytes]:
+        """JupyterHub and CHP cannot bind port 0 and report it: fresh ports, and another try (through
+        retry_on_address_in_use) when another program took one of them in between."""
+        seen[0] = run.log.stat().st_size if run.log.exists() else 0
+        port, hub_port, api_port = free_port(), free_port(), free_port()
+        run.public = f"http://127.0.0.1:{port}"
+        (tmp / "jupyterhub_config.py").write_text(
+            CONFIG.format(
+                port=port,
+                hub_port=hub_port,
+                api_port=api_port,
+                db_url=db_url,
+                tmp=tmp,
+                chp=chp,
+                singleuser=singleuser,
+                service_token=run.service_token,
+                config_token=run.config_token,
+            )
         )
+        with open(run.log, "ab") as log:
+            proc = subprocess.Popen(
+                [str(jh), "-f", "jupyterhub_config.py"],
+                cwd=tmp,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, f"JupyterHub exited:\n{run.tail()}"
+                try:
+                    if httpx.get(f"{run.public}/hub/api", timeout=2).status_code == 200:
+                        return proc
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"JupyterHub did not come up:\n{run.tail()}"
+                time.sleep(0.25)
+        except AssertionError:
+            _stop(proc, tmp / "proxy.pid")
+            raise
+
+    def new_output() -> str:
+        with open(run.log, "rb") as fh:
+            fh.seek(seen[0])
+            return fh.read().decode(errors="replace")
+
+    proc = retry_on_address_in_use(launch, new_output)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"JupyterHub exited:\n{run.tail()}"
-            try:
-                if httpx.get(f"{run.public}/hub/api", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"JupyterHub did not come up:\n{run.tail()}"
-            time.sleep(0.25)
         yield run
     finally:
         _stop(proc, tmp / "proxy.pid")

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from hubkit.testing import require
-from hubkit.testing.processes import free_port, start_hub_cli, wait_health
+from hubkit.testing.processes import start_hub_port_zero
 from jhrun import JupyterHubRun, populate, running_jupyterhub
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -35,13 +35,13 @@ def import_json(config: Path, source: str, *extra: str) -> dict[str, Any]:
     return report
 
 
-def hub_config(tmp: Path, db_url: str, port: int) -> Path:
+def hub_config(tmp: Path, db_url: str) -> Path:
     config = tmp / "hubkit.toml"
     config.write_text(
         f"""
 [hub]
 ip = "127.0.0.1"
-port = {port}
+port = 0  # bound by the hub, reported in the data dir
 data_dir = "{tmp / "data"}"
 db_url = "{db_url}"
 
@@ -85,8 +85,7 @@ def test_import_from_real_jupyterhub(tmp_path: Path, databases: tuple[str, str])
     with running_jupyterhub(tmp_path / "jh", jh_url) as jh:
         populate(jh)  # (no token listing afterwards: JupyterHub deletes expired tokens it lists)
     # JupyterHub is stopped now; its database is all that is left of it
-    port = free_port()
-    config = hub_config(tmp_path, hub_url, port)
+    config = hub_config(tmp_path, hub_url)
 
     dry = import_json(config, jh_url, "--dry-run")
     assert dry["dry_run"] is True
@@ -122,9 +121,9 @@ def test_import_from_real_jupyterhub(tmp_path: Path, databases: tuple[str, str])
     assert again["counts"]["users"]["unchanged"] == 6
     assert again["counts"]["tokens"]["unchanged"] == 4
 
-    proc, t0 = start_hub_cli(config, tmp_path / "hub.log")
+    proc, ports = start_hub_port_zero(config, tmp_path / "hub.log", data_dir=tmp_path / "data")
+    port = ports["port"]
     try:
-        wait_health(f"http://127.0.0.1:{port}/hub/health", proc, t0, limit=60)
         _check_hub(port, jh)
         # a token revoked in hubkit is never brought back by importing again
         alice, dana = jh.tokens["alice-scoped"], jh.tokens["dana-all"]
