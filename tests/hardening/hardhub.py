@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hubkit.testing.processes import cli_token, free_port, start_hub_cli, wait_health
+from hubkit.testing.processes import cli_token, start_hub_port_zero
 from hubkit_proxy import launcher
 
 HUB_ENV = {"HUBKIT_PLUGINS": "proxy"}
@@ -66,24 +66,21 @@ api_url = "http://127.0.0.1:{self.api_port}"
         )
 
     def start(self) -> HardHub:
-        """Start on fresh ports; a port taken by another program in between means one more try."""
-        (self.tmp / "data").mkdir(parents=True, exist_ok=True)
-        last = ""
-        for _attempt in range(4):
-            self.public, self.hub_port, self.api_port = free_port(), free_port(), free_port()
+        """Start on port 0 everywhere (the hub and its proxy report the ports they got: no race with other
+        programs for a free port); the ports are then written into the config, as a restart would need them."""
+        data = self.tmp / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.public = self.hub_port = self.api_port = 0
+        self._write_config()
+        try:
+            self.proc, ports = start_hub_port_zero(self.config, self.log, HUB_ENV, data_dir=data, proxy=True)
+            self.public, self.hub_port, self.api_port = ports["port"], ports["hub_port"], ports["api_port"]
             self._write_config()
-            self.proc, t0 = start_hub_cli(self.config, self.log, HUB_ENV)
-            try:
-                wait_health(f"http://127.0.0.1:{self.hub_port}/hub/health", self.proc, t0, limit=60)
-                self._wait_proxy()
-                return self
-            except AssertionError as exc:
-                last = str(exc)
-                text = self.log.read_text(errors="replace")
-                self.stop()
-                if "address already in use" not in text.lower():
-                    raise AssertionError(f"hub did not start: {last}\n{text[-3000:]}") from None
-        raise AssertionError(f"hub did not start after 4 tries: {last}")
+            self._wait_proxy()
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"hub did not start: {exc}\n{self.log_text()[-3000:]}") from None
+        return self
 
     def _wait_proxy(self, limit: float = 30) -> None:
         deadline = time.monotonic() + limit

@@ -30,7 +30,7 @@ from hubkit.testing import require
 from probehub import plugins
 
 sys.path.append(str(Path(__file__).parent.parent / "oauth"))  # the real OP harness
-from oauth_helpers import ACCOUNTS, CLIENT_ID, CLIENT_SECRET, OP_MODULE, RealOP, browse, free_port, new_key
+from oauth_helpers import ACCOUNTS, CLIENT_ID, CLIENT_SECRET, OP_MODULE, RealOP, browse, new_key
 
 pytestmark = [pytest.mark.timeout(240)]
 
@@ -61,19 +61,18 @@ def oidc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OIDCHub
     require(OP_MODULE.exists(), "oidc-provider is not installed: run .ci/setup/oauth.sh")
     tmp = tmp_path_factory.mktemp("probe-oidc")
     hub = OIDCHub(tmp / "hub", "sqlite:///hub.sqlite")
-    op_port = free_port()
-    hub.issuer = f"http://127.0.0.1:{op_port}"
-    hub.start()
     (tmp / "op").mkdir()
-    op = RealOP(
-        port=op_port,
-        workdir=tmp / "op",
-        redirect_uris=[f"{hub.url}/hub/oauth_callback"],
-        post_logout_uris=[f"{hub.url}/hub/login"],
-        keys=[new_key("key-1")],
-    )
+    # Both bind port 0, and each must name the other: the provider starts first (its issuer is known once it
+    # runs), then the hub, then the provider restarts on its port with the hub's callback URLs.
+    op = RealOP(workdir=tmp / "op", redirect_uris=["http://127.0.0.1/pending"], post_logout_uris=[],
+                keys=[new_key("key-1")])
     try:
         op.start()
+        hub.issuer = op.issuer
+        hub.start()
+        op.redirect_uris = [f"{hub.url}/hub/oauth_callback"]
+        op.post_logout_uris = [f"{hub.url}/hub/login"]
+        op.restart(op.keys)
         yield hub, op
     finally:
         op.stop()
