@@ -6,8 +6,9 @@
   either its SimpleLocalProcessSpawner running ``jupyterhub-singleuser`` (JupyterLab), or the stand-in
   in-hub spawner of ``jh_standin_spawner.py`` for many users.
 
-Ports: a hub is started on free ports and, if a port was taken in between (the log says "address already in
-use"), started again on new ones; no test races another program for a port.
+Ports: hubkit binds port 0 everywhere (hub, proxy, proxy API) and reports the ports it got in its data dir.
+JupyterHub and CHP cannot do that: JupyterHub is started on free ports and, if a port was taken in between
+(the log says "address already in use"), started again on new ones. No test races another program for a port.
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ class HubProcess:
                 return False
             if any(s in self.log().lower() for s in ADDRESS_IN_USE):
                 return False
+            if not self.learn_ports():
+                time.sleep(0.05)
+                continue
             try:
                 if httpx.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
                     return True
@@ -135,6 +139,10 @@ class HubProcess:
                 pass
             time.sleep(0.1)
         return False
+
+    def learn_ports(self) -> bool:
+        """Is ``self.port`` known yet? (A hub on port 0 reports it once bound.)"""
+        return self.port != 0
 
     def after_start(self) -> None:
         return None
@@ -193,14 +201,13 @@ class HubkitHub(HubProcess):
     def configure(self) -> list[str]:
         from hubkit.config.toml_out import dump
 
-        self.port = free_port()
-        hub_port, api_port = free_port(), free_port()
+        self.port = 0  # port 0 everywhere: the hub and its proxy report what they got (learn_ports)
         cfg: dict[str, Any] = {
             "hub": {
                 "ip": "127.0.0.1",
-                "port": self.port,
+                "port": 0,
                 "hub_ip": "127.0.0.1",
-                "hub_port": hub_port,
+                "hub_port": 0,
                 "data_dir": str(self.data),
                 "db_url": "sqlite+aiosqlite:///hubkit.sqlite",
                 "admin_users": ["admin"],
@@ -216,7 +223,7 @@ class HubkitHub(HubProcess):
                 "start_timeout": START_TIMEOUT,
                 self.spawner: self.spawner_cfg,
             },
-            "proxy": {"backend": "hubkit-proxy", "hubkit-proxy": {"api_url": f"http://127.0.0.1:{api_port}"}},
+            "proxy": {"backend": "hubkit-proxy", "hubkit-proxy": {"api_url": "http://127.0.0.1:0"}},
         }
         if self.spawner == "local":
             cfg["spawner"]["cmd"] = ["hubkit-singleuser"]
@@ -227,6 +234,13 @@ class HubkitHub(HubProcess):
             }
         self.config_path.write_text(dump(cfg))
         return [str(BIN / "hubkit"), "-f", str(self.config_path)]
+
+    def learn_ports(self) -> bool:
+        from hubkit.testing.processes import PROXY_PORTS_FILE, read_ports
+
+        if not self.port:
+            self.port = read_ports(self.data / PROXY_PORTS_FILE).get("port", 0)
+        return self.port != 0
 
     def after_start(self) -> None:
         out = subprocess.run(
