@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any
 
-import httpx
 import pytest
-from e2e_hub import BIN, Hub, _require
+from e2e_hub import BIN, Hub, _require, merge, to_toml
+from hubkit.testing.processes import PROXY_PORTS_FILE, answers, bound_socket, read_ports
 from test_browser_flow import full_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -26,25 +26,31 @@ class WsgiHub(Hub):
         gunicorn = shutil.which("gunicorn", path=str(BIN))
         _require(gunicorn is not None, "gunicorn not installed")
         assert gunicorn is not None
-        log = (self.data_dir / "hub.log").open("ab")
-        self.proc = subprocess.Popen(
-            [gunicorn, "--workers", "1", "--threads", "32", "--bind", f"127.0.0.1:{self.hub_port}",
-             "hubkit.wsgi:create_app()"],
-            cwd=self.data_dir,
-            env={**self.env, "HUBKIT_CONFIG": str(self.config_path)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # gunicorn is handed the hub's listening socket (no race for a free port), and the config names its
+        # port so that the hub's URLs carry it; the proxy the hub launches binds port 0 and reports its ports
+        with bound_socket(listen=True) as sock:
+            self.hub_port = int(sock.getsockname()[1])
+            self.config = merge(self.config, {"hub": {"hub_port": self.hub_port}})
+            self.config_path.write_text(to_toml(self.config))
+            with (self.data_dir / "hub.log").open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [gunicorn, "--workers", "1", "--threads", "32", "--bind", f"fd://{sock.fileno()}",
+                     "hubkit.wsgi:create_app()"],
+                    cwd=self.data_dir,
+                    env={**self.env, "HUBKIT_CONFIG": str(self.config_path)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=[sock.fileno()],
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # through the proxy the hub launched: the whole path is up
             if self.proc.poll() is not None:
                 raise AssertionError(f"gunicorn exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/hub/api", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+            if not self.port:
+                self.port = read_ports(self.data_dir / PROXY_PORTS_FILE).get("port", 0)
+            elif answers(f"{self.url}/hub/api"):
+                return
             time.sleep(0.05)
         raise AssertionError(f"hub did not answer within {timeout}s:\n{self.log()[-4000:]}")
 
