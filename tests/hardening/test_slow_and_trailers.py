@@ -14,8 +14,8 @@
 
 Fault: 1 ``hubkit/runtime/headlimit.py`` (count trailer bytes too); 2 ``hubkit/runtime/serve.py`` (no
 head/idle timeout for uvicorn) and ``hubkit_proxy/frontend.py`` (``check_timeouts``: no deadline for an incomplete
-head); 3 ``hubkit/api/base.py`` (``endpoint`` does not map ``ClientDisconnect``; ``read_json`` before ``authed``
-in ``api/groups.py`` ``change_members``/``put_properties``).
+head; now ``--request-head-timeout``, 20 s by default); 3 ``hubkit/api/base.py`` (``endpoint`` does not map
+``ClientDisconnect``; ``read_json`` before ``authed`` in ``api/groups.py`` ``change_members``/``put_properties``).
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def test_idle_and_slow_request_heads_are_cut_off(sqlite_hub: HardHub) -> None:
     cases = {
         "hub port, nothing sent": (sqlite_hub.hub_port, False, 30.0),
         "hub port, head trickled": (sqlite_hub.hub_port, True, HEAD_DEADLINE + 15),
+        "proxy port, nothing sent": (sqlite_hub.public, False, 30.0),
+        "proxy port, head trickled": (sqlite_hub.public, True, HEAD_DEADLINE + 15),
     }
     results: dict[str, float | None] = {}
 

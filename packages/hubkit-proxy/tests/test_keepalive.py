@@ -95,3 +95,60 @@ async def test_slow_responses_on_keepalive_connections_under_load(
     await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(40))), 90)
     assert errors == [], f"{len(errors)} transport errors / bad answers, e.g. {errors[:5]}"
     assert done == 240
+
+
+async def _lifetime(port: int, *, every: float, limit: float) -> tuple[float | None, bytes]:
+    """Open a connection and send a request head one header line every ``every`` seconds, never finishing it.
+    Returns the seconds until the proxy closed the connection (None: still open after ``limit``) and what it
+    answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    got = b""
+    try:
+        writer.write(b"GET /slowloris HTTP/1.1\r\nHost: x\r\n")
+        while loop.time() - t0 < limit:
+            try:
+                chunk = await asyncio.wait_for(reader.read(4096), every)
+            except TimeoutError:
+                writer.write(b"X-Slow: 1\r\n")  # a byte now and then: the keep-alive timer never fires
+                continue
+            except ConnectionError:
+                return loop.time() - t0, got
+            if not chunk:
+                return loop.time() - t0, got
+            got += chunk
+        return None, got
+    finally:
+        writer.close()
+
+
+async def test_a_request_head_trickled_forever_is_cut_off(backend: Backend, proxy_factory: list[ProxyProc]) -> None:
+    """Slowloris on the public port: a head that never completes is refused with 408 once the head deadline
+    passes, although bytes keep arriving more often than the keep-alive timeout."""
+    p = make_proxy("hubkit", "--keep-alive-timeout", "1000", "--request-head-timeout", "3000")
+    p.start()
+    proxy_factory.append(p)
+    await add_route(p, "/", backend.url)
+    lifetime, answer = await _lifetime(p.port, every=0.4, limit=15)
+    assert lifetime is not None, "the proxy never closed a connection whose request head never ended"
+    assert 2.5 < lifetime < 6, lifetime
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    # a head that is slow but within the deadline is served
+    reader, writer = await asyncio.open_connection("127.0.0.1", p.port)
+    try:
+        for part in (b"GET /in-time HTTP/1.1\r\n", b"Host: x\r\n", b"X-A: 1\r\n", b"\r\n"):
+            writer.write(part)
+            await asyncio.sleep(0.6)
+        answer = await asyncio.wait_for(read_response(reader), 10)
+        assert answer.startswith(b"HTTP/1.1 200") and b'"/in-time"' in answer
+        # and the deadline is per head: the next head on this connection gets the whole time again
+        await asyncio.sleep(0.5)  # under the keep-alive timeout; the second head ends > 3 s after the first began
+        writer.write(b"GET /second HTTP/1.1\r\nHost: x\r\n")
+        await asyncio.sleep(0.8)
+        writer.write(b"\r\n")
+        answer = await asyncio.wait_for(read_response(reader), 10)
+        assert answer.startswith(b"HTTP/1.1 200") and b'"/second"' in answer
+    finally:
+        writer.close()
+

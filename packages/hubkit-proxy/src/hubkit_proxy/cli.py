@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=None, help="ms of client inactivity on an open request")
     p.add_argument("--proxy-timeout", type=int, default=None, help="ms to wait for the target's response")
     p.add_argument("--keep-alive-timeout", type=int, default=5000, help="ms an idle client keep-alive lasts")
+    p.add_argument(
+        "--request-head-timeout", type=int, default=20000, help="ms a request head may take once it began (408)"
+    )
     p.add_argument("--host-routing", action="store_true")
     p.add_argument("--no-x-forward", action="store_true")
     p.add_argument("--no-prepend-path", action="store_true")
@@ -161,6 +164,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         timeout=ms(args.timeout),
         proxy_timeout=ms(args.proxy_timeout),
         keep_alive_timeout=args.keep_alive_timeout / 1000.0,
+        request_head_timeout=args.request_head_timeout / 1000.0,
         upstream_idle_timeout=args.upstream_idle_timeout / 1000.0,
         host_routing=args.host_routing,
         x_forward=not args.no_x_forward,

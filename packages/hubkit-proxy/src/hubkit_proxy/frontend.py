@@ -43,6 +43,7 @@ class ClientProtocol(asyncio.Protocol):
         self.url: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_size = 0
+        self.head_began = 0.0  # when the request head being received began (0: none in progress)
         self.incoming: Exchange | None = None  # being received
         self.current: Exchange | None = None  # being answered
         self.queue: deque[Exchange] = deque()
@@ -151,6 +152,7 @@ class ClientProtocol(asyncio.Protocol):
         self.url = []
         self.headers = []
         self.head_size = 0
+        self.head_began = time.monotonic()
 
     def on_url(self, url: bytes) -> None:
         self.url.append(url)
@@ -165,6 +167,7 @@ class ClientProtocol(asyncio.Protocol):
             raise HeadTooLarge()
 
     def on_headers_complete(self) -> None:
+        self.head_began = 0.0
         p = self.parser
         ex = Exchange(
             p.get_method(),
@@ -438,6 +441,12 @@ class ClientProtocol(asyncio.Protocol):
         if self.tunnel is not None:
             if s.timeout and now - self.last_io > s.timeout and now - self.tunnel.idle_since > s.timeout:
                 self.close()
+            return
+        if self.head_began and now - self.head_began > s.request_head_timeout:
+            # Slowloris: a head trickled a byte at a time keeps ``last_io`` fresh, so only a deadline on the
+            # head itself ends it (as Node's headersTimeout does for CHP).
+            self.head_began = 0.0
+            self.reject(408)
             return
         ex = self.current
         if ex is None:

@@ -27,6 +27,7 @@ class Settings:
     timeout: float | None = None  # seconds of client inactivity on an open request (CHP --timeout)
     proxy_timeout: float | None = None  # seconds to wait for the upstream's response (CHP --proxy-timeout)
     keep_alive_timeout: float = 5.0  # idle client keep-alive connections are closed after this
+    request_head_timeout: float = 20.0  # a request head not complete this long after it began: 408, closed
     upstream_idle_timeout: float = 4.0  # idle pooled upstream connections are closed after this
     connect_timeout: float = 10.0
     fail_timeout: float = (
