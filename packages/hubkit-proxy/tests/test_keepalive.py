@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 
 import httpx
 import pytest
@@ -152,3 +153,39 @@ async def test_a_request_head_trickled_forever_is_cut_off(backend: Backend, prox
     finally:
         writer.close()
 
+
+async def test_a_response_still_draining_to_a_slow_reader_keeps_its_connection(
+    backend: Backend, proxy_factory: list[ProxyProc]
+) -> None:
+    """The upstream finished long ago, but the client is still reading the response out of the proxy's buffers:
+    those bytes are activity too, so the keep-alive timer must not run out under a reader that is busy."""
+    p = make_proxy("hubkit", "--keep-alive-timeout", "1000")
+    p.start()
+    proxy_factory.append(p)
+    await add_route(p, "/", backend.url)
+    size = 12 * 1024 * 1024
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # small window: the proxy must buffer
+    sock.connect(("127.0.0.1", p.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(f"GET /download?size={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        left = size
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        while left:  # about 1.2 MiB/s: many keep-alive timeouts long
+            chunk = await asyncio.wait_for(reader.read(min(left, 64 * 1024)), 10)
+            assert chunk, f"connection closed with {left} bytes of the response unread"
+            left -= len(chunk)
+            await asyncio.sleep(0.05)
+        assert loop.time() - t0 > 3  # the test really read slower than the keep-alive timeout
+        writer.write(b"GET /after-download HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(read_response(reader), 10)
+        assert answer.startswith(b"HTTP/1.1 200") and b'"/after-download"' in answer
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        pytest.fail(f"the proxy dropped the connection of a client still reading its response: {exc!r}")
+    finally:
+        writer.close()

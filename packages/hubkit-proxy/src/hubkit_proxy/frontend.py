@@ -8,6 +8,9 @@ Pipelined requests are answered in order: later ones wait (reading paused) until
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import struct
+import termios
 import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
@@ -26,6 +29,7 @@ PAUSE_PENDING = 4
 PAUSE_UPGRADE = 8
 PENDING_LIMIT = 256 * 1024
 HEALTHZ = simple_response(200, b'{"status":"OK"}', b"application/json")
+SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0)  # Linux: bytes in a socket's send queue the peer has not taken yet
 
 
 class HeadTooLarge(Exception):
@@ -49,6 +53,7 @@ class ClientProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()
         self.paused = 0
         self.last_io = time.monotonic()
+        self.unsent = 0  # bytes of a response still on their way to the client at the last sweep
         self.closed = False
         self.tunnel: UpstreamProtocol | None = None
         self.early: list[bytes] = []  # bytes after an upgrade request, before the target accepted it
@@ -436,6 +441,20 @@ class ClientProtocol(asyncio.Protocol):
             self.flush()
             self.transport.close()
 
+    def unsent_bytes(self) -> int:
+        """Response bytes the client has not taken yet: in the transport's buffer and the socket's send queue."""
+        t = self.transport
+        if t is None:
+            return 0
+        n = t.get_write_buffer_size()
+        sock = t.get_extra_info("socket")
+        if SIOCOUTQ and sock is not None:
+            try:
+                n += struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0\0\0\0"))[0]
+            except OSError:
+                pass
+        return n
+
     def check_timeouts(self, now: float) -> None:
         s = self.proxy.settings
         if self.tunnel is not None:
@@ -451,7 +470,16 @@ class ClientProtocol(asyncio.Protocol):
         ex = self.current
         if ex is None:
             if now - self.last_io > s.keep_alive_timeout:
-                self.close()
+                unsent = self.unsent_bytes()
+                if unsent and unsent != self.unsent:
+                    # The last response is still being read (out of the transport's buffer and the kernel's):
+                    # a client busy reading is not idle, or it would lose the connection it is about to reuse.
+                    self.unsent = unsent
+                    self.last_io = now
+                elif unsent and self.transport is not None:
+                    self.transport.abort()  # stopped reading for a whole keep-alive timeout: close() would wait
+                else:
+                    self.close()
             return
         conn = ex.upstream
         if (
