@@ -159,7 +159,7 @@ async def test_a_response_still_draining_to_a_slow_reader_keeps_its_connection(
 ) -> None:
     """The upstream finished long ago, but the client is still reading the response out of the proxy's buffers:
     those bytes are activity too, so the keep-alive timer must not run out under a reader that is busy."""
-    p = make_proxy("hubkit", "--keep-alive-timeout", "1000")
+    p = make_proxy("hubkit", "--keep-alive-timeout", "2000")
     p.start()
     proxy_factory.append(p)
     await add_route(p, "/", backend.url)
@@ -181,7 +181,7 @@ async def test_a_response_still_draining_to_a_slow_reader_keeps_its_connection(
             assert chunk, f"connection closed with {left} bytes of the response unread"
             left -= len(chunk)
             await asyncio.sleep(0.05)
-        assert loop.time() - t0 > 3  # the test really read slower than the keep-alive timeout
+        assert loop.time() - t0 > 4  # the test really read for longer than twice the keep-alive timeout
         writer.write(b"GET /after-download HTTP/1.1\r\nHost: x\r\n\r\n")
         answer = await asyncio.wait_for(read_response(reader), 10)
         assert answer.startswith(b"HTTP/1.1 200") and b'"/after-download"' in answer

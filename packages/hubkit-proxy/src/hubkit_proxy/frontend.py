@@ -53,7 +53,8 @@ class ClientProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()
         self.paused = 0
         self.last_io = time.monotonic()
-        self.unsent = 0  # bytes of a response still on their way to the client at the last sweep
+        self.unsent = 0  # bytes of the last response still on their way to the client at the last sweep
+        self.draining = False  # the last response may not have reached the client yet (watched until it has)
         self.closed = False
         self.tunnel: UpstreamProtocol | None = None
         self.early: list[bytes] = []  # bytes after an upgrade request, before the target accepted it
@@ -415,6 +416,8 @@ class ClientProtocol(asyncio.Protocol):
         # Idle time counts from the last byte in either direction: the response just ended, so the keep-alive
         # timer starts now, not at the client's last byte (which may be a slow response's duration ago).
         self.last_io = time.monotonic()
+        self.draining = True
+        self.unsent = 0
         if not ex.keep_alive or ex.client_close or not ex.body_done:
             self.close()
             return
@@ -469,14 +472,16 @@ class ClientProtocol(asyncio.Protocol):
             return
         ex = self.current
         if ex is None:
-            if now - self.last_io > s.keep_alive_timeout:
+            if self.draining:
+                # The last response is still being read (out of the transport's buffer and the kernel's): a
+                # client busy reading is not idle, or it would lose the connection it is about to reuse.
                 unsent = self.unsent_bytes()
-                if unsent and unsent != self.unsent:
-                    # The last response is still being read (out of the transport's buffer and the kernel's):
-                    # a client busy reading is not idle, or it would lose the connection it is about to reuse.
+                if unsent != self.unsent:
                     self.unsent = unsent
                     self.last_io = now
-                elif unsent and self.transport is not None:
+                self.draining = unsent > 0
+            if now - self.last_io > s.keep_alive_timeout:
+                if self.draining and self.transport is not None:
                     self.transport.abort()  # stopped reading for a whole keep-alive timeout: close() would wait
                 else:
                     self.close()
