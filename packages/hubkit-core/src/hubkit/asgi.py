@@ -22,6 +22,7 @@ from .config.models import Settings
 from .runtime.app import create_app as create_web_app
 from .runtime.hub import Hub
 from .runtime.logs import configure_logging
+from .runtime.ports import require_real_port
 from .runtime.serve import exit_when_asked, terminate_self
 
 
@@ -79,5 +80,6 @@ class HubApp:
 def create_app(config: str | None = None) -> HubApp:
     """The hub as an ASGI application; ``config`` defaults to ``$HUBKIT_CONFIG`` (none: the defaults)."""
     settings = load_settings(config or os.environ.get("HUBKIT_CONFIG") or None)
+    require_real_port(settings, "an ASGI server")
     configure_logging(settings)
     return HubApp(settings)

@@ -26,6 +26,7 @@ from .config.loader import load_settings
 from .runtime.app import create_app as create_asgi_app
 from .runtime.hub import Hub
 from .runtime.logs import configure_logging
+from .runtime.ports import require_real_port
 from .runtime.serve import exit_when_asked, terminate_self
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ T = TypeVar("T")
 def create_app(config: str | None = None) -> ASGIMiddleware:
     """The hub as a WSGI application; ``config`` defaults to ``$HUBKIT_CONFIG`` (none: the defaults)."""
     settings = load_settings(config or os.environ.get("HUBKIT_CONFIG") or None)
+    require_real_port(settings, "a WSGI server")
     configure_logging(settings)
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="hubkit-loop", daemon=True).start()

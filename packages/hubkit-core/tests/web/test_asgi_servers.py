@@ -232,3 +232,23 @@ async def _flow_with_app(app: Any, admin_headers: dict[str, str], runner: Any, s
         assert r.status_code == 413
         page = await c.get("/hub/login")
         assert page.status_code == 200 and "<form" in page.text
+
+
+@pytest.mark.parametrize("entry", ["asgi", "wsgi"])
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [('[proxy]\nbackend = "none"\n', "port"), ('[proxy]\nbackend = "hubkit-proxy"\n', "hub_port")],
+    ids=["alone", "proxied"],
+)
+def test_port_zero_is_refused_under_another_server(tmp_path: Path, entry: str, section: str, key: str) -> None:
+    """Port 0 is for the ``hubkit`` command, which binds it and reports it; under an ASGI/WSGI server the hub
+    would hand out URLs naming port 0, so the config is refused with what to write instead."""
+    import importlib
+
+    from hubkit.errors import ConfigError
+
+    config = tmp_path / "hubkit.toml"
+    config.write_text(f'[hub]\ndata_dir = "{tmp_path / "data"}"\n{key} = 0\n{section}')
+    module = importlib.import_module(f"hubkit.{entry}")
+    with pytest.raises(ConfigError, match=rf"\[hub\] {key} = 0 works only with the hubkit command"):
+        module.create_app(str(config))
