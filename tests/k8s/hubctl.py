@@ -10,7 +10,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,12 +27,6 @@ from hubkit_proxy import launcher
 from hubkit_spawn_k8s.testing.helpers import Namespace
 
 VENV_BIN = Path(os.environ.get("HUBKIT_VENV_BIN", "") or Path(sys.executable).parent)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -109,10 +102,11 @@ class KubeHub:
                 return subprocess.Popen([str(VENV_BIN / "hubkit"), "-f", str(cfg)], cwd=self.workdir, env=env,
                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
-        self.proc = start_hub_process(launch, self.workdir / "data", self.log,
-                                      lambda: answers(f"{self.url}/hub/health"), learn_ports=not (self.port or self.hub_port),
-                                      on_ports=self._keep_ports, limit=timeout,
-                                      proxy=self.proxy == "hubkit-proxy" and not self.external_proxy)
+        self.proc = start_hub_process(
+            launch, self.workdir / "data", self.log, lambda: answers(f"{self.url}/hub/health"),
+            learn_ports=not (self.port or self.hub_port), on_ports=self._keep_ports, limit=timeout,
+            proxy=self.proxy == "hubkit-proxy" and not self.external_proxy,
+        )
 
     def _keep_ports(self, ports: dict[str, int]) -> None:
         self.port = ports.get("port", 0)  # none with an external proxy

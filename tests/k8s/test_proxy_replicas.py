@@ -22,9 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from hubkit.testing.processes import read_ports
 from hubkit_spawn_k8s.testing.helpers import TINY_SERVER, Namespace
 
-from .hubctl import KubeHub, free_port, progress, running, wait_until
+from .hubctl import KubeHub, progress, running, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 SERVICE = "hubkit-proxy-api"
@@ -45,28 +46,37 @@ class Replica:
 
 
 @contextmanager
-def replicas(n: int, token: str, hub_url: str, workdir: Path) -> Iterator[list[Replica]]:
+def replicas(n: int, token: str, workdir: Path) -> Iterator[list[Replica]]:
+    """``n`` hubkit-proxy processes on port 0 (their ports read back from their ports files)."""
     started: list[Replica] = []
     try:
         for i in range(n):
-            port, api_port = free_port(), free_port()
+            ports_file = workdir / f"proxy{i}.ports.json"
             log = open(workdir / f"proxy{i}.log", "ab")  # noqa: SIM115
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hubkit_proxy", "--ip", "127.0.0.1", "--port", str(port), "--api-ip",
-                 "127.0.0.1", "--api-port", str(api_port), "--default-target", hub_url,
+                [sys.executable, "-m", "hubkit_proxy", "--ip", "127.0.0.1", "--port", "0", "--api-ip",
+                 "127.0.0.1", "--api-port", "0", "--ports-file", str(ports_file),
                  "--state-file", str(workdir / f"proxy{i}.jsonl")],
                 env=dict(os.environ, CONFIGPROXY_AUTH_TOKEN=token), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
             log.close()
-            r = Replica(port, api_port, proc)
-            wait_until(lambda r=r: _answers(r, token), 20, "proxy replica up")
+            got = wait_until(lambda f=ports_file: read_ports(f), 20, "proxy replica's ports")
+            r = Replica(got["port"], got["api_port"], proc)
             started.append(r)
+            wait_until(lambda r=r: _answers(r, token), 20, "proxy replica up")
         yield started
     finally:
         for r in started:
             if r.proc.poll() is None:
                 r.proc.send_signal(signal.SIGTERM)
                 r.proc.wait(10)
+
+
+def _point_at_hub(r: Replica, token: str, hub_url: str) -> None:
+    """The default route, as the example's Deployment gives it (--default-target): set once the hub's port is
+    known, since the hub binds port 0."""
+    got = httpx.post(f"{r.api}/api/routes/", json={"target": hub_url}, headers={"Authorization": f"token {token}"})
+    assert got.status_code == 201, got.text
 
 
 def _answers(r: Replica, token: str) -> bool:
@@ -96,12 +106,13 @@ def test_hub_follows_replicas_through_endpointslices(ns: Namespace, image: str, 
                   proxy_options={"should_start": False, "auth_token": token, "discovery": "kubernetes",
                                  "discovery_options": {"namespace": ns.name, "service": SERVICE,
                                                        "kubeconfig": str(ns.kubeconfig)}})
-    hub_url = f"http://127.0.0.1:{hub.hub_port}"
-    with replicas(3, token, hub_url, tmp_path) as (a, b, c):
+    with replicas(3, token, tmp_path) as (a, b, c):
         _slice(ns, "proxy-a", a.api_port)
         _slice(ns, "proxy-b", b.api_port)
         _slice(ns, "proxy-c", c.api_port, ready=False)  # starting: not a replica yet
         with running(hub):
+            for r in (a, b, c):
+                _point_at_hub(r, token, f"http://127.0.0.1:{hub.hub_port}")
             user_token = hub.token("alice")
             with httpx.Client(base_url=hub.url, headers={"Authorization": f"token {user_token}"}, timeout=60) as h:
                 assert h.post("/hub/api/users/alice/server").status_code in (201, 202)
