@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hubkit.testing.processes import answers, start_hub_process
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -62,12 +62,6 @@ api_token = "{ADMIN_TOKEN}"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -92,24 +86,40 @@ class ServicesHub:
     def __init__(self, data_dir: Path, services_toml: str) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
+        self.services_toml = services_toml
+        # port 0 everywhere until the first start reports what the hub and its proxy bound; then pinned there
+        self.port = self.hub_port = self.api_port = 0
         self.hub_id = f"svc-{secrets.token_hex(4)}"
         self.config_path = data_dir / "hubkit.toml"
+        self._write_config()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.service_pids: set[int] = set()
+
+    def _write_config(self) -> None:
         self.config_path.write_text(
             HUB_TOML.format(
                 port=self.port,
                 hub_port=self.hub_port,
                 api_port=self.api_port,
-                data_dir=data_dir,
+                data_dir=self.data_dir,
                 hub_id=self.hub_id,
             )
             + ADMIN_SERVICE
-            + services_toml
+            + self.services_toml
         )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.api = f"http://127.0.0.1:{self.hub_port}/hub/api"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.service_pids: set[int] = set()
+
+    def _pin_ports(self, ports: dict[str, int]) -> None:
+        """A restarted hub must come back where its proxy and managed services expect it."""
+        self.port, self.hub_port, self.api_port = ports["port"], ports["hub_port"], ports["api_port"]
+        self._write_config()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}/hub/api"
 
     @property
     def env(self) -> dict[str, str]:
@@ -119,42 +129,29 @@ class ServicesHub:
         return env
 
     def start(self, within: float = 60) -> None:
-        """Start the hub; a port another program's connection holds for a moment (its ephemeral end) is tried
-        again, on the same ports, as restarts in these tests need them."""
-        for attempt in range(3):
-            mark = len(self.log())
-            try:
-                return self._start_once(within)
-            except AssertionError:
-                if attempt == 2 or "address already in use" not in self.log()[mark:] + self._proxy_log():
-                    raise
-                time.sleep(1)
+        """Start the hub: port 0 at first, then on the ports it got (restarts in these tests need them), tried
+        again while another program's connection holds one for a moment."""
 
-    def _proxy_log(self) -> str:
-        p = self.data_dir / "hubkit-proxy.log"
-        return p.read_text(errors="replace")[-2000:] if p.exists() else ""
+        def launch() -> subprocess.Popen[bytes]:
+            with (self.data_dir / "hub.log").open("ab") as log:
+                return subprocess.Popen(
+                    [str(BIN / "hubkit"), "-f", str(self.config_path)],
+                    cwd=self.data_dir,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
 
-    def _start_once(self, within: float) -> None:
-        with (self.data_dir / "hub.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(BIN / "hubkit"), "-f", str(self.config_path)],
-                cwd=self.data_dir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"hub exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                return httpx.get(f"{self.url}/hub/api", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, within, "hub answering through the proxy", self.log)
+        self.proc = start_hub_process(
+            launch,
+            self.data_dir,
+            self.log,
+            lambda: answers(f"{self.url}/hub/api"),  # through the proxy
+            learn_ports=not self.port,
+            on_ports=self._pin_ports,
+            limit=within,
+        )
 
     def log(self) -> str:
         p = self.data_dir / "hub.log"

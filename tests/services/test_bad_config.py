@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from svchub import BIN, free_port
+from svchub import BIN
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,9 +38,8 @@ TOKEN = "do-not-print-me-7f3a9c"
     ],
 )
 def test_bad_services_stop_the_hub_at_startup(tmp_path, services, needle):
-    port = free_port()
-    cfg = tmp_path / "hubkit.toml"
-    cfg.write_text(f'[hub]\nport = {port}\ndata_dir = "{tmp_path}"\n[proxy]\nbackend = "none"\n\n' + services)
+    cfg = tmp_path / "hubkit.toml"  # port 0: refused before it would bind anything
+    cfg.write_text(f'[hub]\nport = 0\ndata_dir = "{tmp_path}"\n[proxy]\nbackend = "none"\n\n' + services)
     r = subprocess.run(
         [str(BIN / "hubkit"), "-f", str(cfg)],
         capture_output=True,

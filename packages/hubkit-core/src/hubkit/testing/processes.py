@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -35,6 +36,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def quiet_port(host: str = "127.0.0.1") -> int:
+    """A port below the kernel's ephemeral range that could be bound just now, for a server whose address must be
+    written down before it starts and that cannot report a port of its own choosing (a managed service's url,
+    nginx). Outgoing connections of other programs only ever get ephemeral ports, so only another listener could
+    take this one in between; start such servers with ``retry_on_address_in_use`` all the same."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, max(low, 20001))
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no bindable port below the ephemeral range")
 
 
 def bound_socket(*, listen: bool = False) -> socket.socket:
