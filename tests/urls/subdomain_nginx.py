@@ -7,7 +7,9 @@ import contextlib
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +66,27 @@ def adapt(
     return text
 
 
+class PortTaken(Exception):
+    """nginx could not bind a port another program took after it was chosen: choose again."""
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], workdir: Path, ports: list[int], limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = (workdir / "error.log").read_text(errors="replace") if (workdir / "error.log").exists() else ""
+            if "address already in use" in log.lower():
+                raise PortTaken(log[-500:])
+            raise AssertionError(f"nginx exited with {proc.returncode}:\n{log[-2000:]}")
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nginx did not listen on {ports} within {limit}s")
+
+
 @contextlib.contextmanager
 def serving(workdir: Path, **site: object) -> Iterator[Path]:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +97,13 @@ def serving(workdir: Path, **site: object) -> Iterator[Path]:
     check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30, check=False)
     assert check.returncode == 0, f"nginx -t refused the example:\n{check.stderr}"
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ports = [int(str(site["http_port"])), int(str(site["https_port"]))]
+    try:
+        _wait_listening(proc, workdir, ports)
+    except BaseException:
+        proc.kill()
+        proc.wait(5)
+        raise
     try:
         yield workdir
     finally:

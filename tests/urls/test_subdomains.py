@@ -7,6 +7,7 @@ with her hub session (XSRF across hosts). Every hub cookie stays on the hub's ho
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hubkit.testing.processes import quiet_port
 
 sys.path.append(str(Path(__file__).parent))  # unique module names; never shadow others
 import subdomain_nginx
@@ -82,22 +84,29 @@ def test_alice_page_cannot_reach_bob_or_the_hub(
 ) -> None:
     e2e_hub._require(Path(subdomain_nginx.NGINX).exists(), "nginx is not installed (apt-get install nginx)")
     e2e_hub._require(shutil.which("openssl") is not None, "openssl is not installed")
-    http_port, https_port = e2e_hub.free_port(), e2e_hub.free_port()
-    hub = subdomain_hub(make_hub, e2e_hub, https_port)
-    for user in ("alice", "bob"):  # a file in each home ([spawner.local] home_dir)
-        home = hub.data_dir / "users" / user
-        home.mkdir(parents=True)
-        (home / "note.txt").write_text(f"{user}'s note\n")
     cert, key = subdomain_nginx.wildcard_cert(tmp_path / "tls", "hub.localhost")
-    site = {
-        "domain": "hub.localhost",
-        "http_port": http_port,
-        "https_port": https_port,
-        "cert": cert,
-        "key": key,
-    }
-    with subdomain_nginx.serving(tmp_path / "nginx", upstream=hub.url, **site):
-        hub.start()
+    stack = contextlib.ExitStack()
+    for attempt in range(5):
+        # nginx cannot report a port it chose, and the hub's subdomain_host must name its port before the hub
+        # starts: ports below the ephemeral range, and everything again if another program took one
+        http_port, https_port = quiet_port(), quiet_port()
+        hub = subdomain_hub(make_hub, e2e_hub, https_port)
+        for user in ("alice", "bob"):  # a file in each home ([spawner.local] home_dir)
+            home = hub.data_dir / "users" / user
+            home.mkdir(parents=True)
+            (home / "note.txt").write_text(f"{user}'s note\n")
+        hub.start()  # on port 0: hub.url is known from here on
+        site = {
+            "domain": "hub.localhost", "http_port": http_port, "https_port": https_port, "cert": cert, "key": key,
+        }
+        try:
+            stack.enter_context(subdomain_nginx.serving(tmp_path / f"nginx{attempt}", upstream=hub.url, **site))
+            break
+        except subdomain_nginx.PortTaken:
+            hub.cleanup()
+    else:
+        raise AssertionError("nginx found its ports taken five times")
+    with stack:
         start_servers(hub, "alice", "bob")
         for name in ("hub.localhost", "alice.hub.localhost"):
             check_certificate(https_port, name, cert)
