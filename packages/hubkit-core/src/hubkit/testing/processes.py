@@ -18,6 +18,7 @@ import httpx
 T = TypeVar("T")
 HUB_PORTS_FILE = "hub.ports.json"  # written by a hub whose own port is 0 (hubkit.runtime.ports)
 PROXY_PORTS_FILE = "hubkit-proxy.ports.json"  # written by the embedded hubkit-proxy (its --ports-file)
+EMBEDDED_PROXY_LOG = "hubkit-proxy.log"  # the embedded hubkit-proxy's output, by default in the data dir
 ADDRESS_IN_USE = "address already in use"
 # how programs say their port was taken: errno text (Python, uvicorn), node, jupyter_server
 PORT_TAKEN = (ADDRESS_IN_USE, "eaddrinuse", "is already in use")
@@ -114,11 +115,14 @@ def start_hub_process(
     First start (``learn_ports``): the config says port 0 everywhere; the ports the hub and its proxy got are
     passed to ``on_ports`` (which should pin them in the config: a restarted hub must come back where running
     servers and browsers expect it). A restart on pinned ports that finds one still held by a lingering
-    connection of another program (EADDRINUSE in the new log lines) is tried again until ``limit``.
+    connection of another program (EADDRINUSE in the new lines of the hub's log or its embedded proxy's) is
+    tried again until ``limit``.
     """
     deadline = time.monotonic() + limit
+    proxy_log = data_dir / EMBEDDED_PROXY_LOG
     while True:
         seen = len(log_text())
+        seen_proxy = proxy_log.stat().st_size if proxy_log.exists() else 0
         proc = launch()
         try:
             if learn_ports:
@@ -134,9 +138,19 @@ def start_hub_process(
             if proc.poll() is None:  # a start that failed leaves no process behind
                 proc.kill()
             proc.wait(10)
-            if not port_taken(log_text()[seen:]) or time.monotonic() > deadline:
+            fresh = log_text()[seen:] + _read_from(proxy_log, seen_proxy)
+            if not port_taken(fresh) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def answers(url: str, status: int = 200) -> bool:
