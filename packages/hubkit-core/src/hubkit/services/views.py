@@ -16,7 +16,7 @@ from ..storage.orm import APIToken, Group, Server, ServerStatus, Service, User
 from ..urls import HubUrls
 
 if TYPE_CHECKING:
-    from .userrows import UserRow
+    from .userrows import ServerRow, UserRow
 
 PENDING = {
     ServerStatus.QUEUED: "spawn",
@@ -38,7 +38,9 @@ def progress_url(urls: HubUrls, user: str, name: str = "") -> str:
     return url + (f"servers/{quote(name, safe='')}/progress" if name else "server/progress")
 
 
-def server_model(urls: HubUrls, user: str, server: Server, *, with_state: bool = False) -> dict[str, Any]:
+def server_model(
+    urls: HubUrls, user: str, server: Server | ServerRow, *, with_state: bool = False
+) -> dict[str, Any]:
     name = server.name
     progress = progress_url(urls, user, name)
     model: dict[str, Any] = {

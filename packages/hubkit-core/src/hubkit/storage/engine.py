@@ -13,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from .capture import FEED_KEY, WatchedSession
+from .changes import ChangeFeed
 from .crypt import SESSION_KEY, CryptKeeper
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -63,9 +65,14 @@ def create_engine(url: str | URL, *, data_dir: str = ".", echo: bool = False) ->
 
 
 def create_sessionmaker(
-    engine: AsyncEngine, *, crypt: CryptKeeper | None = None
+    engine: AsyncEngine, *, crypt: CryptKeeper | None = None, changes: ChangeFeed | None = None
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions on ``engine``; ``crypt`` is the keeper its rows' encrypted columns use (:mod:`.crypt`)."""
+    """Sessions on ``engine``; ``crypt`` is the keeper its rows' encrypted columns use (:mod:`.crypt`), ``changes``
+    the feed their commits report to (:mod:`.capture`)."""
     # expire_on_commit=False: rows read in a request stay usable after its commit (no lazy reload I/O).
-    info = {SESSION_KEY: crypt} if crypt is not None else {}
-    return async_sessionmaker(engine, expire_on_commit=False, info=info)
+    info: dict[str, object] = {}
+    if crypt is not None:
+        info[SESSION_KEY] = crypt
+    if changes is not None:
+        info[FEED_KEY] = changes
+    return async_sessionmaker(engine, expire_on_commit=False, info=info, sync_session_class=WatchedSession)
