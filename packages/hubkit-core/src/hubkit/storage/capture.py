@@ -142,6 +142,19 @@ def _pinned(
     return out
 
 
+def _column_name(key: Any) -> str:
+    return str(getattr(key, "key", None) or getattr(key, "name", None) or key)
+
+
+def _itself(key: Any, value: Any, table: str) -> bool:
+    """``SET name = name``: a write that changes nothing (``races.claim_user`` takes a row lock that way)."""
+    return (
+        isinstance(value, ColumnElement)
+        and getattr(value, "name", None) == _column_name(key)
+        and getattr(getattr(value, "table", None), "name", None) == table
+    )
+
+
 def statement_changes(
     statement: Any, *, is_insert: bool, is_update: bool, params: Any = None
 ) -> set[Change]:
@@ -156,7 +169,7 @@ def statement_changes(
     if is_update and columns is not None:
         values = getattr(statement, "_values", None)
         if values is not None:  # None: values given per execution, assume they matter
-            keys = {str(getattr(k, "key", None) or getattr(k, "name", None) or k) for k in values}
+            keys = {_column_name(k) for k, v in values.items() if not _itself(k, v, name)}
             if not keys & columns:
                 return set()
     single = params if isinstance(params, Mapping) else None  # executemany: no single value to pin
