@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
 
 from ..storage.access import Storage
 from ..storage.orm import Server, ServerStatus, User, group_names_of, table_of
@@ -99,24 +99,49 @@ async def load_by_id(storage: Storage, user_id: int) -> UserRow | None:
     return users[0] if users else None
 
 
-async def load_page(
-    storage: Storage,
-    where: ColumnElement[bool] | None,
-    order: tuple[ColumnElement[Any], ...],
-    *,
-    offset: int,
-    limit: int,
-) -> tuple[list[UserRow], int | None]:
-    """A page of users in ``order`` (columns of ``users``), and the number of users matching ``where`` (``None``
-    when the page is empty: then nobody counted them)."""
+def _page(where: ColumnElement[bool] | None, order: tuple[ColumnElement[Any], ...], offset: Any, limit: Any) -> Any:
     page = select(U.c.id.label("uid"), func.count().over().label("total")).select_from(U)
     if where is not None:
         page = page.where(where)
     sub = page.order_by(*order).offset(offset).limit(limit).subquery()
-    statement = (
+    return (
         select(*USER_COLUMNS, group_names_of(U.c.id).label("groups"), *SERVER_COLUMNS, sub.c.total)
         .select_from(sub.join(U, U.c.id == sub.c.uid).outerjoin(S, S.c.user_id == U.c.id))
         .order_by(*order, S.c.id)
     )
-    rows = await storage.reads.execute(statement)
+
+
+_UNFILTERED: dict[tuple[str, bool], Query] = {}
+
+
+def _unfiltered(sort: str, desc: bool) -> Query:
+    """Every user, sorted: the admin's page, built once per sort (offset and limit are parameters)."""
+    query = _UNFILTERED.get((sort, desc))
+    if query is None:
+        col = U.c[sort]
+        order = (col.desc(), U.c.id.desc()) if desc else (col.asc(), U.c.id.asc())
+        query = _UNFILTERED[(sort, desc)] = Query(
+            _page(None, order, bindparam("offset", type_=Integer), bindparam("limit", type_=Integer))
+        )
+    return query
+
+
+async def load_page(
+    storage: Storage,
+    where: ColumnElement[bool] | None,
+    *,
+    sort: str,
+    desc: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[UserRow], int | None]:
+    """A page of users sorted by the ``users`` column ``sort`` (then id), and the number of users matching
+    ``where`` (``None`` when the page is empty: then nobody counted them). One statement: the page with its
+    count as a window function, joined to the users' groups and servers."""
+    if where is None:
+        rows = await storage.reads.all(_unfiltered(sort, desc), offset=offset, limit=limit)
+    else:
+        col = U.c[sort]
+        order = (col.desc(), U.c.id.desc()) if desc else (col.asc(), U.c.id.asc())
+        rows = await storage.reads.execute(_page(where, order, offset, limit))
     return _rows(rows), (int(rows[0][-1]) if rows else None)

@@ -213,10 +213,10 @@ async def list_users(ctx: ServiceContext, caller: Identity, q: UserQuery) -> tup
     desc = q.sort.startswith("-")
     if q.sort.lstrip("-") not in api_sorts:
         raise BadRequest(f"sort must be one of {sorted(api_sorts)} (optionally prefixed with '-')")
-    col = SORTS[q.sort.lstrip("-")]
     where = and_(*conds) if conds else None
-    order = (col.desc(), User.id.desc()) if desc else (col.asc(), User.id.asc())
-    users, total = await userrows.load_page(ctx.storage, where, order, offset=q.offset, limit=q.limit)
+    users, total = await userrows.load_page(
+        ctx.storage, where, sort=q.sort.lstrip("-"), desc=desc, offset=q.offset, limit=q.limit
+    )
     if total is None:
         total = 0
         if q.count and q.offset > 0:  # past the end: nobody was counted on the page

@@ -26,11 +26,13 @@ PENDING = {
 
 
 def iso(dt: datetime | None) -> str | None:
+    """``2026-01-02T03:04:05.000006Z`` (UTC, microseconds), as JupyterHub writes times."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.tzinfo is not None and dt.utcoffset():
+        dt = dt.astimezone(UTC)
+    # isoformat is C code; strftime was a tenth of a users page's CPU
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def progress_url(urls: HubUrls, user: str, name: str = "") -> str:
