@@ -96,7 +96,7 @@ class Database:
         name = self.cluster.create_database()
         self.names.append(name)
         c = self.cluster
-        return f"postgresql://{c.user}@/{name}?host={c.sockdir}&port={c.port}"
+        return f"postgresql+psycopg2://{c.user}@/{name}?host={c.sockdir}&port={c.port}"
 
     def stop(self) -> None:
         if self.cluster is not None:

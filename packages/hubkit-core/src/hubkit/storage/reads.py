@@ -11,7 +11,8 @@ Core statement through SQLAlchemy's asyncpg adapter ~0.7-1.0 ms, asyncpg's own `
   synchronously on the loop thread. Under WAL a reader never waits for a writer, and each statement sees the
   last commit; the busy timeout is 0, so in the rare case SQLite would make it wait (WAL recovery) the read
   goes the ordinary way instead of blocking the loop.
-* **PostgreSQL** (asyncpg): a small asyncpg pool of its own, with the JSON codecs SQLAlchemy's dialect sets.
+* **PostgreSQL** (asyncpg): a few asyncpg connections of its own (:class:`PgConnections`), with the JSON codecs
+  SQLAlchemy's dialect sets.
 * Anything else, or any failure of the paths above: the statement through the engine, as usual.
 
 Results are plain tuples, converted by the same SQLAlchemy type processors as an ordinary execution would use
@@ -30,6 +31,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,9 +139,7 @@ class Reader:
         self._is_asyncpg = url.drivername == "postgresql+asyncpg"
         self._sqlite: sqlite3.Connection | None = None
         self._sync: Engine | None = None  # SQLAlchemy on self._sqlite, for statements built per request
-        self._pg: Any = None  # asyncpg.Pool
-        self._pg_lock: asyncio.Lock | None = None
-        self._pg_broken = False
+        self._pg: PgConnections | None = None
         self.fallbacks = 0  # reads that went the ordinary way (tests, metrics)
 
     async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]:
@@ -152,7 +152,7 @@ class Reader:
             rows = self._sqlite_rows(compiled.sql, args)
             if rows is not None:
                 return _convert(rows, compiled.processors)
-        elif self._is_asyncpg and not self._pg_broken:
+        elif self._is_asyncpg:
             pg_rows = await self._pg_rows(compiled.sql, args)
             if pg_rows is not None:
                 return _convert(pg_rows, compiled.processors)
@@ -232,47 +232,107 @@ class Reader:
 
     # ---- PostgreSQL ----------------------------------------------------------------------------------------
 
-    async def _pg_pool(self) -> Any:
-        if self._pg is not None:
-            return self._pg
-        if self._pg_lock is None:
-            self._pg_lock = asyncio.Lock()
-        async with self._pg_lock:
-            if self._pg is None:
-                import asyncpg
-
-                _args, opts = self.dialect.create_connect_args(self.engine.url)
-                for key in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"):
-                    opts.pop(key, None)
-                self._pg = await asyncpg.create_pool(min_size=1, max_size=4, init=_pg_codecs, **opts)
-        return self._pg
-
     async def _pg_rows(self, sql: str, args: list[Any]) -> list[Any] | None:
+        if self._pg is None:
+            _args, opts = self.dialect.create_connect_args(self.engine.url)
+            for key in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"):
+                opts.pop(key, None)
+            self._pg = PgConnections(dict(opts), PG_CONNECTIONS)
         try:
-            pool = await self._pg_pool()
-            async with pool.acquire() as conn:
-                return list(await conn.fetch(sql, *args))
-        except (TimeoutError, OSError) as exc:
-            log.info("fast read fell back: %s", exc)
-            return None
+            return await self._pg.fetch(sql, args)
         except Exception as exc:
-            import asyncpg
-
-            if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
-                log.info("fast read fell back: %s", exc)
-                return None
-            if self._pg is None:  # the pool could not be made: stop trying
-                self._pg_broken = True
-                log.warning("fast reads disabled: %r", exc)
-                return None
-            raise
+            # a lost or broken connection (dropped; the next read opens another), a restarting server: this
+            # once, the ordinary way, which raises again whatever is not about this path
+            log.info("fast read fell back: %r", exc)
+            return None
 
     async def close(self) -> None:
         self._close_sqlite()
         if self._pg is not None:
-            pool, self._pg = self._pg, None
+            pg, self._pg = self._pg, None
+            await pg.close()
+
+
+PG_CONNECTIONS = 4
+
+
+class PgConnections:
+    """A few asyncpg connections for single-statement reads, handed out without ceremony: asyncpg's own pool
+    arms a timer and runs a reset query per use, which cost as much as the read; these connections only ever
+    run one ``SELECT`` at a time in autocommit, so there is nothing to reset. A connection that fails is
+    dropped and replaced by the next use."""
+
+    def __init__(self, connect_args: dict[str, Any], size: int) -> None:
+        self._args = connect_args
+        self._size = size
+        self._idle: list[Any] = []
+        self._open = 0
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+
+    async def _take(self) -> Any:
+        if self._idle:
+            return self._idle.pop()
+        if self._open < self._size:
+            self._open += 1
+            try:
+                import asyncpg
+
+                conn = await asyncpg.connect(**self._args)
+                await _pg_codecs(conn)
+                return conn
+            except BaseException:
+                self._open -= 1
+                raise
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._give(waiter.result())  # handed over just as the waiter went away: not lost
+            raise
+
+    def _give(self, conn: Any) -> None:
+        if conn.is_closed():
+            self._open -= 1
+            conn = None
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            if conn is None:  # a slot came free: the waiter tries again (and opens a connection)
+                waiter.set_exception(_Reopen())
+            else:
+                waiter.set_result(conn)
+            return
+        if conn is not None:
+            self._idle.append(conn)
+
+    async def fetch(self, sql: str, args: list[Any]) -> list[Any]:
+        while True:
+            try:
+                conn = await self._take()
+                break
+            except _Reopen:
+                continue
+        try:
+            rows = await conn.fetch(sql, *args)
+        except BaseException:
+            conn.terminate()
+            self._give(conn)
+            raise
+        self._give(conn)
+        return list(rows)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(pool.close(), 10)
+                await asyncio.wait_for(conn.close(), 5)
+
+
+class _Reopen(Exception):
+    """Tells a waiter that a connection slot is free (the one it waited for broke)."""
 
 
 async def _pg_codecs(conn: Any) -> None:
