@@ -12,7 +12,7 @@ an admin token from ``hubkit token``), each as the hub process's own CPU time (u
 * ``list_users``: ``GET /hub/api/users?limit=100`` (paginated), 10 clients, 4 s: CPU per request;
 * ``spawn`` / ``stop``: 50 no-op servers started (stopped) at once through the REST API: CPU per server.
 
-Each is taken three times and the smallest kept: foreign load on a shared machine only ever adds CPU time
+Each is taken five times and the smallest kept: foreign load on a shared machine only ever adds CPU time
 (cache misses, contention), so the minimum is the most repeatable figure. CPU time still depends on how fast
 the machine is, so every figure is divided by a calibration (the CPU time of a fixed pure-Python workload,
 also the minimum of several) before it is compared: a machine twice as slow has both twice as large.
@@ -43,7 +43,7 @@ from hubside import PAGED, Database, Hubkit, commit, loadavg, versions  # noqa: 
 BASELINE = HERE / "baseline.json"
 RESULTS = HERE / "results" / "guard"
 TOLERANCE = 1.30  # fail above baseline x this
-REPEATS = 3
+REPEATS = 5
 USERS = 500
 SPAWNS = 50
 

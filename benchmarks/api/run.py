@@ -184,7 +184,7 @@ def tables(run: dict[str, Any]) -> tuple[list[str], list[str]]:
         rate = "logins_per_s" if key.startswith("login") else "rps"
         rps_ratio = a[rate] / b[rate] if b[rate] else float("inf")
         cpu_ratio = a["cpu_ms_per_request"] / b["cpu_ms_per_request"] if b["cpu_ms_per_request"] else float("nan")
-        token = "cookie-less form post" if key.startswith("login") else "generated, both"
+        token = "none (form login)" if key.startswith("login") else "generated, both"
         lines.append(
             f"| {what} on {db} | {token} | {a[rate]:.0f} | {b[rate]:.0f} | {rps_ratio:.2f}x "
             f"| {ms(a['p50_ms'])} / {ms(a['p99_ms'])} | {ms(b['p50_ms'])} / {ms(b['p99_ms'])} "
@@ -204,7 +204,13 @@ def tables(run: dict[str, Any]) -> tuple[list[str], list[str]]:
                     else ""
                 )
                 + (f"; non-2xx or socket errors: {errs[0]} (hubkit), {errs[1]} (JupyterHub)" if any(errs) else "")
-                + "."
+                + f" (load average {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f} at the start)."
+            )
+        elif key.startswith("login"):
+            said.append(
+                f"{what} on {db}: hubkit completed {a[rate]:.0f} logins/s, JupyterHub {b[rate]:.0f} ({rps_ratio:.2f}x), "
+                f"at {ms(a['cpu_ms_per_request'])} and {ms(b['cpu_ms_per_request'])} of hub CPU per login attempt "
+                f"(load average {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f})."
             )
     lines += [
         "",
@@ -231,7 +237,7 @@ def tables(run: dict[str, Any]) -> tuple[list[str], list[str]]:
                 + ("" if a["done"] and b["done"] else " (NOT all servers became ready: see the raw results)")
                 + (f"; hubkit refused {a['refused_count']} start requests" if a["refused_count"] else "")
                 + (f"; JupyterHub refused {b['refused_count']}" if b["refused_count"] else "")
-                + "."
+                + f" (load average {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f})."
             )
     return lines, said
 
