@@ -140,9 +140,11 @@ class Reader:
         self._sqlite: sqlite3.Connection | None = None
         self._sync: Engine | None = None  # SQLAlchemy on self._sqlite, for statements built per request
         self._pg: PgConnections | None = None
-        self.fallbacks = 0  # reads that went the ordinary way (tests, metrics)
+        self.statements = 0  # statements run (tests, metrics)
+        self.fallbacks = 0  # of them, those that went the ordinary way
 
     async def all(self, query: Query, **params: Any) -> list[tuple[Any, ...]]:
+        self.statements += 1
         compiled = query.compiled(self.dialect)
         args = [
             b(params[n]) if b is not None and params[n] is not None else params[n]
@@ -166,6 +168,7 @@ class Reader:
 
     async def execute(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
         """A ``SELECT`` built per request (any shape, ``IN`` lists included), as tuples."""
+        self.statements += 1
         if self._sqlite_path is not None:
             sync = self._sync_engine()
             if sync is not None:
