@@ -8,9 +8,10 @@ relationships was most of those requests' CPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
@@ -111,19 +112,18 @@ def _page(where: ColumnElement[bool] | None, order: tuple[ColumnElement[Any], ..
     )
 
 
-_UNFILTERED: dict[tuple[str, bool], Query] = {}
-
-
 def _unfiltered(sort: str, desc: bool) -> Query:
-    """Every user, sorted: the admin's page, built once per sort (offset and limit are parameters)."""
-    query = _UNFILTERED.get((sort, desc))
-    if query is None:
-        col = U.c[sort]
-        order = (col.desc(), U.c.id.desc()) if desc else (col.asc(), U.c.id.asc())
-        query = _UNFILTERED[(sort, desc)] = Query(
-            _page(None, order, bindparam("offset", type_=Integer), bindparam("limit", type_=Integer))
-        )
-    return query
+    """Every user, sorted: the admin's page (offset and limit are parameters)."""
+    col = U.c[sort]
+    order = (col.desc(), U.c.id.desc()) if desc else (col.asc(), U.c.id.asc())
+    return Query(_page(None, order, bindparam("offset", type_=Integer), bindparam("limit", type_=Integer)))
+
+
+SORTABLE = ("id", "name", "last_activity")
+# built once per sort order, at import (no state kept at run time)
+UNFILTERED: Mapping[tuple[str, bool], Query] = MappingProxyType(
+    {(sort, desc): _unfiltered(sort, desc) for sort in SORTABLE for desc in (False, True)}
+)
 
 
 async def load_page(
@@ -139,7 +139,7 @@ async def load_page(
     ``where`` (``None`` when the page is empty: then nobody counted them). One statement: the page with its
     count as a window function, joined to the users' groups and servers."""
     if where is None:
-        rows = await storage.reads.all(_unfiltered(sort, desc), offset=offset, limit=limit)
+        rows = await storage.reads.all(UNFILTERED[(sort, desc)], offset=offset, limit=limit)
     else:
         col = U.c[sort]
         order = (col.desc(), U.c.id.desc()) if desc else (col.asc(), U.c.id.asc())

@@ -209,7 +209,7 @@ async def list_users(ctx: ServiceContext, caller: Identity, q: UserQuery) -> tup
             conds.append(~_active())
     if q.name_filter:
         conds.append(name_like(q.name_filter))
-    api_sorts = ("id", "name", "last_activity")
+    api_sorts = userrows.SORTABLE
     desc = q.sort.startswith("-")
     if q.sort.lstrip("-") not in api_sorts:
         raise BadRequest(f"sort must be one of {sorted(api_sorts)} (optionally prefixed with '-')")

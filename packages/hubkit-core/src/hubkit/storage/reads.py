@@ -99,6 +99,7 @@ class Query:
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
+        # compiled SQL per dialect: a pure function of the statement, the same for every hub in the process
         self._compiled: dict[str, _Compiled] = {}
 
     def compiled(self, dialect: Dialect) -> _Compiled:
