@@ -242,6 +242,54 @@ def tables(run: dict[str, Any]) -> tuple[list[str], list[str]]:
     return lines, said
 
 
+def all_runs() -> list[dict[str, Any]]:
+    """Every kept result of this script (each run, each database), oldest first."""
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*-*.json"))]
+
+
+def history() -> tuple[list[str], str]:
+    """A table of the goal figures of every kept run, and one sentence on their range."""
+    lines = [
+        "| run | database | commit | `GET /users/{name}` @50: hubkit CPU / request | CPU ratio | req/s ratio "
+        "| users page @50: CPU ratio | spawn wave: CPU ratio | load avg (start) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    own: list[tuple[float, float]] = []  # (CPU per request, load average)
+    for run in all_runs():
+        m = run.get("measurements", {})
+        if "get_user@50" not in m:
+            continue
+        g, lst, sp = m["get_user@50"], m.get("list_users@50"), m.get("spawn")
+        own.append((g["hubkit"]["cpu_ms_per_request"], g["hubkit"]["loadavg_start"]))
+
+        def cpu(x: dict[str, Any] | None, key: str) -> str:
+            if not x or not x["jupyterhub"][key]:
+                return "-"
+            return f"{x['hubkit'][key] / x['jupyterhub'][key]:.2f}x"
+
+        lines.append(
+            f"| `{run['meta']['stamp']}` | {run['db']} | `{run['meta']['commit']}` "
+            f"| {ms(g['hubkit']['cpu_ms_per_request'])} | {cpu(g, 'cpu_ms_per_request')} "
+            f"| {g['hubkit']['rps'] / max(g['jupyterhub']['rps'], 1e-9):.2f}x | {cpu(lst, 'cpu_ms_per_request')} "
+            f"| {cpu(sp, 'cpu_ms_per_server')} | {g['hubkit']['loadavg_start']:.1f} |"
+        )
+    if not own:
+        return lines, ""
+    cpus = [c for c, _l in own]
+    within = [load for c, load in own if c <= 0.5]
+    beyond = [load for c, load in own if c > 0.5]
+    said = (
+        f"Across the {len(own)} kept runs (per database) of this script, hubkit's CPU per `GET /hub/api/users/{{name}}` "
+        f"at 50 clients ranged {ms(min(cpus))}-{ms(max(cpus))}; {len(within)} of {len(own)} were within the 0.5 ms goal"
+    )
+    if within and beyond:
+        said += (
+            f" (load average {min(within):.1f}-{max(within):.1f} at their start; the others "
+            f"{min(beyond):.1f}-{max(beyond):.1f})"
+        )
+    return lines, said + "."
+
+
 def report(runs: list[dict[str, Any]], meta: dict[str, Any], stamp: str) -> str:
     lines = [
         "# Hub benchmark: hubkit vs JupyterHub 6.1.1 (REST reads, logins, spawn waves)",
@@ -272,6 +320,8 @@ def report(runs: list[dict[str, Any]], meta: dict[str, Any], stamp: str) -> str:
         lines += [f"## {db}", "", *t, ""]
         lines += [f"* {s}" for s in said]
         lines.append("")
+    past, said_past = history()
+    lines += ["## Every kept run", "", *past, "", said_past, ""]
     return "\n".join(lines) + "\n"
 
 
@@ -290,6 +340,9 @@ def summary(runs: list[dict[str, Any]], meta: dict[str, Any], stamp: str) -> str
     for run in runs:
         _t, said = tables(run)
         lines += [f"* {s}" for s in said]
+    _past, said_past = history()
+    if said_past:
+        lines.append(f"* {said_past} Every run: [benchmarks/api.md](benchmarks/api.md#every-kept-run).")
     lines.append(END)
     return "\n".join(lines)
 
