@@ -2,9 +2,11 @@
 
 Two doors lead into the watched tables, and both are watched on :class:`WatchedSession`:
 
-* the unit of work: after each flush, rows deleted, and rows whose watched columns or memberships changed;
+* the unit of work: after each flush, rows deleted, rows whose watched columns or memberships changed, and new
+  groups and services;
 * statements run through ``session.execute``: ``UPDATE``/``DELETE`` on a watched table (an ``UPDATE`` only when
-  it sets a watched column) and ``INSERT`` into ``user_group``. Their keys come from the ``WHERE`` clause when
+  it sets a watched column, other than to itself) and ``INSERT`` into ``user_group`` (a membership) or
+  ``services`` (a new service's access policy may grant logins to it). Their keys come from the ``WHERE`` clause when
   one of its ``AND``-ed terms pins a key column (``id = 3``, ``user_id IN (...)``); otherwise the notice is for
   every row of the kind. A term narrows what the statement touches, so any one of them names a superset.
 
