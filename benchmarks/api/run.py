@@ -1,170 +1,69 @@
 #!/usr/bin/env python3
-"""API latency and login throughput: hubkit against JupyterHub 6.1.1, in the same run, with 10,000 users.
+"""The hub's own work, hubkit against JupyterHub 6.1.1 in the same run: REST reads, logins and no-op spawns.
 
-    /work/venv/bin/python benchmarks/api/run.py [--workers 2] [--duration 10] [--users 10000]
+    .venv-test/bin/python benchmarks/api/run.py [--db sqlite postgres] [--users 2000] [--duration 10]
+        [--spawns 100] [--no-docs]
+    .venv-test/bin/python benchmarks/api/run.py --docs-from STAMP     # rewrite the docs from kept results
 
-Both hubs use SQLite, the dummy authenticator and no proxy (requests go to each hub's own port); JupyterHub
-gets a no-op spawner and proxy class. Load comes from ``wrk`` (latency percentiles from ``--latency``).
-Prints a table and the hubkit/JupyterHub ratios, and writes ``results.json`` next to this script.
+Both hubs run as users run them, one process each with the shipped command (``hubkit -f hubkit.toml``,
+``jupyterhub -f config.py``; see ``benchmarks/hubside.py``), on SQLite and on a PostgreSQL database of a
+throwaway cluster, with the same number of users, and both hold an admin token each generated itself
+(``hubkit token`` / ``jupyterhub token``: the like-for-like kind). Both hubs are up together and every
+measurement runs on one, then at once on the other, so both see the same machine load.
+
+Measured (hub CPU = the hub process's user + system CPU time from /proc, over the measured window only):
+
+* ``GET /hub/api/users/{name}`` at 1 and 50 clients, ``GET /hub/api/users?limit=100`` (paginated) at 50 clients,
+  form logins of new users at 50 clients: ``wrk`` req/s, p50/p99, and hub CPU per request;
+* a spawn wave: ``--spawns`` servers started at once through the REST API (hubkit's ``stand-in`` spawner,
+  JupyterHub with an in-hub listener spawner: no Jupyter either side), until the hub lists them all ready; then
+  all stopped at once: hub CPU per server started (stopped), wall time.
+
+Raw results go to ``benchmarks/results/api/<stamp>-<db>.json`` (with the commit and the load average at every
+measurement); ``docs/benchmarks/api.md`` and the hub section of ``docs/benchmarks.md`` are written from them,
+every sentence computed from those numbers.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
+import platform
 import re
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 HERE = Path(__file__).resolve().parent
-VENV_BIN = Path(sys.executable).parent
-PAGED = {"Accept": "application/jupyterhub-pagination+json"}
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))
+import hubload  # noqa: E402
+from hubside import PAGED, Database, Hubkit, HubProcess, JupyterHub, commit, loadavg, versions  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def hubkit_settings(data: Path, port: int) -> dict[str, Any]:
-    return {
-        "hub": {
-            "data_dir": str(data),
-            "db_url": "sqlite:///hub.sqlite",
-            "ip": "127.0.0.1",
-            "port": port,
-            "log_level": "WARNING",
-        },
-        "spawner": {"backend": "test"},
-        "proxy": {"backend": "none"},
-    }
-
-
-async def hubkit_prepare(settings: dict[str, Any], token: str) -> None:
-    """Create the schema and an admin token with a known secret (as ``hubkit token`` would)."""
-    from hubkit.auth.tokens import issue_token
-    from hubkit.config.models import Settings
-    from hubkit.runtime.hub import Hub
-    from hubkit.services.users import new_user
-
-    hub = await Hub.create(Settings.model_validate(settings), load_entry_points=False)
-    await hub.start()
-    async with hub.db() as s:
-        user = new_user("bench-admin", admin=True)
-        s.add(user)
-        await s.flush()
-        await issue_token(s, user_id=user.id, scopes=["inherit"], secret=token)
-        await s.commit()
-    await hub.stop()
-
-
-def add_users(base: str, token: str, start: int, n: int) -> None:
-    h = {"Authorization": f"token {token}"}
-    with httpx.Client(base_url=base, timeout=300) as c:
-        for first in range(start, n, 250):
-            names = [f"user{i:05d}" for i in range(first, min(n, first + 250))]
-            r = c.post("/hub/api/users", json={"usernames": names}, headers=h)
-            if r.status_code not in (201, 409):
-                raise RuntimeError(f"creating users failed: {r.status_code} {r.text[:300]}")
-
-
-def bulk_insert_jupyterhub(db_url: str, start: int, n: int) -> None:
-    """JupyterHub's own ORM, with the default ``user`` role, like users created through its API."""
-    from jupyterhub import orm
-
-    db = orm.new_session_factory(db_url)()
-    role = db.query(orm.Role).filter_by(name="user").one()
-    users = [orm.User(name=f"user{i:05d}") for i in range(start, n)]
-    db.add_all(users)
-    db.flush()
-    db.execute(
-        orm.Base.metadata.tables["user_role_map"].insert(),
-        [{"user_id": u.id, "role_id": role.id} for u in users],
-    )
-    db.commit()
-    db.close()
-
-
-async def bulk_insert_hubkit(settings: dict[str, Any], start: int, n: int) -> None:
-    from hubkit.config.models import Settings
-    from hubkit.runtime.hub import Hub
-    from hubkit.storage.orm import User
-    from sqlalchemy import insert
-
-    hub = await Hub.create(Settings.model_validate(settings), load_entry_points=False)
-    async with hub.db() as s:
-        await s.execute(
-            insert(User),
-            [
-                {"name": f"user{i:05d}", "admin": False, "cookie_id": secrets.token_hex(16)}
-                for i in range(start, n)
-            ],
-        )
-        await s.commit()
-    await hub.engine.dispose()
-
-
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def parse_wrk(out: str) -> dict[str, float]:
-    res: dict[str, float] = {}
-    for pct in ("50", "99"):
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
-        if m:
-            res[f"p{pct}_ms"] = float(m.group(1)) * UNITS[m.group(2)]
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    res["rps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    res["errors"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"(\d+) requests in", out)
-    res["requests"] = float(m.group(1)) if m else 0.0
-    return res
-
-
-def wrk(
-    url: str,
-    conns: int,
-    duration: int,
-    headers: dict[str, str],
-    script: str | None = None,
-    env: dict[str, str] | None = None,
-) -> dict[str, float]:
-    cmd = ["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "30s"]
-    for k, v in headers.items():
-        cmd += ["-H", f"{k}: {v}"]
-    if script:
-        cmd += ["-s", script]
-    out = subprocess.run(
-        [*cmd, url], capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True
-    ).stdout
-    return parse_wrk(out)
+RESULTS = ROOT / "benchmarks" / "results" / "api"
+DOCS = ROOT / "docs"
+BEGIN, END = "<!-- hub:begin -->", "<!-- hub:end -->"
+HUBS = ("hubkit", "jupyterhub")
+LABEL = {"hubkit": "hubkit", "jupyterhub": "JupyterHub 6.1.1"}
+TOKEN_KIND = {
+    "hubkit": "generated by `hubkit token`",
+    "jupyterhub": "generated by `jupyterhub token`",
+}
+# (key, what, goal on the hubkit/JupyterHub CPU ratio, goal on the req/s ratio, goal on hubkit's own CPU)
+REQUESTS = (
+    ("get_user@1", "`GET /hub/api/users/{name}`, 1 client", None, None, None),
+    ("get_user@50", "`GET /hub/api/users/{name}`, 50 clients", 0.25, 2.5, 0.5),
+    ("list_users@50", "`GET /hub/api/users?limit=100` (paginated), 50 clients", 0.25, 2.5, None),
+    ("login@50", "form login of a new user, 50 clients", None, None, None),
+)
+SPAWN_GOAL = 0.5
 
 
 def login_form(base: str, cookie_name: str) -> tuple[str, str]:
@@ -172,174 +71,350 @@ def login_form(base: str, cookie_name: str) -> tuple[str, str]:
     m = re.search(r'name="_xsrf" value="([^"]+)"', r.text)
     if not m or cookie_name not in r.cookies:
         raise RuntimeError(f"no xsrf form/cookie on {base}/hub/login")
-    # every cookie the login page set (JupyterHub ties its _xsrf token to jupyterhub-session-id)
     return m.group(1), "; ".join(f"{k}={v}" for k, v in r.cookies.items())
 
 
-def bench_hub(name: str, base: str, token: str, duration: int, user_url: str) -> dict[str, Any]:
-    auth = {"Authorization": f"token {token}"}
-    out: dict[str, Any] = {}
-    for label, path, extra in (
-        ("get_user", user_url, {}),
-        ("list_users_100", "/hub/api/users?limit=100", PAGED),
-    ):
-        for conns in (1, 50):
-            wrk(base + path, conns, 2, {**auth, **extra})  # warm-up
-            r = wrk(base + path, conns, duration, {**auth, **extra})
-            out[f"{label}@{conns}"] = r
-            print(
-                f"  {name:10s} {label:15s} c={conns:<3d} p50={r['p50_ms']:8.2f} ms  p99={r['p99_ms']:8.2f} ms  "
-                f"{r['rps']:8.1f} req/s  errors={r['errors']:.0f}",
-                flush=True,
-            )
-    return out
-
-
-def bench_login(name: str, base: str, cookie_name: str, duration: int) -> dict[str, float]:
-    xsrf, cookie = login_form(base, cookie_name)
-    env = {"BENCH_LOGIN_PATH": "/hub/login", "BENCH_XSRF": xsrf, "BENCH_COOKIE": cookie}
-    r = wrk(base + "/hub/login", 50, duration, {}, script=str(HERE / "login.lua"), env=env)
-    # only successful logins (302) count; wrk's req/s includes refusals
-    r["logins_per_s"] = r["rps"] * (1 - r["errors"] / r["requests"]) if r["requests"] else 0.0
-    print(
-        f"  {name:10s} {'login':15s} c=50  {r['logins_per_s']:8.1f} logins/s  p50={r['p50_ms']:.1f} ms  "
-        f"p99={r['p99_ms']:.1f} ms  refused={r['errors']:.0f}",
-        flush=True,
+def measure_logins(hub: HubProcess, cookie: str, duration: float) -> dict[str, Any]:
+    xsrf, cookies = login_form(hub.url, cookie)
+    env = {"BENCH_LOGIN_PATH": "/hub/login", "BENCH_XSRF": xsrf, "BENCH_COOKIE": cookies}
+    r = hubload.requests(
+        hub, "/hub/login", conns=50, duration=duration, script=str(HERE / "login.lua"), env=env, warmup=2
     )
+    # wrk counts refusals too; only successful logins (302) count as logins
+    r["logins_per_s"] = r["rps"] * (1 - r["errors"] / r["requests"]) if r["requests"] else 0.0
     return r
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for hubkit")
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--users", type=int, default=10_000)
-    ap.add_argument(
-        "--api-users", type=int, default=500, help="how many users to create through the APIs (timed)"
+def run_db(kind: str, args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"hubkit-api-bench-{kind}-"))
+    db = Database.start(kind)
+    hubs: dict[str, HubProcess] = {
+        "hubkit": Hubkit(tmp / "hubkit", db, spawn_limit=args.spawns),
+        "jupyterhub": JupyterHub(tmp / "jupyterhub", db, spawn_limit=args.spawns),
+    }
+    out: dict[str, Any] = {"db": kind, "measurements": {}, "setup": {}}
+    try:
+        for name, hub in hubs.items():
+            hub.prepare()
+            hub.start()
+            names = [f"user{i:05d}" for i in range(args.users)]
+            t0 = time.monotonic()
+            hub.add_users(names[: args.api_users])
+            out["setup"][name] = {"create_users_via_api_s": time.monotonic() - t0, "via_api": args.api_users}
+            hub.bulk_users(names[args.api_users :])
+            with hub.client() as c:
+                total = c.get("/users?limit=1", headers=PAGED).json()["_pagination"]["total"]
+            out["setup"][name]["users"] = total
+            print(f"[{kind}] {LABEL[name]}: {total} users, pid {hub.pid}", flush=True)
+        target = f"/hub/api/users/user{args.users // 2:05d}"
+        plan: list[tuple[str, Any]] = [
+            ("get_user@1", lambda h: hubload.requests(h, target, conns=1, duration=args.duration / 2)),
+            ("get_user@50", lambda h: hubload.requests(h, target, conns=50, duration=args.duration)),
+            (
+                "list_users@50",
+                lambda h: hubload.requests(
+                    h, "/hub/api/users?limit=100", conns=50, duration=args.duration, headers=PAGED
+                ),
+            ),
+        ]
+        for key, fn in plan:
+            for name in HUBS:
+                r = fn(hubs[name])
+                out["measurements"].setdefault(key, {})[name] = r
+                print(
+                    f"[{kind}] {LABEL[name]:17s} {key:14s} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:8.2f} ms  "
+                    f"p99 {r['p99_ms']:8.2f} ms  hub CPU {r['cpu_ms_per_request']:6.3f} ms/request  "
+                    f"errors {r['errors']:.0f}  load {r['loadavg_start']:.1f}",
+                    flush=True,
+                )
+        wave = [f"user{i:05d}" for i in range(args.spawns)]
+        for name in HUBS:
+            s = hubload.spawn_wave(hubs[name], wave)
+            t = hubload.stop_wave(hubs[name], wave)
+            out["measurements"].setdefault("spawn", {})[name] = s
+            out["measurements"].setdefault("stop", {})[name] = t
+            print(
+                f"[{kind}] {LABEL[name]:17s} spawn wave of {len(wave)}: hub CPU {s['cpu_ms_per_server']:.1f} ms/server, "
+                f"{s['wall_s']:.1f} s, all ready: {s['done']}; stop: {t['cpu_ms_per_server']:.1f} ms/server, "
+                f"{t['wall_s']:.1f} s, load {s['loadavg_start']:.1f}",
+                flush=True,
+            )
+        cookies = {"hubkit": "hubkit-xsrf", "jupyterhub": "_xsrf"}
+        for name in HUBS:
+            r = measure_logins(hubs[name], cookies[name], args.duration)
+            out["measurements"].setdefault("login@50", {})[name] = r
+            print(
+                f"[{kind}] {LABEL[name]:17s} login@50 {r['logins_per_s']:8.1f} logins/s  p50 {r['p50_ms']:.1f} ms  "
+                f"hub CPU {r['cpu_ms_per_request']:.2f} ms/request  refused {r['errors']:.0f}",
+                flush=True,
+            )
+    finally:
+        for hub in hubs.values():
+            hub.stop()
+        db.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+# ---- report ---------------------------------------------------------------------------------------------------
+
+
+def ms(v: float) -> str:
+    return f"{v:.3f} ms" if v < 1 else f"{v:.2f} ms" if v < 100 else f"{v:.0f} ms"
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def tables(run: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(markdown lines of the tables, sentences) for one database's results."""
+    m = run["measurements"]
+    db = "SQLite" if run["db"] == "sqlite" else "PostgreSQL"
+    lines = [
+        "| measured | token | hubkit req/s | JupyterHub req/s | req/s ratio | hubkit p50 / p99 | JupyterHub p50 / p99 "
+        "| hubkit hub CPU / request | JupyterHub hub CPU / request | CPU ratio | load avg (start) |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    said: list[str] = []
+    for key, what, cpu_goal, rps_goal, own_goal in REQUESTS:
+        if key not in m:
+            continue
+        a, b = m[key]["hubkit"], m[key]["jupyterhub"]
+        rate = "logins_per_s" if key.startswith("login") else "rps"
+        rps_ratio = a[rate] / b[rate] if b[rate] else float("inf")
+        cpu_ratio = a["cpu_ms_per_request"] / b["cpu_ms_per_request"] if b["cpu_ms_per_request"] else float("nan")
+        token = "none (form login)" if key.startswith("login") else "generated, both"
+        lines.append(
+            f"| {what} on {db} | {token} | {a[rate]:.0f} | {b[rate]:.0f} | {rps_ratio:.2f}x "
+            f"| {ms(a['p50_ms'])} / {ms(a['p99_ms'])} | {ms(b['p50_ms'])} / {ms(b['p99_ms'])} "
+            f"| {ms(a['cpu_ms_per_request'])} | {ms(b['cpu_ms_per_request'])} | {cpu_ratio:.2f}x "
+            f"| {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f} |"
+        )
+        errs = int(a["errors"] + a.get("socket_errors", 0)), int(b["errors"] + b.get("socket_errors", 0))
+        if cpu_goal is not None:
+            said.append(
+                f"{what} on {db}: hubkit spent {ms(a['cpu_ms_per_request'])} of hub CPU per request, JupyterHub "
+                f"{ms(b['cpu_ms_per_request'])}, {cpu_ratio:.2f}x (goal ≤ {cpu_goal}x: {verdict(cpu_ratio <= cpu_goal)}); "
+                f"hubkit answered {a[rate]:.0f} req/s, JupyterHub {b[rate]:.0f}, {rps_ratio:.2f}x (goal ≥ {rps_goal}x: "
+                f"{verdict(rps_ratio >= (rps_goal or 0))})"
+                + (
+                    f"; hubkit's own cost against the goal of ≤ {own_goal} ms: {verdict(a['cpu_ms_per_request'] <= own_goal)}"
+                    if own_goal is not None
+                    else ""
+                )
+                + (f"; non-2xx or socket errors: {errs[0]} (hubkit), {errs[1]} (JupyterHub)" if any(errs) else "")
+                + f" (load average {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f} at the start)."
+            )
+        elif key.startswith("login"):
+            said.append(
+                f"{what} on {db}: hubkit completed {a[rate]:.0f} logins/s, JupyterHub {b[rate]:.0f} ({rps_ratio:.2f}x), "
+                f"at {ms(a['cpu_ms_per_request'])} and {ms(b['cpu_ms_per_request'])} of hub CPU per login attempt "
+                f"(load average {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f})."
+            )
+    lines += [
+        "",
+        "| measured | hubkit hub CPU / server | JupyterHub hub CPU / server | CPU ratio | hubkit wall | JupyterHub wall "
+        "| all done (hubkit / JupyterHub) | state polls | load avg (start) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for key, what in (("spawn", "servers started at once, until all listed ready"), ("stop", "servers stopped at once, until none listed active")):
+        if key not in m:
+            continue
+        a, b = m[key]["hubkit"], m[key]["jupyterhub"]
+        ratio = a["cpu_ms_per_server"] / b["cpu_ms_per_server"] if b["cpu_ms_per_server"] else float("nan")
+        lines.append(
+            f"| {a['servers']} {what}, no-op servers, {db} | {a['cpu_ms_per_server']:.1f} ms | {b['cpu_ms_per_server']:.1f} ms "
+            f"| {ratio:.2f}x | {a['wall_s']:.1f} s | {b['wall_s']:.1f} s | {'yes' if a['done'] else 'NO'} / "
+            f"{'yes' if b['done'] else 'NO'} | {a['polls']} / {b['polls']} | {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f} |"
+        )
+        if key == "spawn":
+            said.append(
+                f"A wave of {a['servers']} no-op spawns on {db} cost hubkit {a['cpu_ms_per_server']:.1f} ms of hub CPU per "
+                f"server and JupyterHub {b['cpu_ms_per_server']:.1f} ms, {ratio:.2f}x (goal ≤ {SPAWN_GOAL}x: "
+                f"{verdict(ratio <= SPAWN_GOAL and a['done'])}); all ready after {a['wall_s']:.1f} s and "
+                f"{b['wall_s']:.1f} s"
+                + ("" if a["done"] and b["done"] else " (NOT all servers became ready: see the raw results)")
+                + (f"; hubkit refused {a['refused_count']} start requests" if a["refused_count"] else "")
+                + (f"; JupyterHub refused {b['refused_count']}" if b["refused_count"] else "")
+                + f" (load average {a['loadavg_start']:.1f} / {b['loadavg_start']:.1f})."
+            )
+    return lines, said
+
+
+def all_runs() -> list[dict[str, Any]]:
+    """Every kept result of this script (each run, each database), oldest first."""
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*-*.json"))]
+
+
+def history() -> tuple[list[str], str]:
+    """A table of the goal figures of every kept run, and one sentence on their range."""
+    lines = [
+        "| run | database | commit | `GET /users/{name}` @50: hubkit CPU / request | CPU ratio | req/s ratio "
+        "| users page @50: CPU ratio | spawn wave: CPU ratio | load avg (start) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    own: list[tuple[float, float]] = []  # (CPU per request, load average)
+    for run in all_runs():
+        m = run.get("measurements", {})
+        if "get_user@50" not in m:
+            continue
+        g, lst, sp = m["get_user@50"], m.get("list_users@50"), m.get("spawn")
+        own.append((g["hubkit"]["cpu_ms_per_request"], g["hubkit"]["loadavg_start"]))
+
+        def cpu(x: dict[str, Any] | None, key: str) -> str:
+            if not x or not x["jupyterhub"][key]:
+                return "-"
+            return f"{x['hubkit'][key] / x['jupyterhub'][key]:.2f}x"
+
+        lines.append(
+            f"| `{run['meta']['stamp']}` | {run['db']} | `{run['meta']['commit']}` "
+            f"| {ms(g['hubkit']['cpu_ms_per_request'])} | {cpu(g, 'cpu_ms_per_request')} "
+            f"| {g['hubkit']['rps'] / max(g['jupyterhub']['rps'], 1e-9):.2f}x | {cpu(lst, 'cpu_ms_per_request')} "
+            f"| {cpu(sp, 'cpu_ms_per_server')} | {g['hubkit']['loadavg_start']:.1f} |"
+        )
+    if not own:
+        return lines, ""
+    cpus = [c for c, _l in own]
+    within = [load for c, load in own if c <= 0.5]
+    beyond = [load for c, load in own if c > 0.5]
+    said = (
+        f"Across the {len(own)} kept runs (per database) of this script, hubkit's CPU per `GET /hub/api/users/{{name}}` "
+        f"at 50 clients ranged {ms(min(cpus))}-{ms(max(cpus))}; {len(within)} of {len(own)} were within the 0.5 ms goal"
     )
+    if within and beyond:
+        said += (
+            f" (load average {min(within):.1f}-{max(within):.1f} at their start; the others "
+            f"{min(beyond):.1f}-{max(beyond):.1f})"
+        )
+    return lines, said + "."
+
+
+def report(runs: list[dict[str, Any]], meta: dict[str, Any], stamp: str) -> str:
+    lines = [
+        "# Hub benchmark: hubkit vs JupyterHub 6.1.1 (REST reads, logins, spawn waves)",
+        "",
+        "Written by `benchmarks/api/run.py` from the raw results of run "
+        f"`{stamp}` (`benchmarks/results/api/{stamp}-*.json`; `--docs-from {stamp}` writes this page again).",
+        "",
+        f"* Commit `{meta['commit']}`; {meta['cpus']} CPUs ({meta['machine']}), shared with other work: the load average "
+        "at the start of every measurement is in each row (hubkit / JupyterHub).",
+        f"* Versions: {', '.join(f'{k} {v}' for k, v in sorted(meta['versions'].items()))}.",
+        f"* Each hub is one process started with its shipped command, {meta['users']} users (the first "
+        f"{meta['api_users']} created through each hub's API, the rest inserted with each hub's own schema), "
+        "requests straight to the hub's port (no proxy). Tokens: "
+        + "; ".join(f"{LABEL[h]}: admin token {TOKEN_KIND[h]}" for h in HUBS)
+        + ".",
+        "* hub CPU = user + system CPU time of the hub process over the measured window (`wrk` "
+        f"{meta['duration_s']:g} s after a 2 s warm-up; 1-client rows half as long), divided by the requests answered "
+        "(or the servers in the wave). `wrk` runs on the same two CPUs.",
+        "* Spawn waves: hubkit's `stand-in` spawner (in-process listeners) and, for JupyterHub, an in-hub listener "
+        "spawner of ours (`benchmarks/jh_bench_config.py`); both hubs check readiness over HTTP and call a proxy that "
+        "does nothing. The wave is timed until `GET /hub/api/users?state=ready` counts them all, polled every "
+        f"{hubload.POLL_EVERY} s (the polls are in the CPU figure; their number is in the table).",
+        "",
+    ]
+    for run in runs:
+        db = "SQLite" if run["db"] == "sqlite" else "PostgreSQL"
+        t, said = tables(run)
+        lines += [f"## {db}", "", *t, ""]
+        lines += [f"* {s}" for s in said]
+        lines.append("")
+    past, said_past = history()
+    lines += ["## Every kept run", "", *past, "", said_past, ""]
+    return "\n".join(lines) + "\n"
+
+
+def summary(runs: list[dict[str, Any]], meta: dict[str, Any], stamp: str) -> str:
+    """The hub section of docs/benchmarks.md."""
+    lines = [
+        BEGIN,
+        "## Hub: REST reads, logins and spawn waves vs JupyterHub 6.1.1 (issue 14)",
+        "",
+        f"Run `{stamp}`, commit `{meta['commit']}`, `benchmarks/api/run.py` (this section is written by it); one "
+        "process per hub with its shipped command, both with a token each generated itself, "
+        f"{meta['users']} users, same run; full tables in [benchmarks/api.md](benchmarks/api.md), raw JSON in "
+        f"`benchmarks/results/api/{stamp}-*.json`.",
+        "",
+    ]
+    for run in runs:
+        _t, said = tables(run)
+        lines += [f"* {s}" for s in said]
+    _past, said_past = history()
+    if said_past:
+        lines.append(f"* {said_past} Every run: [benchmarks/api.md](benchmarks/api.md#every-kept-run).")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_docs(runs: list[dict[str, Any]], meta: dict[str, Any], stamp: str) -> None:
+    (DOCS / "benchmarks").mkdir(exist_ok=True)
+    (DOCS / "benchmarks" / "api.md").write_text(report(runs, meta, stamp))
+    index = DOCS / "benchmarks.md"
+    text = index.read_text()
+    block = summary(runs, meta, stamp)
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    index.write_text(text)
+    print(f"wrote {DOCS / 'benchmarks' / 'api.md'} and the hub section of {index}")
+
+
+def load_runs(stamp: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{stamp}-*.json"))]
+    if not runs:
+        raise SystemExit(f"no results {RESULTS}/{stamp}-*.json")
+    order = {"sqlite": 0, "postgres": 1}
+    runs.sort(key=lambda r: order.get(r["db"], 9))
+    return runs, runs[0]["meta"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--api-users", type=int, default=200, help="of them, created through each hub's API")
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--spawns", type=int, default=100)
+    ap.add_argument("--no-docs", action="store_true", help="keep the results, leave the docs alone")
+    ap.add_argument("--docs-from", metavar="STAMP", help="only write the docs from kept results")
     args = ap.parse_args()
+    if args.docs_from:
+        runs, meta = load_runs(args.docs_from)
+        write_docs(runs, meta, args.docs_from)
+        return 0
     if not shutil.which("wrk"):
         print("wrk is required (apt-get install wrk)", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="hubkit-api-bench-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        token = secrets.token_hex(16)
-        # ---- hubkit
-        hk_port = free_port()
-        hk_settings = hubkit_settings(tmp / "hubkit", hk_port)
-        asyncio.run(hubkit_prepare(hk_settings, token))
-        env = {**os.environ, "HUBKIT_BENCH_SETTINGS": json.dumps(hk_settings)}
-        procs.append(
-            subprocess.Popen(
-                [
-                    str(VENV_BIN / "uvicorn"),
-                    "hubkit_app:app",
-                    "--app-dir",
-                    str(HERE),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(hk_port),
-                    "--workers",
-                    str(args.workers),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-                env=env,
-                cwd=tmp,
-                start_new_session=True,
-            )
-        )
-        hk = f"http://127.0.0.1:{hk_port}"
-        wait_http(hk + "/hub/api")
-        # ---- JupyterHub 6.1.1
-        jh_port = free_port()
-        jh_env = {
-            **os.environ,
-            "BENCH_JH_PORT": str(jh_port),
-            "BENCH_JH_PUBLIC_PORT": str(free_port()),
-            "BENCH_JH_DB": f"sqlite:///{tmp / 'jupyterhub.sqlite'}",
-            "BENCH_JH_SECRET": str(tmp / "jh_cookie_secret"),
-            "BENCH_TOKEN": token,
-        }
-        (tmp / "jh").mkdir()
-        procs.append(
-            subprocess.Popen(
-                [str(VENV_BIN / "jupyterhub"), "-f", str(HERE / "jupyterhub_config.py")],
-                env=jh_env,
-                cwd=tmp / "jh",
-                start_new_session=True,
-                stdout=open(tmp / "jh.log", "wb"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-            )
-        )
-        jh = f"http://127.0.0.1:{jh_port}"
-        wait_http(jh + "/hub/api")
-        # the first users go through each hub's API (timed); the rest are bulk-inserted with each hub's own ORM,
-        # because JupyterHub's POST /users slows down as the table grows (about 1,200 users in 4 minutes here)
-        via_api = min(args.users, args.api_users)
-        print(f"creating {via_api} users through each hub's API ...", flush=True)
-        t0 = time.monotonic()
-        add_users(hk, token, 0, via_api)
-        t_hk = time.monotonic() - t0
-        t0 = time.monotonic()
-        add_users(jh, token, 0, via_api)
-        t_jh = time.monotonic() - t0
-        print(
-            f"  hubkit {t_hk:.1f} s, JupyterHub {t_jh:.1f} s; bulk-inserting the other {args.users - via_api}",
-            flush=True,
-        )
-        asyncio.run(bulk_insert_hubkit(hk_settings, via_api, args.users))
-        bulk_insert_jupyterhub(jh_env["BENCH_JH_DB"], via_api, args.users)
-        for base in (hk, jh):
-            r = httpx.get(
-                f"{base}/hub/api/users?limit=1",
-                headers={"Authorization": f"token {token}", **PAGED},
-                timeout=120,
-            )
-            print(f"  {base}: {r.json()['_pagination']['total']} users", flush=True)
-        user_url = f"/hub/api/users/user{args.users // 2:05d}"
-        print(
-            f"hubkit: {args.workers} uvicorn worker(s); JupyterHub: 1 process; {os.cpu_count()} CPUs",
-            flush=True,
-        )
-        results: dict[str, Any] = {
-            "workers": args.workers,
-            "users": args.users,
-            "duration_s": args.duration,
-            "create_users_s": {"hubkit": t_hk, "jupyterhub": t_jh},
-        }
-        results["hubkit"] = bench_hub("hubkit", hk, token, args.duration, user_url)
-        results["jupyterhub"] = bench_hub("jupyterhub", jh, token, args.duration, user_url)
-        results["hubkit"]["login@50"] = bench_login("hubkit", hk, "hubkit-xsrf", args.duration)
-        results["jupyterhub"]["login@50"] = bench_login("jupyterhub", jh, "_xsrf", args.duration)
-        print("\nratio JupyterHub/hubkit (higher = hubkit faster):")
-        ratios: dict[str, float] = {}
-        for key in ("get_user@1", "get_user@50", "list_users_100@1", "list_users_100@50"):
-            a, b = results["hubkit"][key], results["jupyterhub"][key]
-            ratios[f"{key} p50"] = b["p50_ms"] / a["p50_ms"] if a["p50_ms"] else 0.0
-            ratios[f"{key} p99"] = b["p99_ms"] / a["p99_ms"] if a["p99_ms"] else 0.0
-            print(f"  {key:20s} p50 x{ratios[key + ' p50']:.1f}   p99 x{ratios[key + ' p99']:.1f}")
-        lr = results["hubkit"]["login@50"]["logins_per_s"] / max(
-            1e-9, results["jupyterhub"]["login@50"]["logins_per_s"]
-        )
-        ratios["login@50 throughput"] = lr
-        print(f"  {'login@50':20s} throughput x{lr:.1f}")
-        results["ratios"] = ratios
-        (HERE / "results.json").write_text(json.dumps(results, indent=2))
-        return 0
-    finally:
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    meta = {
+        "stamp": stamp,
+        "commit": commit(),
+        "cpus": os.cpu_count(),
+        "machine": f"{platform.machine()}, {platform.system()} {platform.release()}",
+        "versions": versions(),
+        "users": args.users,
+        "api_users": args.api_users,
+        "duration_s": args.duration,
+        "spawns": args.spawns,
+        "loadavg_start": loadavg(),
+        "token_kinds": TOKEN_KIND,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for kind in args.db:
+        run = run_db(kind, args, meta)
+        run["meta"] = {**meta, "loadavg_end": loadavg()}
+        path = RESULTS / f"{stamp}-{kind}.json"
+        path.write_text(json.dumps(run, indent=2))
+        print(f"kept {path}", flush=True)
+        runs.append(run)
+    text = report(runs, meta, stamp)
+    print(text)
+    if not args.no_docs:
+        write_docs(runs, meta, stamp)
+    return 0
 
 
 if __name__ == "__main__":

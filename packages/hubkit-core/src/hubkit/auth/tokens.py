@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,8 +40,8 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-async def issue_token(
-    session: AsyncSession,
+def token_values(
+    secret: str,
     *,
     user_id: int | None = None,
     service_id: int | None = None,
@@ -51,27 +52,34 @@ async def issue_token(
     expires_in: float | None = None,
     session_id: str | None = None,
     oauth_client: str | None = None,
-    secret: str | None = None,
-) -> tuple[str, APIToken]:
-    """Create a token row (flushed, not committed) and return ``(secret, row)``."""
-    secret = secret or new_secret()
+) -> dict[str, Any]:
+    """The column values of a new token row for ``secret`` (hashed here; the secret itself is never stored)."""
     if expires_in is not None and not 0 < expires_in <= MAX_EXPIRES_IN:
         raise ValueError(f"expires_in must be between 1 and {MAX_EXPIRES_IN} seconds")
     now = datetime.now(UTC)
-    row = APIToken(
-        hashed=hash_secret(secret),
-        prefix=secret[:4],
-        user_id=user_id,
-        service_id=service_id,
-        server_id=server_id,
-        kind=kind,
-        note=note,
-        scopes=list(scopes),
-        created=now,
-        expires_at=(now + timedelta(seconds=expires_in)) if expires_in else None,
-        session_id=session_id,
-        oauth_client=oauth_client,
-    )
+    return {
+        "hashed": hash_secret(secret),
+        "prefix": secret[:4],
+        "user_id": user_id,
+        "service_id": service_id,
+        "server_id": server_id,
+        "kind": kind,
+        "note": note,
+        "scopes": list(scopes),
+        "created": now,
+        "expires_at": (now + timedelta(seconds=expires_in)) if expires_in else None,
+        "session_id": session_id,
+        "oauth_client": oauth_client,
+        "extra": {},
+    }
+
+
+async def issue_token(session: AsyncSession, *, secret: str | None = None, **fields: Any) -> tuple[str, APIToken]:
+    """Create a token row (flushed, not committed) and return ``(secret, row)``; ``fields`` as for
+    :func:`token_values`."""
+    secret = secret or new_secret()
+    values = token_values(secret, **fields)
+    row = APIToken(**values)
     session.add(row)
     await session.flush()
     return secret, row

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ..auth.cache import IdentityCache
 from ..auth.ratelimit import LoginRateLimiter
 from ..builtin.allow_list import AllowList
 from ..config.models import Settings
@@ -150,6 +151,7 @@ class Hub:
                 settings.hub.login_rate_window_seconds,
                 per_address=settings.hub.login_rate_limit_per_address,
             ),
+            identities=IdentityCache(storage.changes),
         )
         return cls(
             settings=settings,
@@ -279,6 +281,7 @@ class Hub:
                 log.exception("shutting down %r", backend)
             if backend is self.proxy and asked.stop_proxy:
                 await self._stop_proxy()  # after its shutdown: no watchdog left to restart it
+        self.services.identities.clear()
         await self.storage.dispose()
         self.started = False
 

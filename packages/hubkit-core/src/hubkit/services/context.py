@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..auth.cache import IdentityCache
 from ..auth.ratelimit import LoginRateLimiter
 from ..config.models import Settings
 from ..interfaces import Authenticator, ProxyBackend, SpawnerBackend
@@ -33,6 +34,7 @@ class ServiceContext:
     routes: RouteReconciler
     urls: HubUrls
     limiter: LoginRateLimiter  # failed logins, per (user, address); in this process's memory
+    identities: IdentityCache  # callers behind tokens and sessions; kept correct by storage.changes
     lifecycle: Lifecycle = field(default_factory=Lifecycle)  # a shutdown request, in this process
 
     @property

@@ -18,11 +18,12 @@ from ..errors import BadRequest, Conflict, Forbidden, InvalidOptions, LimitReach
 from ..interfaces import OptionsForm, Phase, ProgressEvent, UserInfo
 from ..spawn.progress import Item
 from ..spawn.records import create_server
-from ..storage.orm import Server, ServerStatus, Spawn, SpawnEvent, User
-from . import access, views
+from ..storage.orm import Server, ServerStatus, Spawn, SpawnEvent
+from . import access, userrows, views
 from .access import HIDDEN
 from .context import ServiceContext
 from .names import check_name
+from .userrows import ServerRow, UserRow
 from .users import get_user, info, require_user
 
 SLOW_SPAWN_TIMEOUT = 10.0  # how long a start request waits for "ready" before answering "pending"
@@ -33,9 +34,9 @@ PENDING_STATES = (ServerStatus.QUEUED, ServerStatus.STARTING)
 class ServerRef:
     """A user and one of their servers (``server`` is ``None`` when it has never been created)."""
 
-    user: User
+    user: UserRow
     name: str
-    server: Server | None
+    server: ServerRow | None
 
     @property
     def owner(self) -> UserInfo:
@@ -69,14 +70,11 @@ async def load(
     """The server, if the caller may act on it with one of ``scopes`` (404 when it may not even see it)."""
     access.require(caller, scopes)
     check_server_name(ctx, server_name)
-    async with ctx.storage.session() as session:
-        user = await get_user(session, user_name)
-        if user is None:
-            raise NotFound(HIDDEN)
-        access.require(
-            caller, scopes, user=user.name, server=server_name, user_groups=[g.name for g in user.groups]
-        )
-        server = next((s for s in user.servers if s.name == server_name), None)
+    user = await userrows.load_one(ctx.storage, user_name)
+    if user is None:
+        raise NotFound(HIDDEN)
+    access.require(caller, scopes, user=user.name, server=server_name, user_groups=[g.name for g in user.groups])
+    server = next((s for s in user.servers if s.name == server_name), None)
     return ServerRef(user, server_name, server)
 
 
@@ -355,12 +353,13 @@ async def route_miss(ctx: ServiceContext, caller: Identity, owner: str, first: s
 async def may_stop(ctx: ServiceContext, caller: Identity, owner: str, server_name: str) -> ServerRef:
     """A stop or delete from a page: needs ``delete:servers`` on that server."""
     check_name(owner)
-    async with ctx.storage.session() as session:
-        user = await require_user(session, owner)
-        groups = [g.name for g in user.groups]
-        if not access.may(caller, "delete:servers", user=user.name, server=server_name, user_groups=groups):
-            raise Forbidden("You may not stop this server.")
-        server = next((s for s in user.servers if s.name == server_name), None)
+    user = await userrows.load_one(ctx.storage, owner)
+    if user is None:
+        raise NotFound(f"No such user: {owner}")
+    groups = [g.name for g in user.groups]
+    if not access.may(caller, "delete:servers", user=user.name, server=server_name, user_groups=groups):
+        raise Forbidden("You may not stop this server.")
+    server = next((s for s in user.servers if s.name == server_name), None)
     return ServerRef(user, server_name, server)
 
 

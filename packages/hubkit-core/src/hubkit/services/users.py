@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from ..auth import scopes as sc
 from ..auth.identity import Identity
@@ -43,7 +42,7 @@ async def normalize(ctx: ServiceContext, raw: str) -> str:
     return await _normalize(ctx.hooks, raw, lower=ctx.settings.auth.normalize_usernames)
 
 
-def info(user: User) -> UserInfo:
+def info(user: User | userrows.UserRow) -> UserInfo:
     return UserInfo(name=user.name, admin=user.admin, groups=tuple(g.name for g in user.groups), id=user.id)
 
 
@@ -210,23 +209,25 @@ async def list_users(ctx: ServiceContext, caller: Identity, q: UserQuery) -> tup
             conds.append(~_active())
     if q.name_filter:
         conds.append(name_like(q.name_filter))
-    api_sorts = ("id", "name", "last_activity")
+    api_sorts = userrows.SORTABLE
     desc = q.sort.startswith("-")
     if q.sort.lstrip("-") not in api_sorts:
         raise BadRequest(f"sort must be one of {sorted(api_sorts)} (optionally prefixed with '-')")
-    col = SORTS[q.sort.lstrip("-")]
     where = and_(*conds) if conds else None
-    query = userrows.page_query()
-    count_q = select(func.count(User.id))
-    if where is not None:
-        query = query.where(where)
-        count_q = count_q.where(where)
-    order = col.desc() if desc else col.asc()
-    query = query.order_by(order, User.id.desc() if desc else User.id.asc()).offset(q.offset).limit(q.limit)
-    async with ctx.storage.session() as session:
-        users = await userrows.load(session, query)
-        total = int((await session.execute(count_q)).scalar_one()) if q.count else len(users)
-        items = [views.user_model(ctx.urls, u, caller, include_stopped=q.include_stopped) for u in users]
+    users, total = await userrows.load_page(
+        ctx.storage, where, sort=q.sort.lstrip("-"), desc=desc, offset=q.offset, limit=q.limit
+    )
+    if total is None:
+        total = 0
+        if q.count and q.offset > 0:  # past the end: nobody was counted on the page
+            count_q = select(func.count(User.id))
+            if where is not None:
+                count_q = count_q.where(where)
+            async with ctx.storage.session() as session:
+                total = int((await session.execute(count_q)).scalar_one())
+    if not q.count:
+        total = len(users)
+    items = [views.user_model(ctx.urls, u, caller, include_stopped=q.include_stopped) for u in users]
     return items, total
 
 
@@ -235,17 +236,19 @@ async def user_model(
 ) -> dict[str, Any]:
     """``GET /users/{name}``: fields per the caller's scopes; ``auth_state`` only with ``admin:auth_state``."""
     access.require(caller, READ_USER)
-    async with ctx.storage.session() as session:
-        user = await userrows.load_one(session, name)
-        if user is None:
-            raise NotFound(HIDDEN)
-        access.require(caller, READ_USER, user=user.name, user_groups=[g.name for g in user.groups])
-        model = views.user_model(ctx.urls, user, caller, include_stopped=include_stopped)
-        if access.may(caller, "admin:auth_state", user=user.name):
-            # auth_state is decrypted only when it may be shown; without a key it is always null, so the
-            # three-statement ORM re-read is skipped
-            full = await get_user(session, name) if ctx.crypt.enabled else None
-            model["auth_state"] = auth_state_of(ctx, full) if full is not None else None
+    user = await userrows.load_one(ctx.storage, name)
+    if user is None:
+        raise NotFound(HIDDEN)
+    access.require(caller, READ_USER, user=user.name, user_groups=[g.name for g in user.groups])
+    model = views.user_model(ctx.urls, user, caller, include_stopped=include_stopped)
+    if access.may(caller, "admin:auth_state", user=user.name):
+        # auth_state is decrypted only when it may be shown; without a key it is always null, so the
+        # ORM re-read is skipped
+        full = None
+        if ctx.crypt.enabled:
+            async with ctx.storage.session() as session:
+                full = await get_user(session, name)
+        model["auth_state"] = auth_state_of(ctx, full) if full is not None else None
     return model
 
 
@@ -257,19 +260,13 @@ async def whoami(ctx: ServiceContext, caller: Identity) -> dict[str, Any]:
             scopes.setdefault(name, set()).update(filters)
     view = replace(caller, scopes=scopes)
     model: dict[str, Any]
-    async with ctx.storage.session() as session:
-        if caller.kind == "user":
-            user = (
-                await session.execute(
-                    select(User)
-                    .where(User.id == caller.id)
-                    .options(selectinload(User.servers), selectinload(User.groups))
-                )
-            ).scalar_one_or_none()
-            if user is None:
-                raise Forbidden("Missing or invalid credentials.")
-            model = views.user_model(ctx.urls, user, view)
-        else:
+    if caller.kind == "user":
+        user = await userrows.load_by_id(ctx.storage, caller.id)
+        if user is None:
+            raise Forbidden("Missing or invalid credentials.")
+        model = views.user_model(ctx.urls, user, view)
+    else:
+        async with ctx.storage.session() as session:
             svc = await session.get(Service, caller.id)
             if svc is None:
                 raise Forbidden("Missing or invalid credentials.")

@@ -16,7 +16,7 @@ from ..storage.orm import APIToken, Group, Server, ServerStatus, Service, User
 from ..urls import HubUrls
 
 if TYPE_CHECKING:
-    from .userrows import UserRow
+    from .userrows import ServerRow, UserRow
 
 PENDING = {
     ServerStatus.QUEUED: "spawn",
@@ -26,11 +26,13 @@ PENDING = {
 
 
 def iso(dt: datetime | None) -> str | None:
+    """``2026-01-02T03:04:05.000006Z`` (UTC, microseconds), as JupyterHub writes times."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.tzinfo is not None and dt.utcoffset():
+        dt = dt.astimezone(UTC)
+    # isoformat is C code; strftime was a tenth of a users page's CPU
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def progress_url(urls: HubUrls, user: str, name: str = "") -> str:
@@ -38,7 +40,9 @@ def progress_url(urls: HubUrls, user: str, name: str = "") -> str:
     return url + (f"servers/{quote(name, safe='')}/progress" if name else "server/progress")
 
 
-def server_model(urls: HubUrls, user: str, server: Server, *, with_state: bool = False) -> dict[str, Any]:
+def server_model(
+    urls: HubUrls, user: str, server: Server | ServerRow, *, with_state: bool = False
+) -> dict[str, Any]:
     name = server.name
     progress = progress_url(urls, user, name)
     model: dict[str, Any] = {

@@ -50,7 +50,7 @@ async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str) -> No
             )
         )
         if res.rowcount:  # type: ignore[attr-defined]
-            sp.progress.add(
+            await sp.progress.add(
                 s,
                 spawn_id,
                 ProgressEvent(Phase.FAILED, f"Spawn failed: {message}", 100, reason_code="hub-restarted"),
@@ -115,7 +115,7 @@ async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport) -> None:
                     await s.execute(
                         update(Spawn).where(Spawn.id == spawn_id).values(outcome="ready", finished=now)
                     )
-                    sp.progress.add(
+                    await sp.progress.add(
                         s,
                         spawn_id,
                         ProgressEvent(

@@ -9,26 +9,32 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import bindparam, select
+
 from ..auth.refresh import apply_refresh
 from ..errors import SpawnFailed
 from ..interfaces import AuthResult, ServerSpec
-from ..storage.orm import User
+from ..storage.orm import User, table_of
+from ..storage.reads import Query
 from .context import Spawning
 
 log = logging.getLogger("hubkit.spawn")
+
+# only the sealed column: a whole user row would bring its servers and groups along
+SEALED_STATE = Query(select(table_of(User).c.auth_state).where(table_of(User).c.id == bindparam("user_id")))
 
 
 async def refresh_before_spawn(sp: Spawning, spec: ServerSpec) -> None:
     auth = sp.parts.authenticator
     if auth is None or spec.user.id is None:
         return
-    async with sp.storage.session() as s:
-        user = await s.get(User, spec.user.id)
-        try:
-            auth_state = user.auth_state if user is not None else None
-        except RuntimeError as exc:  # undecryptable (keys rotated away): the authenticator decides
-            log.warning("auth state of %s cannot be read: %s", spec.user.name, exc)
-            auth_state = None
+    row = await sp.storage.reads.one(SEALED_STATE, user_id=spec.user.id)
+    sealed = row[0] if row is not None else None
+    try:
+        auth_state = sp.storage.crypt.open(sealed) if sealed is not None else None
+    except RuntimeError as exc:  # undecryptable (keys rotated away), or no key: the authenticator decides
+        log.warning("auth state of %s cannot be read: %s", spec.user.name, exc)
+        auth_state = None
     result = await auth.refresh_user(spec.user, auth_state)
     if result is False:
         raise SpawnFailed(

@@ -1,13 +1,20 @@
 """A server's credentials: a fresh hub token per start (kind ``server``, stored hashed, revoked at stop) and
-an OAuth client row whose secret is that token, which is what stock ``jupyterhub-singleuser`` expects."""
+an OAuth client row whose secret is that token, which is what stock ``jupyterhub-singleuser`` expects.
+
+Three statements per start (:mod:`.statements`), in the caller's transaction: delete the old token, insert the
+new one, and insert or update the client in one ``INSERT ... ON CONFLICT (identifier) DO UPDATE``.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..auth.tokens import hash_secret, issue_token
+from ..auth.tokens import hash_secret, new_secret, token_values
 from ..storage.orm import APIToken, OAuthClient
+from . import statements as sql
 from .env import access_scopes, client_id, server_token_scopes
 
 SERVER_TOKEN_KIND = "server"
@@ -23,33 +30,37 @@ async def issue_server_credentials(
     prefix: str,
     url: str | None = None,
 ) -> str:
-    """A fresh server token plus the server's OAuth client (secret = that token). Flushed, not committed.
+    """A fresh server token plus the server's OAuth client (secret = that token). Not committed.
     ``url`` is where browsers reach the server (absolute with per-user subdomains; default ``prefix``): its
     OAuth callback is registered there."""
     url = url or prefix
-    await revoke_server_credentials(session, server_id, keep_client=True)
-    token, _row = await issue_token(
-        session,
-        user_id=user_id,
-        server_id=server_id,
-        scopes=server_token_scopes(user, server_name),
-        kind=SERVER_TOKEN_KIND,
-        note=f"server token for {user}/{server_name}",  # names, not the percent-encoded prefix: fits the column
+    await session.execute(sql.DELETE_SERVER_TOKEN, {"server_id": server_id})
+    token = new_secret()
+    await session.execute(
+        sql.NEW_TOKEN,
+        token_values(
+            token,
+            user_id=user_id,
+            server_id=server_id,
+            scopes=server_token_scopes(user, server_name),
+            kind=SERVER_TOKEN_KIND,
+            note=f"server token for {user}/{server_name}",  # names, not the percent-encoded prefix: fits the column
+        ),
     )
-    ident = client_id(user, server_name)
-    client = (
-        await session.execute(select(OAuthClient).where(OAuthClient.identifier == ident))
-    ).scalar_one_or_none()
-    if client is None:
-        client = OAuthClient(identifier=ident)
-        session.add(client)
-    client.secret_hash = hash_secret(token)
-    client.redirect_uri = f"{url}oauth_callback"
-    client.description = f"Server at {url}"
-    client.server_id = server_id
-    client.access_scopes = access_scopes(user, server_name)
-    client.allowed_scopes = []
-    await session.flush()
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    await session.execute(
+        sql.UPSERT_CLIENT["postgresql" if dialect == "postgresql" else "sqlite"],
+        {
+            "identifier": client_id(user, server_name),
+            "created": datetime.now(UTC),
+            "secret_hash": hash_secret(token),
+            "redirect_uri": f"{url}oauth_callback",
+            "description": f"Server at {url}",
+            "server_id": server_id,
+            "access_scopes": access_scopes(user, server_name),
+            "allowed_scopes": [],
+        },
+    )
     return token
 
 

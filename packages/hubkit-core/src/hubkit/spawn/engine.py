@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import noload
 
 from ..errors import Conflict, LimitReached, NotFound, PluginError, SpawnFailed, SpawnTimeout
 from ..interfaces import Endpoint, ExitStatus, JSONDict, Phase, ProgressEvent, ServerSpec
@@ -28,6 +27,8 @@ from ..routing.reconcile import server_route
 from ..storage.access import Storage
 from ..storage.orm import Server, ServerStatus, Spawn, User
 from ..storage.races import claim_user
+from ..storage.reads import Query
+from . import statements as sql
 from .auth_refresh import refresh_before_spawn
 from .context import Spawning
 from .credentials import issue_server_credentials
@@ -38,7 +39,7 @@ from .parts import SpawnParts, SpawnPolicy
 from .progress import Item, ProgressStore
 from .queue import Admission, AdmissionQueue
 from .readiness import wait_http
-from .records import create_server, load, server_row, spec_for, stored_state
+from .records import Owner, insert_server, load, spec_for, stored_state
 from .stopping import stop_server, teardown
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hubkit.spawn")
 
 ACTIVE = (ServerStatus.QUEUED, ServerStatus.STARTING, ServerStatus.RUNNING)
+# a user's id and their server named :server (None when it does not exist), for a stop
+SERVER_OF_USER = Query(sql.USER_AND_SERVER)
 
 
 def _now() -> datetime:
@@ -159,44 +162,39 @@ class SpawnEngine:
             # a rename or delete of this user waits for this transaction, or this one finds the user gone
             if not await claim_user(s, user):
                 raise NotFound(f"no user {user!r}")
-            u = (
-                await s.execute(
-                    select(User).where(User.name == user).options(noload(User.servers), noload(User.groups))
-                )
-            ).scalar_one_or_none()
-            if u is None:
+            # the user and this server of theirs (if it exists) in one statement
+            found = (
+                await s.execute(sql.USER_AND_SERVER, {"user": user, "server": server_name})
+            ).one_or_none()
+            if found is None:
                 raise NotFound(f"no user {user!r}")
-            srv = await server_row(s, u.id, server_name)
-            if srv is None:
-                srv = await create_server(s, self.policy, u.id, user, server_name)
-            elif srv.status != ServerStatus.STOPPED:
-                raise Conflict(f"server {user}/{server_name} is {srv.status.value}")
+            user_id, server_id, status = found
+            if server_id is None:
+                server_id = await insert_server(s, self.policy, user_id, user, server_name)
+            elif status != ServerStatus.STOPPED:
+                raise Conflict(f"server {user}/{server_name} is {ServerStatus(status).value}")
             limit = self.policy.config.active_server_limit
             if limit:
                 n = (await s.execute(select(func.count()).where(Server.status.in_(ACTIVE)))).scalar_one()
                 if n >= limit:
                     raise LimitReached(f"the hub runs its maximum of {limit} servers; try later")
-            spawn = Spawn(server_id=srv.id)
-            s.add(spawn)
-            await s.flush()
+            created = await s.execute(sql.NEW_SPAWN, {"server_id": server_id, "requested": _now()})
+            spawn_id = sql.inserted_id(created)
             res = await s.execute(
-                update(Server)
-                .where(Server.id == srv.id, Server.status == ServerStatus.STOPPED)
-                .values(
-                    status=ServerStatus.QUEUED,
-                    current_spawn_id=spawn.id,
-                    user_options=dict(user_options or {}),
-                    backend=self.policy.backend_name,
-                )
-                .execution_options(synchronize_session=False)
+                sql.QUEUE,
+                {
+                    "server_id": server_id,
+                    "p_spawn": spawn_id,
+                    "p_options": dict(user_options or {}),
+                    "p_backend": self.policy.backend_name,
+                },
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict(f"server {user}/{server_name} is already starting")
             event = ProgressEvent(Phase.REQUESTED, "Spawn requested", progress=0)
-            row = self.progress.add(s, spawn.id, event)
+            seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
-            spawn_id, server_id = spawn.id, srv.id
-        self.progress.publish(spawn_id, row.id, event)
+        self.progress.publish(spawn_id, seq, event)
         self.inflight.run_spawn(
             spawn_id, server_id, self._run(spawn_id, server_id), name=f"spawn-{user}/{server_name}"
         )
@@ -219,11 +217,12 @@ class SpawnEngine:
             )
 
         spec: ServerSpec | None = None
+        owner: Owner | None = None
         ctx = BackendContext(sp, spawn_id, server_id)
         started = False
         try:
             async with sp.admission.slot(on_position):
-                spec = await self._begin(spawn_id, server_id)
+                spec, owner = await self._begin(spawn_id, server_id)
                 await refresh_before_spawn(sp, spec)
                 spec = await sp.parts.hooks.pre_spawn(spec)
                 started = True
@@ -247,7 +246,7 @@ class SpawnEngine:
                         self.policy.hub_id,
                     )
                 )
-                await self._mark_running(spawn_id, server_id, spec)
+                await self._mark_running(spawn_id, server_id, spec, owner)
             sp.guard.record(True)
             await sp.parts.hooks.server_ready(spec, result.endpoint)
             sp.inflight.finish(spawn_id, "ready")
@@ -264,7 +263,7 @@ class SpawnEngine:
             log.warning("spawn %s failed (%s): %s", spawn_id, code, message, exc_info=code == "storage-error")
             await self._fail(spawn_id, server_id, spec, ctx, started, code, message)
 
-    async def _begin(self, spawn_id: int, server_id: int) -> ServerSpec:
+    async def _begin(self, spawn_id: int, server_id: int) -> tuple[ServerSpec, Owner]:
         """Write ``starting`` + fresh credentials in one transaction, then build the spec."""
         sp = self.sp
         async with sp.storage.tx() as s:
@@ -278,17 +277,15 @@ class SpawnEngine:
                 prefix=sp.parts.urls.server(owner.name, srv.name),
                 url=sp.parts.urls.server_url(owner.name, srv.name),
             )
-            srv.status = ServerStatus.STARTING
-            srv.state = {}
-            srv.url = None
+            await s.execute(sql.STARTING, {"server_id": server_id})
             event = ProgressEvent(Phase.STARTING, "Starting server", progress=10)
-            row = self.progress.add(s, spawn_id, event)
+            seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
-        self.progress.publish(spawn_id, row.id, event)
+        self.progress.publish(spawn_id, seq, event)
         env = merged_env(
             build_env(sp.parts.urls, owner.name, srv.name, token), self.policy.config.environment
         )
-        return spec_for(sp, srv, owner, token=token, env=env)
+        return spec_for(sp, srv, owner, token=token, env=env), owner
 
     async def _watch_exit(self, spec: ServerSpec, state: JSONDict) -> ExitStatus:
         delay = 0.05
@@ -302,7 +299,7 @@ class SpawnEngine:
     async def _await_ready(self, spec: ServerSpec, state: JSONDict, url: str) -> None:
         check = f"{url.rstrip('/')}{spec.url_prefix}api"
         timeout = self.policy.config.http_timeout
-        ready = asyncio.ensure_future(wait_http(self.http, check))
+        ready = asyncio.ensure_future(wait_http(lambda: self.http, check))
         died = asyncio.ensure_future(self._watch_exit(spec, state))
         try:
             done, _ = await asyncio.wait({ready, died}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -324,35 +321,24 @@ class SpawnEngine:
         self, spawn_id: int, server_id: int, state: JSONDict, endpoint: Endpoint
     ) -> None:
         async with self.sp.storage.tx() as s:
-            await s.execute(
-                update(Server)
-                .where(Server.id == server_id)
-                .values(state=dict(state), url=endpoint.url)
-                .execution_options(synchronize_session=False)
-            )
+            await s.execute(sql.ENDPOINT, {"server_id": server_id, "p_state": dict(state), "p_url": endpoint.url})
             event = ProgressEvent(Phase.WAITING_HTTP, "Server started; waiting for it to answer", progress=60)
-            row = self.progress.add(s, spawn_id, event)
+            seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
-        self.progress.publish(spawn_id, row.id, event)
+        self.progress.publish(spawn_id, seq, event)
 
-    async def _mark_running(self, spawn_id: int, server_id: int, spec: ServerSpec) -> None:
+    async def _mark_running(self, spawn_id: int, server_id: int, spec: ServerSpec, owner: Owner | None) -> None:
         now = _now()
         async with self.sp.storage.tx() as s:
-            await s.execute(
-                update(Server)
-                .where(Server.id == server_id)
-                .values(status=ServerStatus.RUNNING, started=now, last_activity=now)
-                .execution_options(synchronize_session=False)
-            )
-            await s.execute(update(User).where(User.id == spec.user.id).values(spawn_failures=0))
-            await s.execute(
-                update(Spawn).where(Spawn.id == spawn_id).values(outcome="ready", finished=now, message="")
-            )
+            await s.execute(sql.RUNNING, {"server_id": server_id, "p_now": now})
+            if owner is None or owner.spawn_failures:  # the failure count is reset only when there is one
+                await s.execute(sql.RESET_FAILURES, {"user_id": spec.user.id})
+            await s.execute(sql.SPAWN_READY, {"spawn_id": spawn_id, "p_now": now})
             url = self.sp.parts.urls.server_url(spec.user.name, spec.server_name)
             event = ProgressEvent(Phase.READY, f"Server ready at {url}", progress=100, detail={"url": url})
-            row = self.progress.add(s, spawn_id, event)
+            seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
-        self.progress.publish(spawn_id, row.id, event)
+        self.progress.publish(spawn_id, seq, event)
 
     async def _fail(
         self,
@@ -400,27 +386,26 @@ class SpawnEngine:
                 reason_code=code,
                 detail={"log_tail": tail} if tail else {},
             )
-            row = self.progress.add(s, spawn_id, event)
+            seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
-        self.progress.publish(spawn_id, row.id, event)
+        self.progress.publish(spawn_id, seq, event)
         sp.inflight.finish(spawn_id, "failed")
 
     # ---------------------------------------------------------------------------------------------- stop
 
     async def stop(self, user: str, server_name: str = "", *, remove: bool = False, reason: str = "") -> bool:
         """Stop (and with ``remove``, delete) a server. ``False`` when it is still stopping in the background."""
-        async with self.sp.storage.session() as s:
-            uid = (await s.execute(select(User.id).where(User.name == user))).scalar_one_or_none()
-            if uid is None:
-                raise NotFound(f"no user {user!r}")
-            srv = await server_row(s, uid, server_name)
-        if srv is None:
+        found = await self.sp.storage.reads.one(SERVER_OF_USER, user=user, server=server_name)
+        if found is None:
+            raise NotFound(f"no user {user!r}")
+        server_id = found[1]
+        if server_id is None:
             if server_name:
                 raise NotFound(f"no server {user}/{server_name}")
             return True
         task = self.inflight.stop_task(
-            srv.id,
-            stop_server(self.sp, srv.id, remove=remove, reason=reason),
+            server_id,
+            stop_server(self.sp, server_id, remove=remove, reason=reason),
             name=f"stop-{user}/{server_name}",
         )
         done, _ = await asyncio.wait({task}, timeout=self.policy.stop_wait)

@@ -12,29 +12,35 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import NotFound
 from ..interfaces import Phase, ProgressEvent
 from ..storage.access import Storage
-from ..storage.orm import Spawn, SpawnEvent
+from ..storage.orm import Spawn, SpawnEvent, table_of
+from .statements import inserted_id
 
 TERMINAL = frozenset({Phase.READY, Phase.FAILED})
 Item = tuple[int, ProgressEvent]
+EVENTS = table_of(SpawnEvent)
+NEW_EVENT = insert(EVENTS)  # built once (the values are parameters)
 
 
-def to_row(spawn_id: int, event: ProgressEvent) -> SpawnEvent:
-    return SpawnEvent(
-        spawn_id=spawn_id,
-        phase=event.phase.value,
-        progress=event.progress,
-        message=event.message,
-        reason_code=event.reason_code,
-        queue_position=event.queue_position,
-        detail=dict(event.detail),
-    )
+def values_of(spawn_id: int, event: ProgressEvent) -> dict[str, Any]:
+    return {
+        "spawn_id": spawn_id,
+        "time": datetime.now(UTC),
+        "phase": event.phase.value,
+        "progress": event.progress,
+        "message": event.message,
+        "reason_code": event.reason_code,
+        "queue_position": event.queue_position,
+        "detail": dict(event.detail),
+    }
 
 
 def from_row(row: SpawnEvent) -> ProgressEvent:
@@ -56,11 +62,10 @@ class ProgressStore:
         self._pending: list[tuple[int, ProgressEvent, asyncio.Future[int]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    def add(self, session: AsyncSession, spawn_id: int, event: ProgressEvent) -> SpawnEvent:
-        """Stage an event in the caller's transaction; call :meth:`publish` after the commit."""
-        row = to_row(spawn_id, event)
-        session.add(row)
-        return row
+    async def add(self, session: AsyncSession, spawn_id: int, event: ProgressEvent) -> int:
+        """Write an event in the caller's transaction (one ``INSERT``) and return its sequence number; call
+        :meth:`publish` with it after the commit."""
+        return inserted_id(await session.execute(NEW_EVENT, values_of(spawn_id, event)))
 
     def publish(self, spawn_id: int, seq: int, event: ProgressEvent) -> None:
         for q in self._subs.get(spawn_id, ()):
@@ -91,7 +96,15 @@ class ProgressStore:
     async def _write(self, batch: list[tuple[int, ProgressEvent, asyncio.Future[int]]]) -> None:
         try:
             async with self.storage.tx() as session:
-                rows = [self.add(session, spawn_id, event) for spawn_id, event, _f in batch]
+                if len(batch) == 1:
+                    spawn_id, event, _f = batch[0]
+                    seqs = [await self.add(session, spawn_id, event)]
+                else:  # one multi-row INSERT ... RETURNING, ids in the order given
+                    result = await session.execute(
+                        insert(EVENTS).returning(EVENTS.c.id, sort_by_parameter_order=True),
+                        [values_of(spawn_id, event) for spawn_id, event, _f in batch],
+                    )
+                    seqs = [int(i) for i in result.scalars()]
                 await session.commit()
         except BaseException as exc:
             if len(batch) == 1 or not isinstance(exc, Exception):
@@ -99,10 +112,10 @@ class ProgressStore:
                     if not f.done():
                         f.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
             raise
-        for row, (spawn_id, event, f) in zip(rows, batch, strict=True):
-            self.publish(spawn_id, row.id, event)
+        for seq, (spawn_id, event, f) in zip(seqs, batch, strict=True):
+            self.publish(spawn_id, seq, event)
             if not f.done():
-                f.set_result(row.id)
+                f.set_result(seq)
 
     async def close(self) -> None:
         if self._writer is not None and not self._writer.done():

@@ -1,24 +1,32 @@
 """Reading servers with their owners, and the :class:`~hubkit.interfaces.ServerSpec` a backend sees.
 
 Plain column queries (no relationship loading): adoption and polling read every live server at once, and a
-restarted hub must get through thousands of them quickly.
+restarted hub must get through thousands of them quickly. A spawn's own reads (:func:`load`) are one statement
+each: the server, its owner and the owner's groups together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import raiseload
 
 from ..errors import Conflict
 from ..interfaces import JSONDict, ServerSpec, UserInfo
-from ..storage.orm import Group, Server, ServerStatus, User, user_group
+from ..storage.orm import Group, Server, ServerStatus, User, group_names_of, table_of, user_group
+from ..storage.reads import Query, split_joined
 from .context import Spawning
 from .parts import SpawnPolicy
+from .statements import inserted_id
+
+S = table_of(Server)
+U = table_of(User)
 
 
 @dataclass(frozen=True)
@@ -27,10 +35,37 @@ class Owner:
     name: str
     admin: bool
     groups: tuple[str, ...] = ()
+    spawn_failures: int = 0
+
+
+@dataclass(frozen=True)
+class StoredServer:
+    """A server row as a spawn and a stop read it."""
+
+    id: int
+    name: str
+    status: ServerStatus
+    state: dict[str, Any] | None
+    url: str | None
+    user_options: dict[str, Any] | None
+    created: datetime | None = None
+
+
+_COLUMNS = (
+    S.c.id, S.c.name, S.c.status, S.c.state, S.c.url, S.c.user_options, S.c.created,
+    U.c.id, U.c.name, U.c.admin, group_names_of(U.c.id), U.c.spawn_failures,
+)  # fmt: skip
+_LOAD = select(*_COLUMNS).select_from(S.join(U, U.c.id == S.c.user_id)).where(S.c.id == bindparam("server_id"))
+LOAD = Query(_LOAD)
+
+
+def _loaded(row: Any) -> tuple[StoredServer, Owner]:
+    uid, name, admin, groups, failures = row[7:]
+    return StoredServer(*row[:7]), Owner(uid, name, admin, split_joined(groups), failures or 0)
 
 
 def spec_for(
-    sp: Spawning, srv: Server, owner: Owner, *, token: str = "", env: dict[str, str] | None = None
+    sp: Spawning, srv: Server | StoredServer, owner: Owner, *, token: str = "", env: dict[str, str] | None = None
 ) -> ServerSpec:
     return ServerSpec(
         user=UserInfo(name=owner.name, admin=owner.admin, groups=owner.groups, id=owner.id),
@@ -62,28 +97,29 @@ async def group_names(s: AsyncSession, user_ids: Iterable[int]) -> dict[int, tup
 
 
 def servers_with_owners() -> Select[Server, int, str, bool]:  # type: ignore[type-arg,unused-ignore]
-    """Server rows with their owner's id/name/admin in one query (no relationship loading)."""
+    """Server rows with their owner's id/name/admin in one query (the owner relationship is not loaded)."""
     return (
         select(Server, User.id, User.name, User.admin)
         .join(User, User.id == Server.user_id)
-        .options(noload(Server.user))
+        .options(raiseload(Server.user))
     )
 
 
-async def load(s: AsyncSession, server_id: int) -> tuple[Server, Owner]:
-    row = (await s.execute(servers_with_owners().where(Server.id == server_id))).one_or_none()
+async def load(s: AsyncSession, server_id: int) -> tuple[StoredServer, Owner]:
+    """A server with its owner, in the caller's transaction (one statement)."""
+    row = (await s.execute(_LOAD, {"server_id": server_id})).one_or_none()
     if row is None:
         raise LookupError(server_id)
-    srv, uid, name, admin = row
-    groups = (await group_names(s, [uid])).get(uid, ())
-    return srv, Owner(uid, name, admin, groups)
+    return _loaded(row)
 
 
-async def load_spec(sp: Spawning, server_id: int) -> tuple[ServerSpec, Server]:
-    """The spec of a stored server (for poll/stop: no fresh credentials) and its row."""
-    async with sp.storage.session() as s:
-        srv, owner = await load(s, server_id)
-        return spec_for(sp, srv, owner), srv
+async def load_spec(sp: Spawning, server_id: int) -> tuple[ServerSpec, StoredServer]:
+    """The spec of a stored server (for poll/stop: no fresh credentials) and its row (one hot-path read)."""
+    row = await sp.storage.reads.one(LOAD, server_id=server_id)
+    if row is None:
+        raise LookupError(server_id)
+    srv, owner = _loaded(row)
+    return spec_for(sp, srv, owner), srv
 
 
 LiveRow = tuple[ServerSpec, Server]
@@ -109,7 +145,7 @@ async def stored_state(sp: Spawning, server_id: int) -> JSONDict:
 async def server_row(s: AsyncSession, user_id: int, name: str) -> Server | None:
     return (
         await s.execute(
-            select(Server).where(Server.user_id == user_id, Server.name == name).options(noload(Server.user))
+            select(Server).where(Server.user_id == user_id, Server.name == name).options(raiseload(Server.user))
         )
     ).scalar_one_or_none()
 
@@ -131,3 +167,20 @@ async def create_server(
     except IntegrityError:
         raise Conflict(f"server {user}/{name} is being created by another request") from None
     return srv
+
+
+async def insert_server(s: AsyncSession, policy: SpawnPolicy, user_id: int, user: str, name: str) -> int:
+    """A new stopped server row within the hub's named-server rules, in one ``INSERT``; its id. Not committed."""
+    policy.check_server_name(name)
+    if name:
+        n = (
+            await s.execute(select(func.count()).where(S.c.user_id == user_id, S.c.name != ""))
+        ).scalar_one()
+        policy.check_named_count(user, n)
+    try:
+        result = await s.execute(
+            insert(S).values(user_id=user_id, name=name, status=ServerStatus.STOPPED, state={})
+        )
+    except IntegrityError:
+        raise Conflict(f"server {user}/{name} is being created by another request") from None
+    return inserted_id(result)

@@ -4,6 +4,9 @@ Reads open a session with :attr:`Storage.session` (an ``async_sessionmaker``); w
 contend use :meth:`Storage.tx`. On SQLite writers take turns in-process: SQLite has a single writer and its busy
 handler sleeps in growing steps, so hundreds of spawns contending inside the database crawl, while an asyncio
 lock hands over in microseconds. On PostgreSQL ``tx`` is a plain session.
+
+The storage also carries the hub's change feed (:mod:`.changes`; every session it makes reports what it changed,
+:mod:`.capture`) and its hot-path reader (:mod:`.reads`).
 """
 
 from __future__ import annotations
@@ -14,15 +17,23 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from .changes import ChangeFeed, LocalChanges
 from .crypt import CryptKeeper
 from .engine import create_engine, create_sessionmaker, is_sqlite, normalize_url
+from .reads import Reader
 
 
 class Storage:
-    def __init__(self, engine: AsyncEngine, *, crypt: CryptKeeper | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, crypt: CryptKeeper | None = None, changes: ChangeFeed | None = None
+    ) -> None:
         self.engine = engine
         self.crypt = crypt if crypt is not None else CryptKeeper([])
-        self.session: async_sessionmaker[AsyncSession] = create_sessionmaker(engine, crypt=self.crypt)
+        self.changes: ChangeFeed = changes if changes is not None else LocalChanges()
+        self.session: async_sessionmaker[AsyncSession] = create_sessionmaker(
+            engine, crypt=self.crypt, changes=self.changes
+        )
+        self.reads = Reader(engine)
         self.is_sqlite = is_sqlite(engine.url)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -41,4 +52,5 @@ class Storage:
             yield s
 
     async def dispose(self) -> None:
+        await self.reads.close()
         await self.engine.dispose()

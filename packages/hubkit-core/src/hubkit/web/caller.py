@@ -18,14 +18,14 @@ async def identify(conn: HTTPConnection) -> Identity | None:
     cached = conn.scope.get("hubkit.identity", False)
     if cached is not False:
         return cached  # type: ignore[no-any-return]
-    storage = web_of(conn).services.storage
+    services = web_of(conn).services
     secret = header_token(conn.headers.get("authorization"))
     ident: Identity | None
     if secret is not None:
-        ident = await from_token(storage, secret) if secret else None
+        ident = await from_token(services.storage, secret, services.identities) if secret else None
     else:
         sess = read_session(conn)
-        ident = await from_session(storage, sess) if sess is not None else None
+        ident = await from_session(services.storage, sess, services.identities) if sess is not None else None
     conn.scope["hubkit.identity"] = ident
     return ident
 

@@ -1,7 +1,7 @@
 """ORM models, one module per aggregate. Import from here."""
 
-from .base import Base, metadata
-from .groups import Group, user_group
+from .base import Base, metadata, table_of
+from .groups import Group, group_names_of, user_group
 from .jupyterhub import JupyterHubTokenHash
 from .oauth import OAuthClient, OAuthCode
 from .servers import Server, ServerStatus
@@ -23,6 +23,8 @@ __all__ = [
     "Spawn",
     "SpawnEvent",
     "User",
+    "group_names_of",
     "metadata",
+    "table_of",
     "user_group",
 ]

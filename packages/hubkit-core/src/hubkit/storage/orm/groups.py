@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, metadata
+from .base import Base, metadata, table_of
 
 if TYPE_CHECKING:
     from .users import User
@@ -28,3 +28,17 @@ class Group(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     users: Mapped[list[User]] = relationship(secondary=user_group, back_populates="groups", lazy="selectin")
+
+
+def group_names_of(user_id: Any) -> Any:
+    """A correlated scalar subquery: the group names of the user whose id is ``user_id`` (a column of the
+    outer statement), as one string; :func:`hubkit.storage.reads.split_joined` splits it."""
+    from ..reads import joined
+
+    g = table_of(Group)
+    return (
+        select(joined(g.c.name))
+        .select_from(user_group.join(g, g.c.id == user_group.c.group_id))
+        .where(user_group.c.user_id == user_id)
+        .scalar_subquery()
+    )
