@@ -2,7 +2,7 @@
 a real hub behind hubkit-proxy. The hub's own /hub/metrics counts what it answered (by status code), so the
 figures do not depend on schemathesis' reporting.
 
-    python benchmarks/fuzz/run.py --max-examples 700 [--seed N] [--db sqlite|postgres]
+    python benchmarks/fuzz/run.py --max-examples 700 [--seed N] [--workers N]
 
 Writes benchmarks/results/fuzz/<UTC time>.json and prints a summary computed from it.
 """
@@ -44,6 +44,7 @@ def main() -> int:
     ap.add_argument("--max-examples", type=int, default=700)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     ap.add_argument("--db", choices=["sqlite"], default="sqlite")
+    ap.add_argument("--workers", type=int, default=1, help="schemathesis workers (concurrent requests)")
     args = ap.parse_args()
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -73,7 +74,7 @@ def main() -> int:
                 "--seed",
                 str(args.seed),
                 "--workers",
-                "1",
+                str(args.workers),
                 "--header",
                 f"Authorization: token {token}",
                 "--request-timeout",
@@ -104,6 +105,7 @@ def main() -> int:
         "cores": os.cpu_count(),
         "max_examples": args.max_examples,
         "seed": args.seed,
+        "workers": args.workers,
         "checks": "all",
         "excluded_checks": EXCLUDED.split(","),
         "schemathesis_exit": proc.returncode,
