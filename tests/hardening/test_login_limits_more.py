@@ -1,20 +1,15 @@
-"""Login rate limits (issue 12 item 3) that can still be walked around.
+"""Login rate limits (issue 12 item 3) that could be walked around, each now closed.
 
-1. **Concurrent guesses are not counted in time.** ``form_login`` asks the limiter, awaits the authenticator,
-   and only then records the failure; every guess sent while the first ones are still being checked passes the
-   limiter. With PAM (worker thread plus a 2 s failure delay on the event loop) 20 simultaneous wrong
-   passwords for one name from one address all reach PAM although ``login_rate_limit = 5``: the limit no longer
-   bounds guesses per window, only guesses per round trip.
-2. **Any process on the hub's machine picks its own client address.** With the default ``trusted_proxies``
-   (all of loopback when a proxy is in front), a request from 127.0.0.1 to the hub's port (the
-   ``JUPYTERHUB_API_URL`` every local user server is given) or from any 127.x address through hubkit-proxy has
-   its ``X-Forwarded-For`` believed, so a user's notebook can guess another user's password from a fresh
-   "address" every time: no 429 ever.
-
-Fault: 1 ``hubkit/auth/login.py`` ``form_login`` with ``auth/ratelimit.py`` (count an attempt as pending before
-awaiting the authenticator, e.g. reserve a slot and release it on success); 2 ``hubkit/auth/forwarded.py``
-``default_trusted`` (loopback is shared with user servers on a single machine: trust the proxy by something a
-user's process cannot present, or only the proxy's own address and only on its connection).
+1. **Concurrent guesses were not counted in time**: ``form_login`` asked the limiter, awaited the authenticator,
+   and only then recorded the failure, so every guess sent while the first ones were still being checked passed.
+   Now an attempt counts as it arrives (``auth/ratelimit.py``).
+2. **Any process on the hub's machine picked its own client address**: with ``trusted_proxies`` at its default
+   (loopback when a proxy is in front), a request from 127.0.0.1 to the hub's port (the ``JUPYTERHUB_API_URL``
+   every local user server is given), or from any 127.x address through hubkit-proxy, had its
+   ``X-Forwarded-For`` believed, so a user's notebook could guess another user's password from a fresh
+   "address" every time. Now hubkit-proxy marks what it sends the hub (``X-Hubkit-Forwarded``, a secret derived
+   from the cookie secret, dropped from what clients send) and the hub believes forwarded headers only on marked
+   requests, taking the proxy's own entry (``auth/forwarded.py``).
 """
 
 from __future__ import annotations
@@ -104,3 +99,38 @@ def test_simultaneous_wrong_passwords_are_all_counted(pam_user: str, tmp_path: P
 def _guess_from(client: httpx.Client, xsrf: str, name: str, spoofed: str) -> int:
     form = {"username": name, "password": "wrong", "_xsrf": xsrf}
     return client.post("/hub/login", data=form, headers={"X-Forwarded-For": spoofed}).status_code
+
+
+def test_a_local_process_cannot_choose_its_login_address(tmp_path: Path) -> None:
+    hub = DefaultTrustHub(tmp_path, "sqlite:///hub.sqlite").start()
+    try:
+        results: dict[str, Counter[int]] = {}
+        doors = {
+            # what a user's server on the same machine reaches: the hub's API port, from 127.0.0.1
+            "hub port": httpx.Client(base_url=f"http://127.0.0.1:{hub.hub_port}", timeout=30),
+            # the public port, from another loopback address
+            "proxy port": hub.client("127.0.0.7"),
+        }
+        for door, client in doors.items():
+            with client:
+                xsrf = page_xsrf(client)
+                results[door] = Counter(
+                    _guess_from(client, xsrf, f"pgvictim{door[:3]}", f"203.0.113.{i}") for i in range(12)
+                )
+        # login_rate_limit = 5 per (name, address): from the 6th guess on, one machine is refused
+        assert all(c[429] >= 6 for c in results.values()), f"statuses per door: {results}"
+        log = hub.log_text()
+        assert "from 203.0.113." not in log
+        assert "from 127.0.0.7" in log  # the address the proxy saw is the one counted
+        # a forged mark is no mark: still counted under the real address
+        with httpx.Client(base_url=f"http://127.0.0.1:{hub.hub_port}", timeout=30) as c:
+            xsrf = page_xsrf(c)
+            forged = {"X-Forwarded-For": "203.0.113.200", "X-Hubkit-Forwarded": "0" * 64}
+            form = {"username": "pgvictimhub", "password": "wrong", "_xsrf": xsrf}
+            assert c.post("/hub/login", data=form, headers=forged).status_code == 429
+        # and a person at another address is not refused
+        with hub.client("127.0.0.8") as c:
+            page_xsrf(c)
+            assert login(c, "pgvictimhub", hardhub.PASSWORD).status_code in (302, 303)
+    finally:
+        hub.stop()

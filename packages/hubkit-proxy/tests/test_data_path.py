@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -62,6 +63,34 @@ async def test_forwarded_headers_and_host(backend: Backend, hproxy: ProxyProc) -
     assert h["x-forwarded-proto"] == "http"
     assert h["x-forwarded-port"] == "8443"
     assert h["x-forwarded-host"] == "hub.example:8443"
+
+
+async def test_the_hub_route_alone_gets_the_mark_and_clients_cannot_send_it(
+    backend: Backend, proxy_factory: list[ProxyProc]
+) -> None:
+    # the hub believes X-Forwarded-* only with this mark (core: auth/forwarded.py), so no client may forge it
+    # and no user's server may see it
+    p = make_proxy("hubkit", "--default-target", backend.url)
+    p.env["HUBKIT_PROXY_HUB_MARK"] = "m4rk-" + "a" * 40
+    p.start()
+    proxy_factory.append(p)
+    await add_route(p, "/user/bob", backend.url)
+    forged = {"X-Hubkit-Forwarded": "forged", "x-hubkit-forwarded": "forged-too"}
+    async with httpx.AsyncClient() as c:
+        hub = {
+            k.lower(): v
+            for k, v in (await c.get(p.url + "/hub/login", headers=forged)).json()["headers"].items()
+        }
+        user = {
+            k.lower(): v
+            for k, v in (await c.get(p.url + "/user/bob/x", headers=forged)).json()["headers"].items()
+        }
+    assert hub["x-hubkit-forwarded"] == "m4rk-" + "a" * 40
+    assert "x-hubkit-forwarded" not in user
+    assert "forged" not in str(hub) and "forged" not in str(user)
+    # the mark comes from the environment only: it is not on the command line other local users can read
+    assert p.proc is not None
+    assert "m4rk" not in Path(f"/proc/{p.proc.pid}/cmdline").read_text()  # noqa: ASYNC240
 
 
 async def test_default_target_and_error_target(backend: Backend, proxy_factory: list[ProxyProc]) -> None:

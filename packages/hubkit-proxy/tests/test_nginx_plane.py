@@ -90,6 +90,7 @@ async def test_routes_through_the_api_are_served_by_nginx(
             "--nginx-listen",
             f"127.0.0.1:{port}",
         )
+        p.env["HUBKIT_PROXY_HUB_MARK"] = "nginx-m4rk"
         p.start()
         proxy_factory.append(p)
         try:
@@ -119,6 +120,18 @@ async def test_routes_through_the_api_are_served_by_nginx(
         async with httpx.AsyncClient(headers=p.auth) as c:
             assert (await c.delete(p.api_url + "/api/routes/user/alice")).status_code == 204
         assert (await wait_status(plane + "/user/alice/x", 404)).status_code == 404
+        # the hub's route "/" alone gets the mark; what a client sends under that name never passes
+        async with httpx.AsyncClient(headers=p.auth) as c:
+            hub = {"target": backend.url, "jupyterhub": True}
+            assert (await c.post(p.api_url + "/api/routes/", json=hub)).status_code == 201
+        forged = {"X-Hubkit-Forwarded": "forged"}
+        r = await wait_status(plane + "/hub/x", 200)
+        async with httpx.AsyncClient(headers=forged) as c:
+            to_hub = (await c.get(plane + "/hub/x")).json()["headers"]
+            to_bob = (await c.get(plane + "/user/bob/x")).json()["headers"]
+        assert {k.lower(): v for k, v in to_hub.items()}.get("x-hubkit-forwarded") == "nginx-m4rk"
+        assert "x-hubkit-forwarded" not in {k.lower() for k in to_bob}
+        assert oct(routes.stat().st_mode & 0o777) == oct(0o600)  # the include holds the mark
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(10)

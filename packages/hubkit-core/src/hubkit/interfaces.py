@@ -353,6 +353,17 @@ class ProxyProcess(Protocol):
     def stop_proxy(self) -> bool: ...
 
 
+@runtime_checkable
+class MarksHubRequests(Protocol):
+    """Optional for proxy backends. ``True`` when every request the proxy forwards to the hub carries
+    ``X-Hubkit-Forwarded: <HubInfo.forward_mark>`` and the proxy removes that header from what clients send.
+    The hub then believes ``X-Forwarded-*`` only on marked requests: loopback is shared with every local
+    process (users' servers included), so a peer address alone cannot tell the proxy from them. Asked once,
+    after the backend is built."""
+
+    def marks_hub_requests(self) -> bool: ...
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Registration helpers passed to plugins
 # --------------------------------------------------------------------------------------------------------------

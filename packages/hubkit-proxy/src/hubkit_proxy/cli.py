@@ -77,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proxy-timeout", type=int, default=None, help="ms to wait for the target's response")
     p.add_argument("--keep-alive-timeout", type=int, default=5000, help="ms an idle client keep-alive lasts")
     p.add_argument(
-        "--request-head-timeout", type=int, default=20000, help="ms a request head may take once it began (408)"
+        "--request-head-timeout",
+        type=int,
+        default=20000,
+        help="ms a request head may take once it began (408)",
     )
     p.add_argument("--host-routing", action="store_true")
     p.add_argument("--no-x-forward", action="store_true")
@@ -174,6 +177,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         pid_file=args.pid_file,
         ports_file=args.ports_file,
         auth_token=os.environ.get("CONFIGPROXY_AUTH_TOKEN") or None,
+        hub_mark=os.environ.get("HUBKIT_PROXY_HUB_MARK") or None,
         state_file=args.state_file,
         peers=args.peer,
         max_upstream_per_route=args.max_upstream_per_route,

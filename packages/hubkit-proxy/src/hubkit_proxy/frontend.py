@@ -255,7 +255,7 @@ class ClientProtocol(asyncio.Protocol):
             x_forward=s.x_forward,
             prepend=conn.target.base_path.encode("latin-1") if s.prepend_path else b"",
             strip_prefix=None if s.include_prefix else route.path,
-            custom=self.proxy.custom_headers,
+            custom=self.proxy.hub_headers if route.path == "/" else self.proxy.custom_headers,
         )
         ex.sent_at = time.monotonic()
         if ex.pending:

@@ -38,6 +38,8 @@ SERVER = """server {{
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_set_header X-Forwarded-Port $server_port;
+    set $hubkit_mark "";  # the hub's route sets the mark (render); a client's own X-Hubkit-Forwarded never passes
+    proxy_set_header X-Hubkit-Forwarded $hubkit_mark;
     proxy_buffering off;  # streamed as it arrives (progress events, large downloads), in reads of up to 256k
     proxy_buffer_size 256k;
     proxy_buffers 4 256k;
@@ -55,8 +57,10 @@ def _quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(routes: list[Route], listen: str, fail_timeout: float) -> str:
-    """The include for ``routes``: longest prefix on segment boundaries, as hubkit-proxy routes."""
+def render(routes: list[Route], listen: str, fail_timeout: float, hub_mark: str | None = None) -> str:
+    """The include for ``routes``: longest prefix on segment boundaries, as hubkit-proxy routes. Requests to
+    ``/`` (the hub's route) carry ``hub_mark`` as ``X-Hubkit-Forwarded``; the include then holds a secret and is
+    written readable by its owner only."""
     upstreams: list[str] = []
     locations: list[str] = []
     has_root = False
@@ -74,7 +78,8 @@ def render(routes: list[Route], listen: str, fail_timeout: float) -> str:
         passing = f"proxy_pass http://{name}{base}$request_uri;" if base else f"proxy_pass http://{name};"
         if route.path == "/":
             has_root = True
-            locations.append(f"    location / {{ {passing} }}\n")
+            mark = f"set $hubkit_mark {_quote(hub_mark)}; " if hub_mark else ""
+            locations.append(f"    location / {{ {mark}{passing} }}\n")
         else:
             locations.append(f"    location = {_quote(route.path)} {{ {passing} }}\n")
             locations.append(f"    location ^~ {_quote(route.path + '/')} {{ {passing} }}\n")
@@ -108,9 +113,10 @@ class NginxPlane:
         self.reload()
 
     def write(self) -> None:
-        text = render(list(self.proxy.routes), self.listen, self.proxy.settings.fail_timeout)
+        s = self.proxy.settings
+        text = render(list(self.proxy.routes), self.listen, s.fail_timeout, s.hub_mark)
         tmp = f"{self.path}.tmp"
-        with open(tmp, "w") as fh:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
             fh.write(text)
         os.replace(tmp, self.path)
 

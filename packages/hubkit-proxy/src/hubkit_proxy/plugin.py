@@ -142,7 +142,10 @@ class ChpBackend:
                 self._spawn_standby()
                 self.watcher = asyncio.get_running_loop().create_task(self._watch())
         elif not self.clients or not await self.primary.ping():
-            log.warning("proxy API %s is not reachable yet", self.clients[0].api_url if self.clients else "(none found)")
+            log.warning(
+                "proxy API %s is not reachable yet",
+                self.clients[0].api_url if self.clients else "(none found)",
+            )
 
     async def shutdown(self) -> None:
         """Disconnect only: the proxy keeps serving users while the hub is down."""
@@ -209,8 +212,12 @@ class ChpBackend:
             await self._launch(*self.wanted_ports)
         return True
 
+    def launch_env(self) -> dict[str, str]:
+        """The launched proxy's environment: secrets go here, never on its command line."""
+        return dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
+
     async def _launch(self, public_port: int, api_port: int) -> None:
-        env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
+        env = self.launch_env()
         cmd = self.command(public_port, api_port)
         log.info("starting %s: %s", self.name, " ".join(cmd))
         self.proc = proc = launcher.launch(cmd, env, self.pid_file, self.log_file)
@@ -410,7 +417,9 @@ class HubkitProxyBackend(ChpBackend):
 
     async def startup(self) -> None:
         if self.hconfig.discovery:
-            self.source = load_replica_source(self.hconfig.discovery)(self.hconfig.discovery_options, self.hub)
+            self.source = load_replica_source(self.hconfig.discovery)(
+                self.hconfig.discovery_options, self.hub
+            )
             await self.source.start(self.set_replicas)
         await super().startup()
 
@@ -425,7 +434,8 @@ class HubkitProxyBackend(ChpBackend):
         have = {c.api_url: c for c in self.clients}
         new = [u for u in wanted if u not in have]
         self.clients = [
-            have.pop(u) if u in have
+            have.pop(u)
+            if u in have
             else ChpClient(u, self.token, request_timeout=self.config.request_timeout, retry_seconds=0.0)
             for u in wanted
         ]
@@ -471,7 +481,7 @@ class HubkitProxyBackend(ChpBackend):
         if not (self.hconfig.standby and self.config.should_start and self.config.restart_on_exit):
             return
         api_port = urlsplit(self.primary.api_url).port or 0
-        env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=self.token)
+        env = self.launch_env()
         self.standby = launcher.Standby(self.command(self.public_port, api_port), env, self.log_file)
 
     def _drop_standby(self) -> None:
@@ -516,6 +526,17 @@ class HubkitProxyBackend(ChpBackend):
             cmd += ["--health-check-timeout", str(c.health_check_timeout_ms)]
             cmd += ["--fail-timeout", str(c.fail_timeout_ms)]
         return cmd
+
+    def launch_env(self) -> dict[str, str]:
+        env = super().launch_env()
+        if self.hub.forward_mark:
+            env["HUBKIT_PROXY_HUB_MARK"] = self.hub.forward_mark
+        return env
+
+    def marks_hub_requests(self) -> bool:
+        """The proxy this backend launches marks what it sends the hub (core: MarksHubRequests); one run by
+        someone else may not have the mark, so the hub keeps trusting by address there."""
+        return self.config.should_start and bool(self.hub.forward_mark)
 
     def default_route(self) -> dict[str, Any]:
         route = super().default_route()

@@ -29,6 +29,7 @@ from .metrics import Metrics
 from .routing import RouteError, RouteTable, parse_iso
 from .settings import Settings
 from .upstream import Pool, UpstreamProtocol
+from .wire import MARK_HEADER
 
 log = logging.getLogger("hubkit_proxy")
 
@@ -49,6 +50,10 @@ class Proxy:
         self.idle_conns: set[UpstreamProtocol] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.custom_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in settings.custom_headers]
+        # what requests to the hub's route "/" get besides: the mark that proves this proxy to the hub
+        self.hub_headers = self.custom_headers + (
+            [(MARK_HEADER, settings.hub_mark.encode("latin-1"))] if settings.hub_mark else []
+        )
         self.servers: list[asyncio.AbstractServer] = []
         self.journal: Journal | None = None
         self.sweeper: asyncio.Task[None] | None = None

@@ -41,6 +41,9 @@ class Settings:
     prepend_path: bool = True
     include_prefix: bool = True
     custom_headers: list[tuple[str, str]] = field(default_factory=list)
+    # sent as X-Hubkit-Forwarded on requests the "/" route (the hub's) forwards, so the hub can tell this proxy
+    # from other local processes; from the environment (HUBKIT_PROXY_HUB_MARK), never the command line
+    hub_mark: str | None = field(default=None, repr=False)
     pid_file: str | None = None
     ports_file: str | None = None  # JSON with the ports actually bound (what port 0 became), written at start
     auth_token: str | None = None

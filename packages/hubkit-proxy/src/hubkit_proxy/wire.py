@@ -11,6 +11,9 @@ from typing import Any
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
+# only this proxy sets it (on requests to the hub's route, see Settings.hub_mark): never passed on from a client
+MARK_HEADER = b"X-Hubkit-Forwarded"
+NOT_FORWARDED = HOP_BY_HOP | {MARK_HEADER.lower()}
 REASONS = {
     200: "OK",
     201: "Created",
@@ -149,7 +152,7 @@ def request_head(
     has_xfh = False
     for name, value in ex.headers:
         n = name.lower()
-        if n in HOP_BY_HOP:
+        if n in NOT_FORWARDED:
             continue
         if x_forward:
             if n == b"x-forwarded-for":

@@ -40,6 +40,8 @@ class HubInfo:
     ssl_cert: str | None = None
     is_root: bool = False
     subdomain_host: str = ""  # per-user subdomains: the hub's origin; proxies then route by host ("" = off)
+    # a secret a proxy that can prove its hop sends to the hub as ``X-Hubkit-Forwarded`` (see MarksHubRequests)
+    forward_mark: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)

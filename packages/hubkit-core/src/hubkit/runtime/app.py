@@ -21,7 +21,6 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..api import activity, auth_state, groups, openapi, progress, root, servers, services, tokens, users
-from ..auth import forwarded
 from ..errors import HubkitError
 from ..metrics import Metrics
 from ..oauth import authorize, token
@@ -170,7 +169,7 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error, BodyTooLarge: too_large, Exception: server_error},
         lifespan=lifespan,
     )
-    trusted = forwarded.default_trusted(hub.settings)
+    trusted = hub.trust
     app.state.web = WebContext(hub.services, hub.cookie_secret, metrics, trusted)
     app.state.hub = hub
     app.state.api_prefix = hub.urls.api_prefix

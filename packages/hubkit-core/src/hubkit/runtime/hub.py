@@ -9,16 +9,19 @@ process (tests, benchmarks) each have their own plugin manager, backends, keys a
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ..auth import forwarded
 from ..auth.cache import IdentityCache
 from ..auth.ratelimit import LoginRateLimiter
 from ..builtin.allow_list import AllowList
@@ -27,7 +30,7 @@ from ..errors import HubkitError, PluginError
 from ..hubservices import env as service_env
 from ..hubservices import registry as service_registry
 from ..hubservices.supervisor import ServiceSupervisor
-from ..interfaces import Authenticator, ProxyBackend, ProxyProcess, SpawnerBackend
+from ..interfaces import Authenticator, MarksHubRequests, ProxyBackend, ProxyProcess, SpawnerBackend
 from ..plugins.hooks import Hooks, Registries, collect_registries
 from ..plugins.manager import PluginHost, build_plugin_manager
 from ..plugins.registry import HubInfo
@@ -46,6 +49,11 @@ from .duties import Duties, Duty
 from .secrets import load_cookie_secret
 
 log = logging.getLogger("hubkit")
+
+
+def forward_mark(cookie_secret: bytes) -> str:
+    """Derived, so every replica sharing the secret expects the same mark, and a restarted proxy keeps it."""
+    return hmac.new(cookie_secret, b"hubkit X-Hubkit-Forwarded", hashlib.sha256).hexdigest()
 
 
 def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
@@ -95,6 +103,12 @@ class Hub:
     adoption: adopt.AdoptReport = field(default_factory=adopt.AdoptReport)
     duties: Duties = field(default_factory=Duties)
     started: bool = False
+    marked: bool = False  # the proxy marks what it forwards to the hub with info.forward_mark
+
+    @property
+    def trust(self) -> forwarded.Trust:
+        """Whose ``X-Forwarded-*`` this hub believes (auth/forwarded.py)."""
+        return forwarded.trust_for(self.settings, self.info.forward_mark if self.marked else None)
 
     @classmethod
     async def create(
@@ -118,6 +132,8 @@ class Hub:
         urls, info = hub_urls(settings)
         service_registry.check(settings.services, urls)  # a bad [[services]] entry stops the hub here
         Path(info.data_dir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+        cookie_secret = load_cookie_secret(Path(info.data_dir) / settings.hub.cookie_secret_file)
+        info = replace(info, forward_mark=forward_mark(cookie_secret))
         hooks = Hooks(pm)
         authenticator = instantiate(
             pm, registries.authenticators, settings.auth.backend, settings.auth.backends, info
@@ -129,7 +145,6 @@ class Hub:
         storage = Storage.open(
             settings.hub.db_url, info.data_dir, crypt=CryptKeeper(settings.hub.crypt_keys or None)
         )
-        cookie_secret = load_cookie_secret(Path(info.data_dir) / settings.hub.cookie_secret_file)
         routes = RouteReconciler(proxy, storage, hooks, urls=urls, hub_id=info.hub_id)
         spawns = SpawnEngine(
             SpawnPolicy.from_settings(settings),
@@ -168,6 +183,7 @@ class Hub:
             routes=routes,
             cookie_secret=cookie_secret,
             services=services,
+            marked=isinstance(proxy, MarksHubRequests) and proxy.marks_hub_requests(),
         )
 
     @property

@@ -7,10 +7,10 @@ reaches it. The services it calls get :attr:`WebContext.services` and nothing of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from ..auth.forwarded import Trust
 from ..metrics import Metrics
 from ..services.context import ServiceContext
 from ..urls import HubUrls
@@ -21,7 +21,7 @@ class WebContext:
     services: ServiceContext
     cookie_secret: bytes
     metrics: Metrics
-    trusted_proxies: tuple[Any, ...]
+    trusted_proxies: Trust
 
     @property
     def urls(self) -> HubUrls:
