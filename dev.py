@@ -295,7 +295,12 @@ def cmd_test(args: argparse.Namespace) -> int:
             bad_roots.append(str(root.relative_to(ROOT)))
     _save_durations({str(r.relative_to(ROOT)): sec for r, (_, sec) in durations.items()})
     say(f"suite took {time.monotonic() - started:.0f}s")
-    for name, check in (("ruff", lint), ("lint-imports", layers), ("mypy", types)):
+    checks = [("ruff", lint), ("lint-imports", layers), ("mypy", types)]
+    if not args.only and not args.no_guard:
+        # after the folders: the machine is quiet then (and a background Kubernetes build has finished)
+        say("CPU regression guard: hub and proxy CPU per request/spawn against benchmarks/baseline.json")
+        checks.append(("guard", subprocess.run([str(py), "benchmarks/guard/run.py"], cwd=ROOT, env=env)))
+    for name, check in checks:
         if check.returncode != 0:
             bad_roots.append(name)
     if bad_roots:
@@ -315,6 +320,9 @@ def main() -> int:
     demo.set_defaults(func=cmd_demo)
     test = sub.add_parser("test", help="set up and run the whole test suite")
     test.add_argument("--no-setup", action="store_true", help="skip .ci/setup/*.sh")
+    test.add_argument(
+        "--no-guard", action="store_true", help="skip the CPU regression guard (benchmarks/guard/run.py)"
+    )
     test.add_argument(
         "--only", action="append", default=[], help="run only test folders containing this text"
     )

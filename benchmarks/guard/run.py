@@ -1,11 +1,14 @@
 """CPU regression guard: measure each guard's rows and fail when one grew more than the baseline's tolerance.
 
     python benchmarks/guard/run.py              # all guards; exit 1 on a regression
-    python benchmarks/guard/run.py --only proxy
+    python benchmarks/guard/run.py --only proxy   # or --only hub
     python benchmarks/guard/run.py --update     # write this run's values into benchmarks/baseline.json
 
 A guard is a module in this folder with ``measure() -> list[rows.Row]`` whose row names start with its key in
-GUARDS (e.g. ``proxy.small_get_cpu_us``). To guard the hub, add ``hub.py`` and ``"hub": "hub"`` below. Rows
+GUARDS (e.g. ``proxy.small_get_cpu_us``, ``hub.get_user_cpu_ms``). A guard whose rows fail is measured once
+more and each row keeps the smaller of its two figures: a regression in the code shows both times, a burst of
+foreign load on a shared machine rarely does. ``python3 dev.py test`` runs every guard before the test folders
+(about two and a half minutes). Rows
 in the baseline that this run did not measure are reported as such and do not fail the run; a measured row
 missing from the baseline fails, so that new rows get a committed baseline. Every run's raw JSON is kept
 under benchmarks/results/guard/.
@@ -27,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 import record  # noqa: E402
 from rows import Row, load_baseline, save_baseline  # noqa: E402
 
-GUARDS = {"proxy": "proxy"}  # key (row-name prefix) -> module in this folder
+GUARDS = {"hub": "hub", "proxy": "proxy"}  # key (row-name prefix) -> module in this folder
 
 
 def compare(rows: list[Row], baseline: dict[str, Any]) -> tuple[list[str], bool]:
@@ -57,6 +60,13 @@ def compare(rows: list[Row], baseline: dict[str, Any]) -> tuple[list[str], bool]
     return lines, ok
 
 
+def _smaller(first: Row, second: Row | None) -> Row:
+    if second is None or second.value >= first.value:
+        return first
+    second.samples = first.samples + second.samples
+    return second
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", action="append", default=[], help="guard key(s) to run (default: all)")
@@ -69,6 +79,16 @@ def main() -> int:
         rows += importlib.import_module(GUARDS[key]).measure()
     baseline = load_baseline()
     lines, ok = compare(rows, baseline)
+    retried: list[str] = []
+    if not ok and not args.update:
+        print("\n".join(lines))
+        retried = [
+            k for k in keys if not compare([r for r in rows if r.name.startswith(k + ".")], baseline)[1]
+        ]
+        print(f"measuring {', '.join(retried)} once more; each row keeps the smaller figure", flush=True)
+        again = {r.name: r for k in retried for r in importlib.import_module(GUARDS[k]).measure()}
+        rows = [_smaller(r, again.get(r.name)) for r in rows]
+        lines, ok = compare(rows, baseline)
     print("\n".join(lines))
     result = {
         "kind": "guard",
@@ -78,6 +98,7 @@ def main() -> int:
         "seconds": time.monotonic() - started,
         "tolerance": baseline.get("tolerance", 0.3),
         "rows": [r.as_dict() for r in rows],
+        "measured_twice": retried,
         "passed": ok,
     }
     print(f"raw results: {record.save('guard', result)}  ({result['seconds']:.0f} s, load {record.load1()})")
