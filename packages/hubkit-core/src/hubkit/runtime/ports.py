@@ -3,11 +3,17 @@
 The socket is bound before the hub is built, so every URL the hub hands out (the proxy's default target, the
 servers' JUPYTERHUB_API_URL) carries the real port; once serving, the port is reported in
 ``<data_dir>/hub.ports.json`` for whoever started the hub.
+
+A restarted hub (``kill -9`` and a supervisor, a crash, an upgrade) comes back on the port its last run reported
+when that port is free: the servers it re-adopts were given ``JUPYTERHUB_API_URL`` with that port, and they keep
+asking it whether a browser's token is good. Only when another program holds it does the hub take a new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import socket
 from pathlib import Path
@@ -16,6 +22,7 @@ from typing import Any
 from ..errors import ConfigError
 
 PORTS_FILE = "hub.ports.json"
+log = logging.getLogger("hubkit")
 
 
 def _own_port_key(settings: Any) -> str:
@@ -42,9 +49,31 @@ def bind_port_zero(settings: Any) -> tuple[Any, socket.socket | None]:
     host = (h.ip if key == "port" else h.hub_ip) or "0.0.0.0"
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    last = last_port(settings)
+    try:
+        sock.bind((host, last))
+    except OSError as exc:
+        if last == 0:
+            sock.close()
+            raise
+        log.warning(
+            "port %s of the hub's last run is taken (%s): a new one; servers started before cannot reach the hub",
+            last,
+            exc.strerror,
+        )
+        sock.bind((host, 0))
     bound = {key: int(sock.getsockname()[1])}
     return settings.model_copy(update={"hub": h.model_copy(update=bound)}), sock
+
+
+def last_port(settings: Any) -> int:
+    """The port the hub's last run reported (0 if none)."""
+    path = Path(settings.hub.data_dir) / PORTS_FILE
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        port = json.loads(path.read_text()).get(_own_port_key(settings))
+        if isinstance(port, int) and 0 < port < 65536:
+            return port
+    return 0
 
 
 def report_port(settings: Any, sock: socket.socket) -> None:
