@@ -104,8 +104,12 @@ class IdentityCache:
         self._by_tag.clear()
 
     def _changed(self, changes: frozenset[Change]) -> None:
+        if all(change.kind == "spawn" for change in changes):
+            return  # progress events: nothing here is built from them
         self.epoch += 1
         for change in changes:
+            if change.kind == "spawn":
+                continue
             if change.key is None or change.kind == "group":
                 # every row of a kind, or a group (its members' identities list their groups): drop them all
                 self.clear()

@@ -29,9 +29,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-# "client": the tokens an OAuth client (a user server) was given, keyed by the client's identifier
-Kind = Literal["token", "user", "service", "group", "server", "client"]
-KINDS: tuple[Kind, ...] = ("token", "user", "service", "group", "server", "client")
+# "client": the tokens an OAuth client (a user server) was given, keyed by the client's identifier;
+# "spawn": new progress events of a spawn, keyed by the spawn's id (staged by spawn.progress, not by capture)
+Kind = Literal["token", "user", "service", "group", "server", "client", "spawn"]
+KINDS: tuple[Kind, ...] = ("token", "user", "service", "group", "server", "client", "spawn")
 
 
 @dataclass(frozen=True, slots=True)
