@@ -36,7 +36,7 @@ APPLICATION_NAME = "hubkit-changes"  # the listening connection in pg_stat_activ
 PAYLOAD_LIMIT = 7900  # bytes; PostgreSQL refuses payloads of 8000 and more
 LISTENING_MAX_AGE = 30.0  # seconds a copy is trusted while notices arrive
 DEAF_MAX_AGE = 1.0  # ... and while the listening connection is down (as with LocalChanges)
-PING_EVERY = 5.0  # a silent connection is checked this often (a peer gone without a FIN)
+PING_EVERY = 5.0  # the listening connection is checked this often (a peer gone without a FIN)
 RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :payload)")
@@ -123,6 +123,7 @@ class PgChanges(Fanout):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._listening.clear()  # deaf from now on: copies trusted 1 s (the hub clears its cache anyway)
         await self._drop_connection()
 
     async def _run(self) -> None:
@@ -155,7 +156,7 @@ class PgChanges(Fanout):
 
         lost = asyncio.Event()
         settings = {**self._args.get("server_settings", {}), "application_name": f"{APPLICATION_NAME}:{os.getpid()}"}
-        conn = await asyncpg.connect(**{**self._args, "server_settings": settings})
+        conn = await asyncpg.connect(**{"timeout": 10, **self._args, "server_settings": settings})
         try:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(CHANNEL, self._on_notice)
@@ -165,7 +166,8 @@ class PgChanges(Fanout):
         self._conn, self._lost = conn, lost
 
     async def _watch(self) -> None:
-        """Until the connection is lost: wait, and check a connection that has been silent a while."""
+        """Until the connection is lost: wait, checking it every :data:`PING_EVERY` seconds (a server or network
+        gone without closing the socket tells nothing otherwise)."""
         conn, lost = self._conn, self._lost
         assert conn is not None and lost is not None
         while not lost.is_set() and not conn.is_closed():
