@@ -3,12 +3,16 @@ users of its own)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hubkit.builtin.standin_servers import labelled_processes
 
 sys.path.append(str(Path(__file__).parent))  # unique module names; never shadow others
 from feedhubs import Replica
@@ -42,6 +46,10 @@ def replicas(cluster: Any, db: str, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         b.stop()
         a.stop()
+        for r in (a, b):  # servers outlive hubs: any a failed test left running, by PID
+            for pid in labelled_processes(f"hubkit@{(r.dir / 'data').resolve()}").values():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")
