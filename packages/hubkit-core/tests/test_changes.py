@@ -114,6 +114,20 @@ def test_cache_drops_by_tag_and_refuses_a_lookup_that_raced_a_change() -> None:
     assert len(cache) == 0
 
 
+def test_progress_notices_leave_the_cache_alone() -> None:
+    """A spawn's new progress events (kind ``spawn``) change nothing a caller is built from: no entry goes, and a
+    lookup under way may still store its result (hundreds of queued spawns report positions all the time)."""
+    feed = LocalChanges(max_age=60)
+    cache = IdentityCache(feed)
+    cache.put("a", Entry(ident("ann"), frozenset({("token", 1), ("user", 1)})), cache.epoch)
+    epoch = cache.epoch
+    feed.publish({Change("spawn", 1), Change("spawn", 2)})
+    cache.put("b", Entry(ident("bob"), frozenset({("token", 2)})), epoch)
+    assert cache.get("a") is not None and cache.get("b") is not None
+    feed.publish({Change("spawn"), Change("token")})  # with anything else (e.g. "everything"): as ever
+    assert len(cache) == 0
+
+
 def test_cache_entries_expire_after_max_age_and_stay_bounded() -> None:
     feed = LocalChanges(max_age=0.0)
     cache = IdentityCache(feed, size=2)

@@ -8,7 +8,8 @@ Correctness comes first, so an entry is used only while all of these hold:
   for a token whose scopes come from the services' access policies), its server (a server token's scopes name
   the server), or any group. Notices arrive right after the commit that changed
   the row, before that request answers, so the next request sees the change;
-* it is younger than the feed's ``max_age`` (writes the feed cannot see: another process on the database);
+* it is younger than the feed's ``max_age`` (writes the feed cannot see: another process on the database, unless
+  the feed hears other processes as the PostgreSQL one does, :mod:`hubkit.storage.pg_feed`);
 * for a token, it has not expired (checked on every use, against the clock).
 
 A lookup that was reading the database when a notice arrived may have read the rows from before the change;
@@ -47,13 +48,18 @@ class Entry:
 class IdentityCache:
     def __init__(self, feed: ChangeFeed, *, size: int = DEFAULT_SIZE) -> None:
         self.size = size
-        self.max_age = feed.max_age
+        self._feed = feed
         self.epoch = 0  # bumped by every notice; see put()
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._by_tag: dict[Tag, set[Hashable]] = {}
         self._unsubscribe = feed.subscribe(self._changed)
+
+    @property
+    def max_age(self) -> float:
+        """The feed's, read on every use: a feed that lost its link to other processes trusts copies less."""
+        return self._feed.max_age
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -98,8 +104,12 @@ class IdentityCache:
         self._by_tag.clear()
 
     def _changed(self, changes: frozenset[Change]) -> None:
+        if all(change.kind == "spawn" for change in changes):
+            return  # progress events: nothing here is built from them
         self.epoch += 1
         for change in changes:
+            if change.kind == "spawn":
+                continue
             if change.key is None or change.kind == "group":
                 # every row of a kind, or a group (its members' identities list their groups): drop them all
                 self.clear()

@@ -211,6 +211,7 @@ class Hub:
         """Database and backends ready. ``background=False`` defers adoption/poll/reconcile to
         :meth:`start_background`, so a server can start listening first (the CLI does this)."""
         await migrate.ensure_schema(self.storage.engine, self.registries.storage, auto=self.storage.is_sqlite)
+        await self.storage.listen()  # other hub processes' changes (PostgreSQL), before anything is cached
         await self._ensure_admins()
         await service_registry.sync_from_config(self.storage, self.settings.services, self.urls)
         backends: tuple[tuple[str, Authenticator | SpawnerBackend | ProxyBackend], ...] = (

@@ -1,9 +1,13 @@
 """Progress events: stored per spawn (``spawn_events``) so a stream can be replayed later, and fanned out
 live to whoever is watching in this process. A stream ends with the spawn's ``ready`` or ``failed`` event.
 
-Live fan-out is in-process (:meth:`ProgressStore.publish`); a stream whose spawn is driven elsewhere falls back
-to the stored rows. Hub replicas will put a notification channel (PostgreSQL ``LISTEN/NOTIFY``) behind
-``publish`` and the subscription in :meth:`ProgressStore.events`.
+Live fan-out is in-process (:meth:`ProgressStore.publish`). A stream whose spawn this process is not driving
+reads the stored rows: on SQLite (one hub process) once, since nobody else drives it; on PostgreSQL, where
+another hub replica may be driving it, every time a change notice (:mod:`hubkit.storage.changes`, kind
+``spawn``) says that spawn has new events, until its terminal event or until the spawn has finished. The
+writer stages that notice in the transaction that stores the events, so a replica that hears it can read
+them; events of one spawn are written one transaction after another, so reading the rows after the last one
+sent never skips one, and the event ids (the SSE ``id:``) keep each event exactly once.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..errors import NotFound
 from ..interfaces import Phase, ProgressEvent
 from ..storage.access import Storage
+from ..storage.capture import stage
+from ..storage.changes import Change
 from ..storage.orm import Spawn, SpawnEvent, table_of
 from .statements import inserted_id
 
 TERMINAL = frozenset({Phase.READY, Phase.FAILED})
 Item = tuple[int, ProgressEvent]
+WAKE = None  # put in a stream's queue: the stored rows may hold new events (written by another process)
+REMOTE_RECHECK = 5.0  # seconds: a stream of a spawn driven elsewhere reads its rows at least this often
 EVENTS = table_of(SpawnEvent)
 NEW_EVENT = insert(EVENTS)  # built once (the values are parameters)
 
@@ -58,14 +66,36 @@ class ProgressStore:
     def __init__(self, storage: Storage, is_live: Callable[[int], bool]) -> None:
         self.storage = storage
         self.is_live = is_live  # is this spawn still being driven by this hub process?
-        self._subs: dict[int, list[asyncio.Queue[Item]]] = defaultdict(list)
+        self._subs: dict[int, list[asyncio.Queue[Item | None]]] = defaultdict(list)
         self._pending: list[tuple[int, ProgressEvent, asyncio.Future[int]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.shared = not storage.is_sqlite  # other hub processes may write and read these events
+        if self.shared:
+            storage.changes.subscribe(self._changed)
 
     async def add(self, session: AsyncSession, spawn_id: int, event: ProgressEvent) -> int:
         """Write an event in the caller's transaction (one ``INSERT``) and return its sequence number; call
         :meth:`publish` with it after the commit."""
-        return inserted_id(await session.execute(NEW_EVENT, values_of(spawn_id, event)))
+        seq = inserted_id(await session.execute(NEW_EVENT, values_of(spawn_id, event)))
+        await self._tell_others(session, {spawn_id})
+        return seq
+
+    async def _tell_others(self, session: AsyncSession, spawn_ids: set[int]) -> None:
+        """A change notice in the writing transaction, for streams on other hub processes."""
+        if self.shared:
+            changes = {Change("spawn", i) for i in spawn_ids}
+            await session.run_sync(lambda sync: stage(sync, changes))
+
+    def _changed(self, changes: frozenset[Change]) -> None:
+        for change in changes:
+            if change.kind != "spawn":
+                continue
+            if change.key is None:  # every spawn (e.g. notices may have been lost)
+                queues = [q for subs in self._subs.values() for q in subs]
+            else:
+                queues = list(self._subs.get(int(change.key), ()))
+            for q in queues:
+                q.put_nowait(WAKE)
 
     def publish(self, spawn_id: int, seq: int, event: ProgressEvent) -> None:
         for q in self._subs.get(spawn_id, ()):
@@ -105,6 +135,7 @@ class ProgressStore:
                         [values_of(spawn_id, event) for spawn_id, event, _f in batch],
                     )
                     seqs = [int(i) for i in result.scalars()]
+                    await self._tell_others(session, {spawn_id for spawn_id, _e, _f in batch})
                 await session.commit()
         except BaseException as exc:
             if len(batch) == 1 or not isinstance(exc, Exception):
@@ -132,8 +163,13 @@ class ProgressStore:
             ).scalars()
             return [(r.id, from_row(r)) for r in rows]
 
+    async def finished(self, spawn_id: int) -> bool:
+        async with self.storage.session() as session:
+            spawn = await session.get(Spawn, spawn_id)
+            return spawn is None or spawn.finished is not None
+
     async def events(self, spawn_id: int, *, after: int = 0) -> AsyncIterator[Item]:
-        q: asyncio.Queue[Item] = asyncio.Queue()
+        q: asyncio.Queue[Item | None] = asyncio.Queue()
         self._subs[spawn_id].append(q)  # subscribe first so nothing falls between replay and live
         try:
             async with self.storage.session() as session:
@@ -146,15 +182,31 @@ class ProgressStore:
                 if event.phase in TERMINAL:
                     return
             while True:
+                item: Item | None = WAKE
                 if q.empty() and not self.is_live(spawn_id):
-                    # finished (or abandoned by an earlier hub process) without a live terminal event
+                    if not self.shared:
+                        # finished (or abandoned by an earlier hub process) without a live terminal event
+                        for seq, event in await self.stored(spawn_id, last):
+                            yield seq, event
+                        return
+                    # driven by another hub process, or over: the rows tell (finished read first, so rows
+                    # written before it finished are all seen), and a notice wakes this stream for new ones
+                    over = await self.finished(spawn_id)
                     for seq, event in await self.stored(spawn_id, last):
+                        last = seq
                         yield seq, event
-                    return
-                try:
-                    seq, event = await asyncio.wait_for(q.get(), timeout=1.0)
-                except TimeoutError:
+                        if event.phase in TERMINAL:
+                            return
+                    if over:
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        item = await asyncio.wait_for(q.get(), timeout=REMOTE_RECHECK)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        item = await asyncio.wait_for(q.get(), timeout=1.0)
+                if item is WAKE:
                     continue
+                seq, event = item
                 if seq <= last:
                     continue
                 last = seq

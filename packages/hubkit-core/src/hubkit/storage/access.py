@@ -6,7 +6,8 @@ handler sleeps in growing steps, so hundreds of spawns contending inside the dat
 lock hands over in microseconds. On PostgreSQL ``tx`` is a plain session.
 
 The storage also carries the hub's change feed (:mod:`.changes`; every session it makes reports what it changed,
-:mod:`.capture`) and its hot-path reader (:mod:`.reads`).
+:mod:`.capture`) and its hot-path reader (:mod:`.reads`). On PostgreSQL the feed also reaches the other hub
+processes on the database (:mod:`.pg_feed`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from .changes import ChangeFeed, LocalChanges
 from .crypt import CryptKeeper
 from .engine import create_engine, create_sessionmaker, is_sqlite, normalize_url
-from .reads import Reader
+from .pg_feed import PgChanges
+from .reads import Reader, asyncpg_args
 
 
 class Storage:
@@ -39,7 +41,17 @@ class Storage:
 
     @classmethod
     def open(cls, db_url: str, data_dir: str, *, crypt: CryptKeeper | None = None) -> Storage:
-        return cls(create_engine(normalize_url(db_url, data_dir)), crypt=crypt)
+        """The storage of a hub process: on PostgreSQL its change feed also tells (and hears) the other
+        processes on the database (:mod:`.pg_feed`), once :meth:`listen` has run."""
+        engine = create_engine(normalize_url(db_url, data_dir))
+        changes: ChangeFeed | None = None
+        if engine.url.drivername == "postgresql+asyncpg":
+            changes = PgChanges(asyncpg_args(engine))
+        return cls(engine, crypt=crypt, changes=changes)
+
+    async def listen(self) -> None:
+        """Hear other processes' changes from now on (a hub that serves requests calls this as it starts)."""
+        await self.changes.start()
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
@@ -52,5 +64,6 @@ class Storage:
             yield s
 
     async def dispose(self) -> None:
+        await self.changes.close()
         await self.reads.close()
         await self.engine.dispose()

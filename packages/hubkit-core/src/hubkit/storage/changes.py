@@ -19,7 +19,8 @@ implements the same protocol: :meth:`~ChangeFeed.stage` runs inside the writing 
 ``NOTIFY hubkit_changes, '<kind>:<key>'`` there (PostgreSQL delivers it at commit and drops it on rollback);
 a task holding one connection with ``LISTEN hubkit_changes`` hands what arrives to the listeners (and, after
 losing that connection, a notice for every kind, since notices may have been missed meanwhile). With that,
-``max_age`` bounds only a lost notification and can be raised.
+``max_age`` bounds only a lost notification and can be raised. That feed is :mod:`.pg_feed`, used whenever the
+database is PostgreSQL.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-# "client": the tokens an OAuth client (a user server) was given, keyed by the client's identifier
-Kind = Literal["token", "user", "service", "group", "server", "client"]
-KINDS: tuple[Kind, ...] = ("token", "user", "service", "group", "server", "client")
+# "client": the tokens an OAuth client (a user server) was given, keyed by the client's identifier;
+# "spawn": new progress events of a spawn, keyed by the spawn's id (staged by spawn.progress, not by capture)
+Kind = Literal["token", "user", "service", "group", "server", "client", "spawn"]
+KINDS: tuple[Kind, ...] = ("token", "user", "service", "group", "server", "client", "spawn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,15 @@ Listener = Callable[[frozenset[Change]], None]
 
 
 class ChangeFeed(Protocol):
-    #: seconds a copy built from the database may be trusted at most (the feed cannot see other writers)
-    max_age: float
+    @property
+    def max_age(self) -> float:
+        """Seconds a copy built from the database may be trusted at most (writes the feed cannot see)."""
+
+    async def start(self) -> None:
+        """Once the process serves: begin hearing other processes' changes (if the feed can)."""
+
+    async def close(self) -> None:
+        """Stop hearing them."""
 
     def stage(self, session: Any, changes: Collection[Change]) -> None:
         """Inside the writing transaction (``session`` is its SQLAlchemy ``Session``), before its commit."""
@@ -58,16 +67,12 @@ class ChangeFeed(Protocol):
         """Call ``listener`` with each published set of changes; returns the unsubscribe function."""
 
 
-class LocalChanges:
-    """The in-process feed: listeners are called in the committing task, right after the commit."""
+class Fanout:
+    """Listeners of one process, told in the publishing task (shared by the feeds)."""
 
-    def __init__(self, max_age: float = 1.0) -> None:
-        self.max_age = max_age
+    def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self.published = 0  # how many sets were published (tests and metrics)
-
-    def stage(self, session: Any, changes: Collection[Change]) -> None:
-        return None  # nothing leaves this process
 
     def publish(self, changes: Collection[Change]) -> None:
         if not changes:
@@ -85,3 +90,20 @@ class LocalChanges:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+
+class LocalChanges(Fanout):
+    """The in-process feed: listeners are called in the committing task, right after the commit."""
+
+    def __init__(self, max_age: float = 1.0) -> None:
+        super().__init__()
+        self.max_age = max_age
+
+    async def start(self) -> None:
+        return None  # nothing to hear: no other process tells this feed anything
+
+    async def close(self) -> None:
+        return None
+
+    def stage(self, session: Any, changes: Collection[Change]) -> None:
+        return None  # nothing leaves this process

@@ -238,10 +238,7 @@ class Reader:
 
     async def _pg_rows(self, sql: str, args: list[Any]) -> list[Any] | None:
         if self._pg is None:
-            _args, opts = self.dialect.create_connect_args(self.engine.url)
-            for key in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"):
-                opts.pop(key, None)
-            self._pg = PgConnections(dict(opts), PG_CONNECTIONS)
+            self._pg = PgConnections(asyncpg_args(self.engine), PG_CONNECTIONS)
         try:
             return await self._pg.fetch(sql, args)
         except Exception as exc:
@@ -258,6 +255,14 @@ class Reader:
 
 
 PG_CONNECTIONS = 4
+
+
+def asyncpg_args(engine: AsyncEngine) -> dict[str, Any]:
+    """``asyncpg.connect`` keyword arguments for the database of an engine on ``postgresql+asyncpg``."""
+    _args, opts = engine.dialect.create_connect_args(engine.url)
+    for key in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"):
+        opts.pop(key, None)
+    return dict(opts)
 
 
 class PgConnections:
