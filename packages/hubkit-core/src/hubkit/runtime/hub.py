@@ -42,6 +42,7 @@ from ..storage.crypt import CryptKeeper
 from ..storage.orm import User
 from ..urls import HubUrls, normalize_base_url
 from .backends import instantiate, plugin_config, validate_sections
+from .dblock import SqliteProcessLock
 from .duties import Duties, Duty
 from .secrets import load_cookie_secret
 
@@ -95,6 +96,7 @@ class Hub:
     adoption: adopt.AdoptReport = field(default_factory=adopt.AdoptReport)
     duties: Duties = field(default_factory=Duties)
     started: bool = False
+    db_lock: SqliteProcessLock | None = None
 
     @classmethod
     async def create(
@@ -191,6 +193,12 @@ class Hub:
         h = self.settings.hub
         return (h.ip, h.port) if self.settings.proxy.backend == "none" else (h.hub_ip, h.hub_port)
 
+    def lock_database(self) -> None:
+        """For the entry points that serve the hub (``hubkit``, ASGI, WSGI): refuse a second hub process on one
+        SQLite file (:class:`~.dblock.DatabaseInUse`). Released by :meth:`stop` or the process's end."""
+        if self.db_lock is None:
+            self.db_lock = SqliteProcessLock.acquire(self.storage.engine.url)
+
     async def start(self, *, background: bool = True) -> None:
         """Database and backends ready. ``background=False`` defers adoption/poll/reconcile to
         :meth:`start_background`, so a server can start listening first (the CLI does this)."""
@@ -283,6 +291,9 @@ class Hub:
                 await self._stop_proxy()  # after its shutdown: no watchdog left to restart it
         self.services.identities.clear()
         await self.storage.dispose()
+        if self.db_lock is not None:
+            self.db_lock.release()
+            self.db_lock = None
         self.started = False
 
     async def _stop_proxy(self) -> None:

@@ -38,6 +38,7 @@ async def run_hub(settings: Settings) -> None:
 
     settings, sock = bind_port_zero(settings)  # port 0: bound now, so the hub's URLs carry the real port
     hub = await Hub.create(settings)
+    hub.lock_database()
     await hub.start(background=False)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
