@@ -43,7 +43,7 @@ from ..storage.orm import User
 from ..urls import HubUrls, normalize_base_url
 from .backends import instantiate, plugin_config, validate_sections
 from .dblock import SqliteProcessLock
-from .duties import Duties, Duty
+from .duties import Duties, Duty, Leadership, SoleProcess
 from .secrets import load_cookie_secret
 
 log = logging.getLogger("hubkit")
@@ -75,6 +75,16 @@ def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
         subdomain_host=urls.subdomain_host,
     )
     return urls, info
+
+
+def leadership_for(storage: Storage) -> Leadership:
+    """SQLite: one hub process (:mod:`.dblock`) holds every duty. PostgreSQL: leases (:mod:`.leases`), so that
+    replicas on one database share the duties."""
+    if storage.is_sqlite:
+        return SoleProcess()
+    from .leases import PgLeadership
+
+    return PgLeadership(storage.engine.url)
 
 
 @dataclass
@@ -156,6 +166,7 @@ class Hub:
             identities=IdentityCache(storage.changes),
         )
         return cls(
+            duties=Duties(leadership_for(storage)),
             settings=settings,
             info=info,
             urls=urls,
@@ -270,7 +281,7 @@ class Hub:
     async def stop(self) -> None:
         """End background work. User servers and an external/embedded proxy keep running, unless a shutdown
         request (``POST /hub/api/shutdown``) asked for them to stop too."""
-        await self.duties.stop()
+        await self.duties.close()
         asked = self.services.lifecycle
         if asked.stop_servers:
             within = self.settings.spawner.stop_timeout * 2 + 5
