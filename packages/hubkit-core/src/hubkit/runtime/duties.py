@@ -23,6 +23,7 @@ log = logging.getLogger("hubkit")
 class Duty:
     name: str
     run: Callable[[], Awaitable[None]]  # runs until cancelled
+    everywhere: bool = False  # not a singleton: every hub process runs it, without a lease
 
 
 class LeadershipLost(Exception):
@@ -65,7 +66,10 @@ class Duties:
             self._tasks.append(asyncio.create_task(self._run(duty), name=f"hubkit-{duty.name}"))
 
     async def _run(self, duty: Duty) -> None:
-        await run_held(self.leadership, duty)
+        if duty.everywhere:
+            await duty.run()
+        else:
+            await run_held(self.leadership, duty)
 
     async def stop(self) -> None:
         for t in self._tasks:

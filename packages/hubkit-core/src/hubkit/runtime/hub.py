@@ -33,8 +33,9 @@ from ..plugins.manager import PluginHost, build_plugin_manager
 from ..plugins.registry import HubInfo
 from ..routing.reconcile import RouteReconciler
 from ..services.context import ServiceContext
-from ..spawn import adopt, poller
+from ..spawn import adopt, poller, remote_stop
 from ..spawn.engine import SpawnEngine
+from ..spawn.owners import Owners, SoleOwner
 from ..spawn.parts import SpawnParts, SpawnPolicy
 from ..storage import migrate
 from ..storage.access import Storage
@@ -77,14 +78,15 @@ def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
     return urls, info
 
 
-def leadership_for(storage: Storage) -> Leadership:
-    """SQLite: one hub process (:mod:`.dblock`) holds every duty. PostgreSQL: leases (:mod:`.leases`), so that
-    replicas on one database share the duties."""
+def leadership_for(storage: Storage) -> tuple[Leadership, Owners]:
+    """SQLite: one hub process (:mod:`.dblock`) holds every duty and owns every spawn. PostgreSQL: leases
+    (:mod:`.leases`), so that replicas on one database share the duties and take over each other's spawns."""
     if storage.is_sqlite:
-        return SoleProcess()
+        return SoleProcess(), SoleOwner()
     from .leases import PgLeadership
 
-    return PgLeadership(storage.engine.url)
+    leases = PgLeadership(storage.engine.url)
+    return leases, leases
 
 
 @dataclass
@@ -143,10 +145,12 @@ class Hub:
         )
         cookie_secret = load_cookie_secret(Path(info.data_dir) / settings.hub.cookie_secret_file)
         routes = RouteReconciler(proxy, storage, hooks, urls=urls, hub_id=info.hub_id)
+        leadership, owners = leadership_for(storage)
         spawns = SpawnEngine(
             SpawnPolicy.from_settings(settings),
             storage,
             SpawnParts(backend=spawner, hooks=hooks, routes=routes, urls=urls, authenticator=authenticator),
+            owners=owners,
         )
         services = ServiceContext(
             settings=settings,
@@ -166,7 +170,7 @@ class Hub:
             identities=IdentityCache(storage.changes),
         )
         return cls(
-            duties=Duties(leadership_for(storage)),
+            duties=Duties(leadership),
             settings=settings,
             info=info,
             urls=urls,
@@ -215,6 +219,7 @@ class Hub:
         :meth:`start_background`, so a server can start listening first (the CLI does this)."""
         await migrate.ensure_schema(self.storage.engine, self.registries.storage, auto=self.storage.is_sqlite)
         await self._ensure_admins()
+        await self.spawns.sp.owners.ready()  # replicas: this process's lease, recorded on the spawns it drives
         await service_registry.sync_from_config(self.storage, self.settings.services, self.urls)
         backends: tuple[tuple[str, Authenticator | SpawnerBackend | ProxyBackend], ...] = (
             ("auth", self.authenticator),
@@ -247,6 +252,9 @@ class Hub:
         ]
         if any(s.managed for s in self.settings.services):
             duties.append(Duty("run-managed-services", self.service_supervisor().run))
+        if sp.owners.shared:  # replicas: spawns of a dead replica are finished; stops asked elsewhere are done
+            duties.append(Duty("take-over-spawns", lambda: adopt.take_over_forever(sp)))
+            duties.append(Duty("watch-stop-requests", lambda: remote_stop.watch_forever(sp), everywhere=True))
         return duties
 
     def service_supervisor(self) -> ServiceSupervisor:

@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import socket
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +32,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from ..spawn.owners import instance_name
 from .duties import LeadershipLost
 
 log = logging.getLogger("hubkit.leases")
@@ -47,17 +46,16 @@ def duty_key(duty: str) -> int:
     return zlib.crc32(duty.encode()) & _INT4
 
 
-def instance_name(key: int) -> str:
-    """``<key>@<host>:<pid>``: the key first, so an owner's lock can be found from the recorded name."""
-    return f"{key}@{socket.gethostname()[:32]}:{os.getpid()}"
-
-
 def instance_key(name: str) -> int | None:
     head = name.split("@", 1)[0]
     return int(head) if head.isdigit() else None
 
 
 class PgLeadership:
+    """A :class:`~.duties.Leadership` and the spawns' :class:`~hubkit.spawn.ownership.Owners` on PostgreSQL."""
+
+    shared = True
+
     def __init__(self, url: URL, *, retry: float = 1.0, check: float = 1.0) -> None:
         self.retry = retry
         self.check = check

@@ -35,6 +35,7 @@ from .credentials import issue_server_credentials
 from .env import build_env, merged_env
 from .guard import FailureGuard
 from .inflight import InFlight
+from .owners import Owners, SoleOwner
 from .parts import SpawnParts, SpawnPolicy
 from .progress import Item, ProgressStore
 from .queue import Admission, AdmissionQueue
@@ -84,7 +85,13 @@ class BackendContext:
 
 class SpawnEngine:
     def __init__(
-        self, policy: SpawnPolicy, storage: Storage, parts: SpawnParts, *, admission: Admission | None = None
+        self,
+        policy: SpawnPolicy,
+        storage: Storage,
+        parts: SpawnParts,
+        *,
+        admission: Admission | None = None,
+        owners: Owners | None = None,
     ) -> None:
         self.policy = policy
         self.inflight = InFlight()
@@ -97,6 +104,7 @@ class SpawnEngine:
             progress=ProgressStore(storage, self.inflight.is_live),
             guard=FailureGuard(policy.config.consecutive_failure_limit),
             inflight=self.inflight,
+            owners=owners or SoleOwner(),
         )
         self.progress = self.sp.progress
         self._http: httpx.AsyncClient | None = None
@@ -187,6 +195,7 @@ class SpawnEngine:
                     "p_spawn": spawn_id,
                     "p_options": dict(user_options or {}),
                     "p_backend": self.policy.backend_name,
+                    "p_owner": self.sp.owners.instance,
                 },
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]

@@ -22,6 +22,10 @@ class InFlight:
     def is_live(self, spawn_id: int) -> bool:
         return spawn_id in self._spawn_tasks
 
+    def driving(self) -> dict[int, int]:
+        """Spawn id -> server id of every spawn this process runs now."""
+        return {spawn_id: server_id for server_id, spawn_id in self._server_spawn.items()}
+
     def busy(self, server_id: int) -> bool:
         """A spawn or stop of this server is in progress in this process (the poller leaves it alone)."""
         return server_id in self._server_spawn or server_id in self._stop_tasks

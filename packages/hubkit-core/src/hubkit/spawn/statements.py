@@ -35,6 +35,7 @@ QUEUE = (
         current_spawn_id=bindparam("p_spawn"),
         user_options=bindparam("p_options"),
         backend=bindparam("p_backend"),
+        lease_owner=bindparam("p_owner"),  # the process that drives this start (spawn/ownership.py)
     )
 )
 
