@@ -20,7 +20,7 @@ sys.path.append(str(Path(__file__).parent))  # unique module names; never shadow
 from replicahub import Replica, Replicas, wait_for
 
 pytestmark = [pytest.mark.timeout(200)]
-START_DELAY = 6  # seconds the test spawner's start() takes: the window in which a replica dies or a stop arrives
+START_DELAY = 5  # seconds the test spawner's start() takes: the window in which a replica dies or a stop arrives
 
 
 def _row(cluster: Any, db: str, user: str) -> tuple[str, str]:
