@@ -18,14 +18,14 @@ from ..errors import ConfigError
 PORTS_FILE = "hub.ports.json"
 
 
-def _own_port_key(settings: Any) -> str:
+def own_port_key(settings: Any) -> str:
     return "port" if settings.proxy.backend == "none" else "hub_port"
 
 
 def require_real_port(settings: Any, server: str) -> None:
     """Under another program's server (ASGI, WSGI) the hub cannot bind port 0 itself, and its URLs (the proxy's
     default route, the servers' JUPYTERHUB_API_URL) would name port 0: refuse, saying what to write instead."""
-    key = _own_port_key(settings)
+    key = own_port_key(settings)
     if getattr(settings.hub, key) == 0:
         raise ConfigError(
             f"[hub] {key} = 0 works only with the hubkit command (it binds the port and reports it); under "
@@ -36,7 +36,7 @@ def require_real_port(settings: Any, server: str) -> None:
 def bind_port_zero(settings: Any) -> tuple[Any, socket.socket | None]:
     """With ``port = 0`` (no proxy) or ``hub_port = 0``: a bound socket and settings carrying its real port."""
     h = settings.hub
-    key = _own_port_key(settings)
+    key = own_port_key(settings)
     if getattr(h, key) != 0:
         return settings, None
     host = (h.ip if key == "port" else h.hub_ip) or "0.0.0.0"
@@ -49,7 +49,7 @@ def bind_port_zero(settings: Any) -> tuple[Any, socket.socket | None]:
 
 def report_port(settings: Any, sock: socket.socket) -> None:
     """Write ``{"pid", "port"|"hub_port"}`` atomically into the data dir."""
-    key = _own_port_key(settings)
+    key = own_port_key(settings)
     path = Path(settings.hub.data_dir) / PORTS_FILE
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), key: int(sock.getsockname()[1])}))

@@ -22,6 +22,7 @@ from .app import create_app
 from .headlimit import protocol_options
 from .hub import Hub
 from .ports import bind_port_zero, report_port
+from .workers import inherited_socket
 
 log = logging.getLogger("hubkit")
 
@@ -36,7 +37,9 @@ def _keep_running_to_stop(sig: int, frame: object) -> None:
 async def run_hub(settings: Settings) -> None:
     import uvicorn
 
-    settings, sock = bind_port_zero(settings)  # port 0: bound now, so the hub's URLs carry the real port
+    settings, sock = inherited_socket(settings)  # a worker of `hubkit --workers N` (workers.py)
+    if sock is None:
+        settings, sock = bind_port_zero(settings)  # port 0: bound now, so the hub's URLs carry the real port
     hub = await Hub.create(settings)
     hub.lock_database()
     await hub.start(background=False)
