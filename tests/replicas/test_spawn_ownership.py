@@ -1,7 +1,8 @@
 """Spawn ownership across hub replicas (two real hub processes on one PostgreSQL database, the test spawner with a
-start delay): the replica that drives a start is recorded on the server row; when it is killed -9 mid-spawn another
-replica cleans the spawn up and fails it with a clear reason (never left pending) and a retry succeeds; a stop or a
-delete that reaches the other replica stops the spawn where it runs."""
+start delay): the replica that drives a start is recorded on the server row; when it is killed -9 mid-spawn, or loses
+its lease with its database session, another replica cleans the spawn up and fails it with a clear reason (never
+left pending) and a retry succeeds; a stop or a delete that reaches the other replica stops the spawn where it
+runs."""
 
 from __future__ import annotations
 
@@ -136,6 +137,23 @@ def test_a_stop_or_delete_on_another_replica_stops_the_spawn_where_it_runs(pair:
     time.sleep(START_DELAY)  # a spawn left running on a would now come up and mark its server running
     assert postgres_cluster.psql("SELECT count(*) FROM servers WHERE status <> 'stopped'", db).strip() == "0"
 
+    # a's lease is cut mid-spawn (its database session ends, the process lives): a abandons the spawn, b fails it
+    assert hub_api(a.port, token, "POST", "/users/u4").status_code == 201
+    _start_in_background(a, token, "u4", postgres_cluster, db)
+    assert a.proc is not None
+    postgres_cluster.psql(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'hubkit %:{a.proc.pid}'",
+        db,
+    )
+    wait_for("u4's spawn is failed by b", lambda: _last_spawn(postgres_cluster, db, "u4")[0] != "", 15)
+    assert _last_spawn(postgres_cluster, db, "u4")[:2] == ("failed", "replica-lost")
+    time.sleep(START_DELAY)  # an abandoned spawn that went on would now bring its server up
+    assert _row(postgres_cluster, db, "u4") == ("stopped", "")
+    assert a.proc.poll() is None
+
     # both replicas still start servers afterwards
     assert hub_api(b.port, token, "POST", "/users/u2/server").status_code in (201, 202)
+    assert hub_api(a.port, token, "POST", "/users/u4/server").status_code in (201, 202)
     wait_for("u2 ready", lambda: bool(_server(a, token, "u2").get("ready")), START_DELAY + 30)
+    wait_for("u4 ready", lambda: bool(_server(b, token, "u4").get("ready")), START_DELAY + 30)
+    assert _row(postgres_cluster, db, "u4")[1].endswith(_owned_by(a))  # a drives spawns again, as a new instance

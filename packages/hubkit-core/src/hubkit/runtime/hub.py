@@ -45,6 +45,7 @@ from ..urls import HubUrls, normalize_base_url
 from .backends import instantiate, plugin_config, validate_sections
 from .dblock import SqliteProcessLock
 from .duties import Duties, Duty, Leadership, SoleProcess
+from .leases import PgLeadership
 from .secrets import load_cookie_secret
 
 log = logging.getLogger("hubkit")
@@ -83,8 +84,6 @@ def leadership_for(storage: Storage) -> tuple[Leadership, Owners]:
     (:mod:`.leases`), so that replicas on one database share the duties and take over each other's spawns."""
     if storage.is_sqlite:
         return SoleProcess(), SoleOwner()
-    from .leases import PgLeadership
-
     leases = PgLeadership(storage.engine.url)
     return leases, leases
 
@@ -152,6 +151,8 @@ class Hub:
             SpawnParts(backend=spawner, hooks=hooks, routes=routes, urls=urls, authenticator=authenticator),
             owners=owners,
         )
+        if isinstance(leadership, PgLeadership):
+            leadership.on_lost.append(spawns.inflight.abandon_all)
         services = ServiceContext(
             settings=settings,
             storage=storage,

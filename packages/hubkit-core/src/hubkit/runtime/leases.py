@@ -14,7 +14,8 @@ Each process holds:
 
 A holder checks its connection every ``check`` seconds. When it is lost (the database restarted, the network cut,
 the session terminated) PostgreSQL has dropped, or will drop, its locks: the holder cancels every duty it runs at
-once, takes a new instance identity on a new connection, and competes for the duties again.
+once, abandons the spawns and stops it drives (their rows are another replica's to finish now, as if this process
+had died), takes a new instance identity on a new connection, and competes for the duties again.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class PgLeadership:
         self._watch: asyncio.Task[None] | None = None
         self._key = 0
         self.instance = ""  # set on connect; a new one after a lost connection
-        self.on_new_instance: list[Callable[[str], None]] = []
+        # called when the connection (and with it this instance's lease) is lost: the spawns and stops this process
+        # drives now belong to nobody, and another replica finishes them (spawn/adopt.py take_over_forever)
+        self.on_lost: list[Callable[[], None]] = []
         self._closed = False
 
     # ------------------------------------------------------------------------------------------- connection
@@ -99,8 +102,6 @@ class PgLeadership:
             raise
         self._conn, self._key, self.instance = conn, key, name
         log.info("replica instance %s (database session pid %s)", name, pid)
-        for callback in self.on_new_instance:
-            callback(name)
         if self._watch is None or self._watch.done():
             self._watch = asyncio.create_task(self._watch_connection(), name="hubkit-lease-watch")
         return conn
@@ -131,6 +132,11 @@ class PgLeadership:
         for duty, task in self._holders.items():
             self._lost.add(duty)
             task.cancel(f"lease of {duty} lost")
+        for callback in self.on_lost:
+            try:
+                callback()
+            except Exception:
+                log.exception("after losing the lease")
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 await conn.invalidate()

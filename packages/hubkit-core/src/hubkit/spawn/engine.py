@@ -35,16 +35,17 @@ from .credentials import issue_server_credentials
 from .env import build_env, merged_env
 from .guard import FailureGuard
 from .inflight import InFlight
-from .owners import Owners, SoleOwner
+from .owners import Owners, OwnershipLost, SoleOwner
 from .parts import SpawnParts, SpawnPolicy
 from .progress import Item, ProgressStore
 from .queue import Admission, AdmissionQueue
 from .readiness import wait_http
 from .records import Owner, insert_server, load, spec_for, stored_state
-from .stopping import stop_server, teardown
+from .stopping import stop_backend_of, stop_server, teardown
 
 if TYPE_CHECKING:
     import httpx
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger("hubkit.spawn")
 
@@ -74,12 +75,7 @@ class BackendContext:
     async def save_state(self, state: JSONDict) -> None:
         self.state = dict(state)
         async with self.sp.storage.tx() as s:
-            await s.execute(
-                update(Server)
-                .where(Server.id == self.server_id)
-                .values(state=self.state)
-                .execution_options(synchronize_session=False)
-            )
+            await owned_write(s, self.sp, sql.STATE, {"server_id": self.server_id, "p_state": self.state})
             await s.commit()
 
 
@@ -259,8 +255,12 @@ class SpawnEngine:
             sp.guard.record(True)
             await sp.parts.hooks.server_ready(spec, result.endpoint)
             sp.inflight.finish(spawn_id, "ready")
+        except OwnershipLost:
+            log.warning("spawn %s: another replica took this server over; leaving it to that replica", spawn_id)
+            await asyncio.shield(self._leave(server_id, spec, ctx, started))
+            sp.inflight.finish(spawn_id, "failed")
         except asyncio.CancelledError:
-            if not sp.inflight.closing:
+            if not sp.inflight.closing and not sp.inflight.abandoned(spawn_id):
                 await asyncio.shield(
                     self._fail(
                         spawn_id, server_id, spec, ctx, started, "cancelled", "the spawn was cancelled"
@@ -271,6 +271,16 @@ class SpawnEngine:
             code, message = _reason(exc)
             log.warning("spawn %s failed (%s): %s", spawn_id, code, message, exc_info=code == "storage-error")
             await self._fail(spawn_id, server_id, spec, ctx, started, code, message)
+
+    async def _leave(self, server_id: int, spec: ServerSpec | None, ctx: BackendContext, started: bool) -> None:
+        """Another replica owns the row now: stop what this process's backend call created, unless that replica
+        resumed the server (then it is running and routed, and is theirs)."""
+        if not started or spec is None:
+            return
+        async with self.sp.storage.session() as s:
+            status = (await s.execute(select(Server.status).where(Server.id == server_id))).scalar_one_or_none()
+        if status != ServerStatus.RUNNING:
+            await stop_backend_of(self.sp, spec, ctx.state)
 
     async def _begin(self, spawn_id: int, server_id: int) -> tuple[ServerSpec, Owner]:
         """Write ``starting`` + fresh credentials in one transaction, then build the spec."""
@@ -286,7 +296,7 @@ class SpawnEngine:
                 prefix=sp.parts.urls.server(owner.name, srv.name),
                 url=sp.parts.urls.server_url(owner.name, srv.name),
             )
-            await s.execute(sql.STARTING, {"server_id": server_id})
+            await owned_write(s, sp, sql.STARTING, {"server_id": server_id})
             event = ProgressEvent(Phase.STARTING, "Starting server", progress=10)
             seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
@@ -330,7 +340,9 @@ class SpawnEngine:
         self, spawn_id: int, server_id: int, state: JSONDict, endpoint: Endpoint
     ) -> None:
         async with self.sp.storage.tx() as s:
-            await s.execute(sql.ENDPOINT, {"server_id": server_id, "p_state": dict(state), "p_url": endpoint.url})
+            await owned_write(
+                s, self.sp, sql.ENDPOINT, {"server_id": server_id, "p_state": dict(state), "p_url": endpoint.url}
+            )
             event = ProgressEvent(Phase.WAITING_HTTP, "Server started; waiting for it to answer", progress=60)
             seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
@@ -339,7 +351,7 @@ class SpawnEngine:
     async def _mark_running(self, spawn_id: int, server_id: int, spec: ServerSpec, owner: Owner | None) -> None:
         now = _now()
         async with self.sp.storage.tx() as s:
-            await s.execute(sql.RUNNING, {"server_id": server_id, "p_now": now})
+            await owned_write(s, self.sp, sql.RUNNING, {"server_id": server_id, "p_now": now})
             if owner is None or owner.spawn_failures:  # the failure count is reset only when there is one
                 await s.execute(sql.RESET_FAILURES, {"user_id": spec.user.id})
             await s.execute(sql.SPAWN_READY, {"spawn_id": spawn_id, "p_now": now})
@@ -459,6 +471,13 @@ class SpawnEngine:
         await self.progress.close()
         if self._http is not None:
             await self._http.aclose()
+
+
+async def owned_write(s: AsyncSession, sp: Spawning, statement: Any, params: dict[str, Any]) -> None:
+    """One of the phase writes (``sql.OWNED``): raises :class:`OwnershipLost` when the row is no longer ours."""
+    res = await s.execute(statement, {**params, "p_owner": sp.owners.instance})
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise OwnershipLost(params["server_id"])
 
 
 def _reason(exc: Exception) -> tuple[str, str]:

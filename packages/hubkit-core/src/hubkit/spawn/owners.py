@@ -45,3 +45,8 @@ class SoleOwner:
 
     async def owner_alive(self, owner: str | None) -> bool:
         return owner == self.instance
+
+
+class OwnershipLost(Exception):
+    """A spawn's write found its server row owned by another process: that replica took the spawn over (this
+    process's lease had ended), so this one leaves the row alone."""
