@@ -84,23 +84,38 @@ def _workers(parent: subprocess.Popen[bytes]) -> set[int]:
     return {c.pid for c in psutil.Process(parent.pid).children() if c.status() != psutil.STATUS_ZOMBIE}
 
 
-def test_workers_serve_survive_a_kill_9_and_stop_on_sigterm(postgres_cluster: Any, tmp_path: Path) -> None:
-    config = _config(tmp_path, postgres_cluster.url(postgres_cluster.create_database()))
-    data = tmp_path / "data"
-    log = tmp_path / "hubkit.log"
+def _serving_lines(log: Path) -> int:
+    return log.read_text().count(f"{WORKERS} workers serving") if log.exists() else 0
+
+
+def _start(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The supervisor's process, and how many "serving" lines its log had before it started."""
+    before = _serving_lines(log)
     with log.open("ab") as out:
-        parent = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "hubkit.cli", "-f", str(config), "--workers", str(WORKERS)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **ENV},
-        )
+        ), before
+
+
+def _wait_workers(parent: subprocess.Popen[bytes], log: Path, before: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(_workers(parent)) < WORKERS or _serving_lines(log) == before:
+        assert parent.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+def test_workers_serve_survive_a_kill_9_and_stop_on_sigterm(postgres_cluster: Any, tmp_path: Path) -> None:
+    config = _config(tmp_path, postgres_cluster.url(postgres_cluster.create_database()))
+    data = tmp_path / "data"
+    log = tmp_path / "hubkit.log"
+    parent, before = _start(config, log)
+    workers: set[int] = set()
     try:
         ports = wait_bound_ports(data, parent)
-        deadline = time.monotonic() + 60
-        while len(_workers(parent)) < WORKERS or f"{WORKERS} workers serving" not in log.read_text():
-            assert parent.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
+        _wait_workers(parent, log, before)
         workers = _workers(parent)
         token = cli_token(config, "boss", ENV)
 
@@ -131,7 +146,22 @@ def test_workers_serve_survive_a_kill_9_and_stop_on_sigterm(postgres_cluster: An
         assert parent.wait(60) == 0
         assert not any(pid_alive(p) for p in replaced), "a worker outlived the supervisor"
         assert "every worker stopped" in log.read_text()
+
+        # the supervisor itself killed -9: its workers notice and stop (they would hold the port from a new one)
+        parent, before = _start(config, log)
+        workers = set()
+        _wait_workers(parent, log, before)
+        workers = _workers(parent)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while any(pid_alive(p) for p in workers):
+            assert time.monotonic() < deadline, "orphaned workers kept running"
+            time.sleep(0.1)
     finally:
+        for pid in workers:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
         if parent.poll() is None:
             for pid in _workers(parent):
                 os.kill(pid, signal.SIGKILL)

@@ -35,6 +35,7 @@ log = logging.getLogger("hubkit.workers")
 
 LISTEN_FD_ENV = "HUBKIT_LISTEN_FD"  # a worker's inherited listening socket
 WORKER_ENV = "HUBKIT_WORKER"  # a worker's index, 0 to N-1
+SUPERVISOR_ENV = "HUBKIT_WORKERS_SUPERVISOR"  # the supervisor's pid: a worker whose parent is another one stops
 EMBEDDED_PROXIES = ("hubkit-proxy", "chp")
 RESTART_PAUSE = 1.0  # seconds before a worker that exited is started again
 QUICK_EXIT = 10.0  # a worker that exits this soon after its start, several times in a row, is broken
@@ -70,6 +71,11 @@ def without_workers_flag(argv: Sequence[str]) -> list[str]:
 
 def worker_index() -> int | None:
     value = os.environ.get(WORKER_ENV, "")
+    return int(value) if value.isdigit() else None
+
+
+def supervisor_pid() -> int | None:
+    value = os.environ.get(SUPERVISOR_ENV, "")
     return int(value) if value.isdigit() else None
 
 
@@ -127,7 +133,10 @@ class Supervisor:
         self.health += f"{normalize_base_url(settings.hub.base_url)}hub/health"
 
     def _start(self, w: Worker) -> None:
-        env = dict(os.environ, **{LISTEN_FD_ENV: str(self.sock.fileno()), WORKER_ENV: str(w.index)})
+        env = dict(
+            os.environ,
+            **{LISTEN_FD_ENV: str(self.sock.fileno()), WORKER_ENV: str(w.index), SUPERVISOR_ENV: str(os.getpid())},
+        )
         w.proc = subprocess.Popen(
             [sys.executable, "-m", "hubkit.cli", *self.argv], env=env, pass_fds=(self.sock.fileno(),)
         )
