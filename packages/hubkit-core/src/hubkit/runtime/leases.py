@@ -107,7 +107,10 @@ class PgLeadership:
         return conn
 
     async def ready(self) -> str:
-        """Connect (if not yet) and return this process's instance name."""
+        """This process's instance name, connecting first when the lease connection is down (then the name is a
+        new one: the old lease ended with the old connection)."""
+        if self._conn is not None:
+            return self.instance
         async with self._io:
             await self._connection()
         return self.instance
@@ -127,6 +130,7 @@ class PgLeadership:
         if self._conn is not conn:
             return
         self._conn = None
+        self.instance = ""  # owns nothing until the next connection gives it a new name
         log.warning("lost the coordination connection to the database (%r): stopping duties %s", exc,
                     sorted(self._holders) or "(none)")
         for duty, task in self._holders.items():

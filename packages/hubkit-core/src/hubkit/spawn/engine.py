@@ -162,6 +162,7 @@ class SpawnEngine:
             raise Conflict("the hub is shutting down")
         self.sp.guard.check()
         self.policy.check_server_name(server_name)
+        owner = await self.sp.owners.ready()  # the lease this start is recorded under (replicas)
         async with self.sp.storage.tx() as s:
             # a rename or delete of this user waits for this transaction, or this one finds the user gone
             if not await claim_user(s, user):
@@ -191,7 +192,7 @@ class SpawnEngine:
                     "p_spawn": spawn_id,
                     "p_options": dict(user_options or {}),
                     "p_backend": self.policy.backend_name,
-                    "p_owner": self.sp.owners.instance,
+                    "p_owner": owner,
                 },
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]

@@ -38,11 +38,12 @@ async def claim(sp: Spawning, server_id: int, status: ServerStatus, owner: str |
     """Make this process the owner of a transient row whose owner died; ``False`` when the row changed meanwhile
     (another replica claimed it, or the owner finished)."""
     cond = Server.lease_owner.is_(None) if owner is None else Server.lease_owner == owner
+    me = await sp.owners.ready()
     async with sp.storage.tx() as s:
         res = await s.execute(
             update(Server)
             .where(Server.id == server_id, Server.status == status, cond)
-            .values(lease_owner=sp.owners.instance)
+            .values(lease_owner=me)
             .execution_options(synchronize_session=False)
         )
         await s.commit()

@@ -100,11 +100,12 @@ async def stop_server(sp: Spawning, server_id: int, *, remove: bool, reason: str
         if remove:
             await teardown(sp, server_id, None, {}, stop_backend=False, remove=True)
         return
+    owner = await sp.owners.ready()
     async with sp.storage.tx() as s:
         await s.execute(
             update(Server)
             .where(Server.id == server_id)
-            .values(status=ServerStatus.STOPPING, lease_owner=sp.owners.instance)
+            .values(status=ServerStatus.STOPPING, lease_owner=owner)
             .execution_options(synchronize_session=False)
         )
         await s.commit()
