@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hubkit.runtime.leases import DUTY_LOCKS, duty_key
-from hubkit.testing.processes import start_hub_port_zero
+from hubkit.testing.processes import start_hub_port_zero, terminate
 
 DUTIES = ("adopt-and-reconcile-routes", "poll-servers", "cull-idle-servers")
 
@@ -46,13 +46,8 @@ class Replica:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            terminate(self.proc)
 
 
 @dataclass
