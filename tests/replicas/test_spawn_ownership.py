@@ -7,6 +7,8 @@ runs."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import threading
 import time
@@ -84,6 +86,15 @@ def pair(postgres_cluster: Any, tmp_path: Path) -> Any:
         yield reps, a, b, db, token
     finally:
         reps.stop_all()
+        _kill_user_servers(postgres_cluster, db)
+
+
+def _kill_user_servers(cluster: Any, db: str) -> None:
+    """User servers outlive the hub by design: end those the test left (the test spawner records their pid)."""
+    out = cluster.psql("SELECT state->>'pid' FROM servers WHERE state->>'pid' IS NOT NULL", db)
+    for pid in (int(p) for p in out.split() if p.isdigit()):
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
 
 
 def test_a_spawn_whose_replica_dies_is_failed_by_another_and_a_retry_works(pair: Any, postgres_cluster: Any) -> None:
