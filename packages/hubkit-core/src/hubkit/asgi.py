@@ -54,6 +54,7 @@ class HubApp:
             if message["type"] == "lifespan.startup":
                 try:
                     self.hub = await Hub.create(self.settings)
+                    self.hub.lock_database()
                     await self.hub.start()
                     app = create_web_app(self.hub)
                     lifespan = app.router.lifespan_context(app)

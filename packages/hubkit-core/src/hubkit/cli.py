@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a commented config with every installed plugin's options (default hubkit.toml, - for stdout)",
     )
     parser.add_argument("--force", action="store_true", help="with --generate-config: overwrite")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run the hub as N replica processes sharing its port (PostgreSQL only; see docs/deploy-ha.md)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     db = sub.add_parser("db", help="database commands")
     dbsub = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
@@ -141,7 +147,9 @@ def _fail(msg: str, code: int = EXIT_CONFIG) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw)
+    args.raw_argv = raw
     try:
         return _dispatch(args)
     except (ConfigError, PluginError) as exc:
@@ -190,6 +198,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
         print(commands.config_show(settings))
         return 0
+    if args.workers is not None:
+        from .runtime.workers import run_workers
+
+        return run_workers(settings, args.raw_argv, args.workers)
     from .runtime.serve import serve
 
     return serve(settings)

@@ -45,6 +45,7 @@ def create_app(config: str | None = None) -> ASGIMiddleware:
 
     async def start() -> tuple[Hub, Any, Any]:
         hub = await Hub.create(settings)
+        hub.lock_database()
         await hub.start()
         app = create_asgi_app(hub)
         lifespan = app.router.lifespan_context(app)

@@ -115,8 +115,11 @@ def create_app(hub: Hub, *, run_culler: bool | None = None) -> Starlette:
             import asyncio
 
             from ..culler.loop import run_forever
+            from .duties import Duty, run_held
 
-            culler_task = asyncio.create_task(run_forever(hub.services, metrics), name="hubkit-culler")
+            # a singleton duty: with hub replicas on PostgreSQL one of them culls (see duties.py)
+            cull = Duty("cull-idle-servers", lambda: run_forever(hub.services, metrics))
+            culler_task = asyncio.create_task(run_held(hub.duties.leadership, cull), name="hubkit-culler")
         try:
             yield
         finally:

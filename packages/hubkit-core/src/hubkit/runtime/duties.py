@@ -1,8 +1,10 @@
-"""A hub's background duties (re-adoption then route reconciling, liveness polling), run as tasks.
+"""A hub's background duties (re-adoption then route reconciling, liveness polling, the idle culler, managed
+services), run as tasks.
 
-Each duty runs while its :class:`Leadership` holds it. One hub process always does; when several hub processes
-share a database, a lease (an advisory lock or a lease table on PostgreSQL) goes behind the same protocol so
-each duty runs on exactly one of them and moves to another when its holder dies.
+Each duty runs while its :class:`Leadership` holds it. On SQLite the one hub process holds every duty
+(:class:`SoleProcess`); on PostgreSQL each duty is a lease (:mod:`.leases`, an advisory lock) so that it runs on
+exactly one of the replicas sharing the database and moves to another when its holder dies or loses its
+connection (:func:`run_held` then waits for the lease again).
 """
 
 from __future__ import annotations
@@ -21,11 +23,22 @@ log = logging.getLogger("hubkit")
 class Duty:
     name: str
     run: Callable[[], Awaitable[None]]  # runs until cancelled
+    everywhere: bool = False  # not a singleton: every hub process runs it, without a lease
+
+
+class LeadershipLost(Exception):
+    """The lease behind a duty is gone (its holder's database connection failed): the duty stops here and this
+    process competes for it again."""
 
 
 class Leadership(Protocol):
     def hold(self, duty: str) -> AbstractAsyncContextManager[None]:
-        """Enter once this process may run ``duty``; leave (cancelling the duty) when it may no longer."""
+        """Enter once this process may run ``duty``; leave (cancelling the duty, without an error) when it may
+        no longer."""
+        ...
+
+    async def close(self) -> None:
+        """Give up every lease (the hub stops)."""
         ...
 
 
@@ -35,6 +48,9 @@ class SoleProcess:
     @asynccontextmanager
     async def hold(self, duty: str) -> AsyncIterator[None]:
         yield
+
+    async def close(self) -> None:
+        pass
 
 
 class Duties:
@@ -50,8 +66,10 @@ class Duties:
             self._tasks.append(asyncio.create_task(self._run(duty), name=f"hubkit-{duty.name}"))
 
     async def _run(self, duty: Duty) -> None:
-        async with self.leadership.hold(duty.name):
+        if duty.everywhere:
             await duty.run()
+        else:
+            await run_held(self.leadership, duty)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -64,3 +82,23 @@ class Duties:
             except Exception:
                 log.exception("background task %s failed", t.get_name())
         self._tasks.clear()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.leadership.close()
+
+
+async def run_held(leadership: Leadership, duty: Duty, *, pause: float = 0.5) -> None:
+    """Run ``duty`` whenever ``leadership`` holds it, until it returns or this task is cancelled: a lease lost
+    mid-run stops the duty, and this process waits for the lease again."""
+    while True:
+        finished = False
+        try:
+            async with leadership.hold(duty.name):
+                await duty.run()
+                finished = True
+        except LeadershipLost as exc:
+            log.warning("duty %s: lease lost (%s); waiting for it again", duty.name, exc)
+        if finished:
+            return
+        await asyncio.sleep(pause)

@@ -36,8 +36,9 @@ from ..plugins.manager import PluginHost, build_plugin_manager
 from ..plugins.registry import HubInfo
 from ..routing.reconcile import RouteReconciler
 from ..services.context import ServiceContext
-from ..spawn import adopt, poller
+from ..spawn import adopt, poller, remote_stop
 from ..spawn.engine import SpawnEngine
+from ..spawn.owners import Owners, SoleOwner
 from ..spawn.parts import SpawnParts, SpawnPolicy
 from ..storage import migrate
 from ..storage.access import Storage
@@ -45,7 +46,9 @@ from ..storage.crypt import CryptKeeper
 from ..storage.orm import User
 from ..urls import HubUrls, normalize_base_url
 from .backends import instantiate, plugin_config, validate_sections
-from .duties import Duties, Duty
+from .dblock import SqliteProcessLock
+from .duties import Duties, Duty, Leadership, SoleProcess
+from .leases import PgLeadership
 from .secrets import load_cookie_secret
 
 log = logging.getLogger("hubkit")
@@ -84,6 +87,15 @@ def hub_urls(settings: Settings) -> tuple[HubUrls, HubInfo]:
     return urls, info
 
 
+def leadership_for(storage: Storage) -> tuple[Leadership, Owners]:
+    """SQLite: one hub process (:mod:`.dblock`) holds every duty and owns every spawn. PostgreSQL: leases
+    (:mod:`.leases`), so that replicas on one database share the duties and take over each other's spawns."""
+    if storage.is_sqlite:
+        return SoleProcess(), SoleOwner()
+    leases = PgLeadership(storage.engine.url)
+    return leases, leases
+
+
 @dataclass
 class Hub:
     settings: Settings
@@ -109,6 +121,7 @@ class Hub:
     def trust(self) -> forwarded.Trust:
         """Whose ``X-Forwarded-*`` this hub believes (auth/forwarded.py)."""
         return forwarded.trust_for(self.settings, self.info.forward_mark if self.marked else None)
+    db_lock: SqliteProcessLock | None = None
 
     @classmethod
     async def create(
@@ -146,11 +159,15 @@ class Hub:
             settings.hub.db_url, info.data_dir, crypt=CryptKeeper(settings.hub.crypt_keys or None)
         )
         routes = RouteReconciler(proxy, storage, hooks, urls=urls, hub_id=info.hub_id)
+        leadership, owners = leadership_for(storage)
         spawns = SpawnEngine(
             SpawnPolicy.from_settings(settings),
             storage,
             SpawnParts(backend=spawner, hooks=hooks, routes=routes, urls=urls, authenticator=authenticator),
+            owners=owners,
         )
+        if isinstance(leadership, PgLeadership):
+            leadership.on_lost.append(spawns.inflight.abandon_all)
         services = ServiceContext(
             settings=settings,
             storage=storage,
@@ -169,6 +186,7 @@ class Hub:
             identities=IdentityCache(storage.changes),
         )
         return cls(
+            duties=Duties(leadership),
             settings=settings,
             info=info,
             urls=urls,
@@ -207,12 +225,19 @@ class Hub:
         h = self.settings.hub
         return (h.ip, h.port) if self.settings.proxy.backend == "none" else (h.hub_ip, h.hub_port)
 
+    def lock_database(self) -> None:
+        """For the entry points that serve the hub (``hubkit``, ASGI, WSGI): refuse a second hub process on one
+        SQLite file (:class:`~.dblock.DatabaseInUse`). Released by :meth:`stop` or the process's end."""
+        if self.db_lock is None:
+            self.db_lock = SqliteProcessLock.acquire(self.storage.engine.url)
+
     async def start(self, *, background: bool = True) -> None:
         """Database and backends ready. ``background=False`` defers adoption/poll/reconcile to
         :meth:`start_background`, so a server can start listening first (the CLI does this)."""
         await migrate.ensure_schema(self.storage.engine, self.registries.storage, auto=self.storage.is_sqlite)
         await self.storage.listen()  # other hub processes' changes (PostgreSQL), before anything is cached
         await self._ensure_admins()
+        await self.spawns.sp.owners.ready()  # replicas: this process's lease, recorded on the spawns it drives
         await service_registry.sync_from_config(self.storage, self.settings.services, self.urls)
         backends: tuple[tuple[str, Authenticator | SpawnerBackend | ProxyBackend], ...] = (
             ("auth", self.authenticator),
@@ -245,6 +270,9 @@ class Hub:
         ]
         if any(s.managed for s in self.settings.services):
             duties.append(Duty("run-managed-services", self.service_supervisor().run))
+        if sp.owners.shared:  # replicas: spawns of a dead replica are finished; stops asked elsewhere are done
+            duties.append(Duty("take-over-spawns", lambda: adopt.take_over_forever(sp)))
+            duties.append(Duty("watch-stop-requests", lambda: remote_stop.watch_forever(sp), everywhere=True))
         return duties
 
     def service_supervisor(self) -> ServiceSupervisor:
@@ -279,7 +307,7 @@ class Hub:
     async def stop(self) -> None:
         """End background work. User servers and an external/embedded proxy keep running, unless a shutdown
         request (``POST /hub/api/shutdown``) asked for them to stop too."""
-        await self.duties.stop()
+        await self.duties.close()
         asked = self.services.lifecycle
         if asked.stop_servers:
             within = self.settings.spawner.stop_timeout * 2 + 5
@@ -300,6 +328,9 @@ class Hub:
                 await self._stop_proxy()  # after its shutdown: no watchdog left to restart it
         self.services.identities.clear()
         await self.storage.dispose()
+        if self.db_lock is not None:
+            self.db_lock.release()
+            self.db_lock = None
         self.started = False
 
     async def _stop_proxy(self) -> None:

@@ -25,14 +25,14 @@ PORTS_FILE = "hub.ports.json"
 log = logging.getLogger("hubkit")
 
 
-def _own_port_key(settings: Any) -> str:
+def own_port_key(settings: Any) -> str:
     return "port" if settings.proxy.backend == "none" else "hub_port"
 
 
 def require_real_port(settings: Any, server: str) -> None:
     """Under another program's server (ASGI, WSGI) the hub cannot bind port 0 itself, and its URLs (the proxy's
     default route, the servers' JUPYTERHUB_API_URL) would name port 0: refuse, saying what to write instead."""
-    key = _own_port_key(settings)
+    key = own_port_key(settings)
     if getattr(settings.hub, key) == 0:
         raise ConfigError(
             f"[hub] {key} = 0 works only with the hubkit command (it binds the port and reports it); under "
@@ -43,7 +43,7 @@ def require_real_port(settings: Any, server: str) -> None:
 def bind_port_zero(settings: Any) -> tuple[Any, socket.socket | None]:
     """With ``port = 0`` (no proxy) or ``hub_port = 0``: a bound socket and settings carrying its real port."""
     h = settings.hub
-    key = _own_port_key(settings)
+    key = own_port_key(settings)
     if getattr(h, key) != 0:
         return settings, None
     host = (h.ip if key == "port" else h.hub_ip) or "0.0.0.0"
@@ -78,7 +78,7 @@ def last_port(settings: Any) -> int:
 
 def report_port(settings: Any, sock: socket.socket) -> None:
     """Write ``{"pid", "port"|"hub_port"}`` atomically into the data dir."""
-    key = _own_port_key(settings)
+    key = own_port_key(settings)
     path = Path(settings.hub.data_dir) / PORTS_FILE
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), key: int(sock.getsockname()[1])}))

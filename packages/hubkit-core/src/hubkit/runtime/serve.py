@@ -22,6 +22,7 @@ from .app import create_app
 from .headlimit import protocol_options
 from .hub import Hub
 from .ports import bind_port_zero, report_port
+from .workers import inherited_socket, supervisor_pid
 
 log = logging.getLogger("hubkit")
 
@@ -36,8 +37,11 @@ def _keep_running_to_stop(sig: int, frame: object) -> None:
 async def run_hub(settings: Settings) -> None:
     import uvicorn
 
-    settings, sock = bind_port_zero(settings)  # port 0: bound now, so the hub's URLs carry the real port
+    settings, sock = inherited_socket(settings)  # a worker of `hubkit --workers N` (workers.py)
+    if sock is None:
+        settings, sock = bind_port_zero(settings)  # port 0: bound now, so the hub's URLs carry the real port
     hub = await Hub.create(settings)
+    hub.lock_database()
     await hub.start(background=False)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,11 +77,16 @@ async def serve_then_adopt(hub: Hub, server: Any, sockets: list[socket.socket] |
     if sockets and server.started:
         report_port(hub.settings, sockets[0])  # port 0 resolved: say which one, now that it answers
     hub.start_background()
-    watch = asyncio.create_task(exit_when_asked(hub, lambda: setattr(server, "should_exit", True)))
+    stop_serving: Callable[[], None] = lambda: setattr(server, "should_exit", True)  # noqa: E731
+    watches = [asyncio.create_task(exit_when_asked(hub, stop_serving))]
+    supervisor = supervisor_pid()
+    if supervisor is not None:
+        watches.append(asyncio.create_task(exit_when_orphaned(supervisor, stop_serving)))
     try:
         await task
     finally:
-        watch.cancel()
+        for watch in watches:
+            watch.cancel()
 
 
 async def exit_when_asked(hub: Hub, stop_serving: Callable[[], None]) -> None:
@@ -89,6 +98,15 @@ async def exit_when_asked(hub: Hub, stop_serving: Callable[[], None]) -> None:
         "stop" if asked.stop_servers else "keep",
         "stop" if asked.stop_proxy else "keep",
     )
+    stop_serving()
+
+
+async def exit_when_orphaned(parent: int, stop_serving: Callable[[], None], interval: float = 1.0) -> None:
+    """A worker of ``hubkit --workers`` whose supervisor died stops as SIGTERM would: a new supervisor could not
+    bind the port while orphaned workers hold it."""
+    while os.getppid() == parent:  # noqa: ASYNC110 (polled: the kernel sends no event for it without prctl)
+        await asyncio.sleep(interval)
+    log.warning("the workers' supervisor (pid %d) is gone: stopping this worker", parent)
     stop_serving()
 
 

@@ -32,6 +32,7 @@ def hub_info(ctx: ServiceContext, caller: Identity) -> dict[str, Any]:
         "spawner": _class_of(ctx.spawner),
         "authenticator": _class_of(ctx.authenticator),
         "proxy": _class_of(ctx.proxy),
+        "replica": ctx.spawns.sp.owners.instance,  # which hub process answered: <lease key>@<host>:<pid>
     }
 
 

@@ -4,6 +4,10 @@ Cost grows with the number of live servers, never with the number of users. Each
 concurrency while the hub already answers requests: alive → kept and routed; gone → cleaned up;
 ``queued`` (the in-memory queue died with the old process) → failed with ``hub-restarted``; ``starting``
 without an address → stopped, since nobody can tell whether it would ever come up; ``stopping`` → finished.
+
+With hub replicas a row in a transient state belongs to the replica that drives it (:mod:`.ownership`): adoption
+leaves it alone while that owner lives, and :func:`take_over_forever` (a singleton duty) finishes it the same way,
+with ``replica-lost``, as soon as the owner dies.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
 
 from ..interfaces import KnownServer, Phase, ProgressEvent, ReconcileReport
 from ..routing.reconcile import server_route
 from ..storage.orm import Server, ServerStatus, Spawn
 from .context import Spawning
+from .ownership import TRANSIENT, claim
 from .pool import bounded_each
 from .records import LiveRow, live_servers
 from .stopping import handle_dead, teardown
@@ -38,7 +43,19 @@ class AdoptReport:
     seconds: float = 0.0
 
 
-async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str) -> None:
+@dataclass(frozen=True)
+class Cause:
+    """Why a spawn in flight is finished by someone else than its driver: the reason users read."""
+
+    code: str
+    restart: str  # the hub (or the spawn's replica) went away
+
+
+RESTART = Cause("hub-restarted", "the hub restarted")
+REPLICA_LOST = Cause("replica-lost", "the hub replica running this spawn stopped")
+
+
+async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str, code: str = RESTART.code) -> None:
     if spawn_id is None:
         return
     async with sp.storage.tx() as s:
@@ -46,19 +63,19 @@ async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str) -> No
             update(Spawn)
             .where(Spawn.id == spawn_id, Spawn.outcome.is_(None))
             .values(
-                outcome="failed", reason_code="hub-restarted", message=message, finished=datetime.now(UTC)
+                outcome="failed", reason_code=code, message=message, finished=datetime.now(UTC)
             )
         )
         if res.rowcount:  # type: ignore[attr-defined]
             await sp.progress.add(
                 s,
                 spawn_id,
-                ProgressEvent(Phase.FAILED, f"Spawn failed: {message}", 100, reason_code="hub-restarted"),
+                ProgressEvent(Phase.FAILED, f"Spawn failed: {message}", 100, reason_code=code),
             )
         await s.commit()
 
 
-async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport) -> None:
+async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport, cause: Cause = RESTART) -> None:
     spec, srv = row
     server_id, status, url, spawn_id = srv.id, srv.status, srv.url, srv.current_spawn_id
     state = dict(srv.state or {})
@@ -77,18 +94,18 @@ async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport) -> None:
     try:
         if status == ServerStatus.QUEUED:
             await teardown(sp, server_id, None, {}, stop_backend=False)
-            await _abandon_spawn(sp, spawn_id, "the hub restarted while this spawn was queued; start again")
+            await _abandon_spawn(sp, spawn_id, f"{cause.restart} while this spawn was queued; start again", cause.code)
             report.cleaned.append(name)
             return
         if status == ServerStatus.STOPPING or (status == ServerStatus.STARTING and not url):
             await teardown(sp, server_id, spec, state, stop_backend=True)
-            await _abandon_spawn(sp, spawn_id, "the hub restarted during this spawn; start again")
+            await _abandon_spawn(sp, spawn_id, f"{cause.restart} during this spawn; start again", cause.code)
             report.cleaned.append(name)
             return
         async with asyncio.timeout(sp.policy.config.http_timeout):
             exit_status = await sp.parts.backend.poll(spec, state)
         if exit_status is not None:
-            await _abandon_spawn(sp, spawn_id, "the server exited while the hub was down")
+            await _abandon_spawn(sp, spawn_id, f"the server exited after {cause.restart}", cause.code)
             await handle_dead(sp, server_id, exit_status)
             report.cleaned.append(name)
             return
@@ -136,7 +153,7 @@ async def adopt_all(sp: Spawning, report: AdoptReport) -> AdoptReport:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     try:
-        rows = await live_servers(sp, LIVE)
+        rows = [r for r in await live_servers(sp, LIVE) if await _ours_to_finish(sp, r)]
         await bounded_each(rows, lambda r: adopt_one(sp, r, report), sp.policy.config.adopt_concurrency)
         report.seconds = loop.time() - t0
         log.info(
@@ -178,3 +195,55 @@ async def reconcile_orphans(sp: Spawning, report: AdoptReport) -> None:
             len(result.reported),
             ", ".join(result.reported),
         )
+
+
+async def _ours_to_finish(sp: Spawning, row: LiveRow) -> bool:
+    """A running server is everyone's to check; a transient one only once its owner died and this process claimed
+    it (its own spawns in flight stay with their tasks)."""
+    srv = row[1]
+    if srv.status not in TRANSIENT:
+        return True
+    if srv.lease_owner == sp.owners.instance or await sp.owners.owner_alive(srv.lease_owner):
+        return False
+    return await claim(sp, srv.id, srv.status, srv.lease_owner)
+
+
+async def take_over_once(sp: Spawning, report: AdoptReport) -> int:
+    """Finish every start or stop whose owning replica died; how many."""
+    async with sp.storage.session() as s:
+        rows = (
+            await s.execute(
+                select(Server.id, Server.status, Server.lease_owner).where(
+                    Server.status.in_(TRANSIENT),
+                    or_(Server.lease_owner.is_(None), Server.lease_owner != sp.owners.instance),
+                )
+            )
+        ).all()
+    alive: dict[str | None, bool] = {}
+    taken = 0
+    for server_id, status, owner in rows:
+        if owner not in alive:
+            alive[owner] = await sp.owners.owner_alive(owner)
+        if alive[owner] or not await claim(sp, server_id, status, owner):
+            continue
+        found = await live_servers(sp, (status,), ids=[server_id])
+        if not found:
+            continue
+        log.warning("server %s: its replica %s died during a %s; finishing it here", found[0][0].full_name, owner,
+                    "stop" if status == ServerStatus.STOPPING else "spawn")
+        await adopt_one(sp, found[0], report, REPLICA_LOST)
+        taken += 1
+    return taken
+
+
+async def take_over_forever(sp: Spawning, interval: float = 1.0) -> None:
+    """The singleton duty that makes sure no spawn stays pending after its replica died."""
+    report = AdoptReport()
+    while True:
+        try:
+            await take_over_once(sp, report)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("taking over spawns of dead replicas failed")
+        await asyncio.sleep(interval)

@@ -12,6 +12,7 @@ from ..interfaces import ProgressEvent
 from ..storage.access import Storage
 from .guard import FailureGuard
 from .inflight import InFlight
+from .owners import Owners
 from .parts import SpawnParts, SpawnPolicy
 from .progress import ProgressStore
 from .queue import Admission
@@ -26,6 +27,7 @@ class Spawning:
     progress: ProgressStore
     guard: FailureGuard
     inflight: InFlight
+    owners: Owners
 
     async def emit(self, spawn_id: int, event: ProgressEvent) -> None:
         await self.progress.emit(spawn_id, event)

@@ -35,15 +35,17 @@ from .credentials import issue_server_credentials
 from .env import build_env, merged_env
 from .guard import FailureGuard
 from .inflight import InFlight
+from .owners import Owners, OwnershipLost, SoleOwner
 from .parts import SpawnParts, SpawnPolicy
 from .progress import Item, ProgressStore
 from .queue import Admission, AdmissionQueue
 from .readiness import wait_http
 from .records import Owner, insert_server, load, spec_for, stored_state
-from .stopping import stop_server, teardown
+from .stopping import stop_backend_of, stop_server, teardown
 
 if TYPE_CHECKING:
     import httpx
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger("hubkit.spawn")
 
@@ -73,18 +75,19 @@ class BackendContext:
     async def save_state(self, state: JSONDict) -> None:
         self.state = dict(state)
         async with self.sp.storage.tx() as s:
-            await s.execute(
-                update(Server)
-                .where(Server.id == self.server_id)
-                .values(state=self.state)
-                .execution_options(synchronize_session=False)
-            )
+            await owned_write(s, self.sp, sql.STATE, {"server_id": self.server_id, "p_state": self.state})
             await s.commit()
 
 
 class SpawnEngine:
     def __init__(
-        self, policy: SpawnPolicy, storage: Storage, parts: SpawnParts, *, admission: Admission | None = None
+        self,
+        policy: SpawnPolicy,
+        storage: Storage,
+        parts: SpawnParts,
+        *,
+        admission: Admission | None = None,
+        owners: Owners | None = None,
     ) -> None:
         self.policy = policy
         self.inflight = InFlight()
@@ -97,6 +100,7 @@ class SpawnEngine:
             progress=ProgressStore(storage, self.inflight.is_live),
             guard=FailureGuard(policy.config.consecutive_failure_limit),
             inflight=self.inflight,
+            owners=owners or SoleOwner(),
         )
         self.progress = self.sp.progress
         self._http: httpx.AsyncClient | None = None
@@ -158,6 +162,7 @@ class SpawnEngine:
             raise Conflict("the hub is shutting down")
         self.sp.guard.check()
         self.policy.check_server_name(server_name)
+        owner = await self.sp.owners.ready()  # the lease this start is recorded under (replicas)
         async with self.sp.storage.tx() as s:
             # a rename or delete of this user waits for this transaction, or this one finds the user gone
             if not await claim_user(s, user):
@@ -187,6 +192,7 @@ class SpawnEngine:
                     "p_spawn": spawn_id,
                     "p_options": dict(user_options or {}),
                     "p_backend": self.policy.backend_name,
+                    "p_owner": owner,
                 },
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
@@ -250,8 +256,12 @@ class SpawnEngine:
             sp.guard.record(True)
             await sp.parts.hooks.server_ready(spec, result.endpoint)
             sp.inflight.finish(spawn_id, "ready")
+        except OwnershipLost:
+            log.warning("spawn %s: another replica took this server over; leaving it to that replica", spawn_id)
+            await asyncio.shield(self._leave(server_id, spec, ctx, started))
+            sp.inflight.finish(spawn_id, "failed")
         except asyncio.CancelledError:
-            if not sp.inflight.closing:
+            if not sp.inflight.closing and not sp.inflight.abandoned(spawn_id):
                 await asyncio.shield(
                     self._fail(
                         spawn_id, server_id, spec, ctx, started, "cancelled", "the spawn was cancelled"
@@ -262,6 +272,16 @@ class SpawnEngine:
             code, message = _reason(exc)
             log.warning("spawn %s failed (%s): %s", spawn_id, code, message, exc_info=code == "storage-error")
             await self._fail(spawn_id, server_id, spec, ctx, started, code, message)
+
+    async def _leave(self, server_id: int, spec: ServerSpec | None, ctx: BackendContext, started: bool) -> None:
+        """Another replica owns the row now: stop what this process's backend call created, unless that replica
+        resumed the server (then it is running and routed, and is theirs)."""
+        if not started or spec is None:
+            return
+        async with self.sp.storage.session() as s:
+            status = (await s.execute(select(Server.status).where(Server.id == server_id))).scalar_one_or_none()
+        if status != ServerStatus.RUNNING:
+            await stop_backend_of(self.sp, spec, ctx.state)
 
     async def _begin(self, spawn_id: int, server_id: int) -> tuple[ServerSpec, Owner]:
         """Write ``starting`` + fresh credentials in one transaction, then build the spec."""
@@ -277,7 +297,7 @@ class SpawnEngine:
                 prefix=sp.parts.urls.server(owner.name, srv.name),
                 url=sp.parts.urls.server_url(owner.name, srv.name),
             )
-            await s.execute(sql.STARTING, {"server_id": server_id})
+            await owned_write(s, sp, sql.STARTING, {"server_id": server_id})
             event = ProgressEvent(Phase.STARTING, "Starting server", progress=10)
             seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
@@ -321,7 +341,9 @@ class SpawnEngine:
         self, spawn_id: int, server_id: int, state: JSONDict, endpoint: Endpoint
     ) -> None:
         async with self.sp.storage.tx() as s:
-            await s.execute(sql.ENDPOINT, {"server_id": server_id, "p_state": dict(state), "p_url": endpoint.url})
+            await owned_write(
+                s, self.sp, sql.ENDPOINT, {"server_id": server_id, "p_state": dict(state), "p_url": endpoint.url}
+            )
             event = ProgressEvent(Phase.WAITING_HTTP, "Server started; waiting for it to answer", progress=60)
             seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
@@ -330,7 +352,7 @@ class SpawnEngine:
     async def _mark_running(self, spawn_id: int, server_id: int, spec: ServerSpec, owner: Owner | None) -> None:
         now = _now()
         async with self.sp.storage.tx() as s:
-            await s.execute(sql.RUNNING, {"server_id": server_id, "p_now": now})
+            await owned_write(s, self.sp, sql.RUNNING, {"server_id": server_id, "p_now": now})
             if owner is None or owner.spawn_failures:  # the failure count is reset only when there is one
                 await s.execute(sql.RESET_FAILURES, {"user_id": spec.user.id})
             await s.execute(sql.SPAWN_READY, {"spawn_id": spawn_id, "p_now": now})
@@ -450,6 +472,13 @@ class SpawnEngine:
         await self.progress.close()
         if self._http is not None:
             await self._http.aclose()
+
+
+async def owned_write(s: AsyncSession, sp: Spawning, statement: Any, params: dict[str, Any]) -> None:
+    """One of the phase writes (``sql.OWNED``): raises :class:`OwnershipLost` when the row is no longer ours."""
+    res = await s.execute(statement, {**params, "p_owner": sp.owners.instance})
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise OwnershipLost(params["server_id"])
 
 
 def _reason(exc: Exception) -> tuple[str, str]:

@@ -7,8 +7,11 @@ hub) needs is in the database; with several hub replicas each keeps its own ``In
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any
+
+log = logging.getLogger("hubkit.spawn")
 
 
 class InFlight:
@@ -18,9 +21,14 @@ class InFlight:
         self._server_spawn: dict[int, int] = {}  # server id -> spawn id in flight
         self._outcomes: dict[int, asyncio.Future[str]] = {}
         self._stop_tasks: dict[int, asyncio.Task[None]] = {}
+        self._abandoned: set[int] = set()  # spawn ids cancelled without writing anything (abandon_all)
 
     def is_live(self, spawn_id: int) -> bool:
         return spawn_id in self._spawn_tasks
+
+    def driving(self) -> dict[int, int]:
+        """Spawn id -> server id of every spawn this process runs now."""
+        return {spawn_id: server_id for server_id, spawn_id in self._server_spawn.items()}
 
     def busy(self, server_id: int) -> bool:
         """A spawn or stop of this server is in progress in this process (the poller leaves it alone)."""
@@ -35,6 +43,7 @@ class InFlight:
 
     def _spawn_done(self, spawn_id: int, server_id: int) -> None:
         self._spawn_tasks.pop(spawn_id, None)
+        self._abandoned.discard(spawn_id)
         if self._server_spawn.get(server_id) == spawn_id:
             del self._server_spawn[server_id]
         fut = self._outcomes.pop(spawn_id, None)
@@ -72,6 +81,23 @@ class InFlight:
         self._stop_tasks[server_id] = task
         task.add_done_callback(lambda _t: self._stop_tasks.pop(server_id, None))
         return task
+
+    def abandoned(self, spawn_id: int) -> bool:
+        """Cancelled by :meth:`abandon_all`: the spawn must not write its failure (another process finishes it)."""
+        return spawn_id in self._abandoned
+
+    def abandon_all(self) -> None:
+        """This process lost its ownership lease (replicas): cancel every spawn and stop it drives, writing nothing;
+        the replica that takes the rows over cleans them up."""
+        if self._spawn_tasks or self._stop_tasks:
+            log.warning(
+                "lease lost: abandoning %d spawn(s) and %d stop(s) to the replica that takes them over",
+                len(self._spawn_tasks),
+                len(self._stop_tasks),
+            )
+        self._abandoned.update(self._spawn_tasks)
+        for t in [*self._spawn_tasks.values(), *self._stop_tasks.values()]:
+            t.cancel()
 
     async def cancel_all(self) -> None:
         self.closing = True

@@ -125,10 +125,15 @@ async def load_spec(sp: Spawning, server_id: int) -> tuple[ServerSpec, StoredSer
 LiveRow = tuple[ServerSpec, Server]
 
 
-async def live_servers(sp: Spawning, statuses: tuple[ServerStatus, ...]) -> list[LiveRow]:
-    """Every server in ``statuses`` with its spec, in two queries however many there are."""
+async def live_servers(
+    sp: Spawning, statuses: tuple[ServerStatus, ...], *, ids: Iterable[int] | None = None
+) -> list[LiveRow]:
+    """Every server in ``statuses`` (of ``ids`` if given) with its spec, in two queries however many there are."""
+    query = servers_with_owners().where(Server.status.in_(statuses))
+    if ids is not None:
+        query = query.where(Server.id.in_(list(ids)))
     async with sp.storage.session() as s:
-        rows = (await s.execute(servers_with_owners().where(Server.status.in_(statuses)))).all()
+        rows = (await s.execute(query)).all()
         groups = await group_names(s, [r[1] for r in rows])
     return [
         (spec_for(sp, srv, Owner(uid, name, admin, groups.get(uid, ()))), srv)

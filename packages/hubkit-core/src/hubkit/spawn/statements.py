@@ -35,15 +35,18 @@ QUEUE = (
         current_spawn_id=bindparam("p_spawn"),
         user_options=bindparam("p_options"),
         backend=bindparam("p_backend"),
+        lease_owner=bindparam("p_owner"),  # the process that drives this start (spawn/ownership.py)
     )
 )
 
-# ---- phases
-STARTING = update(S).where(S.c.id == bindparam("server_id")).values(status=ServerStatus.STARTING, state={}, url=None)
-ENDPOINT = update(S).where(S.c.id == bindparam("server_id")).values(state=bindparam("p_state"), url=bindparam("p_url"))
+# ---- phases: each only while this process still owns the row (no update: another replica took it over)
+OWNED = and_(S.c.id == bindparam("server_id"), S.c.lease_owner == bindparam("p_owner"))
+STARTING = update(S).where(OWNED).values(status=ServerStatus.STARTING, state={}, url=None)
+STATE = update(S).where(OWNED).values(state=bindparam("p_state"))
+ENDPOINT = update(S).where(OWNED).values(state=bindparam("p_state"), url=bindparam("p_url"))
 RUNNING = (
     update(S)
-    .where(S.c.id == bindparam("server_id"))
+    .where(OWNED)
     .values(status=ServerStatus.RUNNING, started=bindparam("p_now"), last_activity=bindparam("p_now"))
 )
 RESET_FAILURES = update(U).where(U.c.id == bindparam("user_id")).values(spawn_failures=0)

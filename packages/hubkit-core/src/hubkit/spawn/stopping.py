@@ -15,6 +15,7 @@ from ..interfaces import ExitStatus, JSONDict, ServerSpec
 from ..storage.orm import Server, ServerStatus
 from .context import Spawning
 from .credentials import revoke_server_credentials
+from .ownership import driven_elsewhere, request_stop
 from .records import load_spec
 
 log = logging.getLogger("hubkit.spawn")
@@ -45,7 +46,7 @@ async def teardown(
             await s.execute(
                 update(Server)
                 .where(Server.id == server_id)
-                .values(status=ServerStatus.STOPPED, state={}, url=None)
+                .values(status=ServerStatus.STOPPED, state={}, url=None, lease_owner=None)
                 .execution_options(synchronize_session=False)
             )
         await s.commit()
@@ -67,8 +68,30 @@ async def stop_backend_of(sp: Spawning, spec: ServerSpec, state: JSONDict) -> No
                 return
 
 
+async def wait_for_owner(sp: Spawning, server_id: int) -> None:
+    """While another live replica starts or stops this server: ask it to stop a spawn, then wait until it is
+    done with the row, or has died (then the row is ours to finish)."""
+    found = await driven_elsewhere(sp, server_id)
+    if found is None:
+        return
+    status, owner = found
+    if status != ServerStatus.STOPPING:
+        await request_stop(sp, server_id)
+    log.info("server %d is driven by replica %s: stop requested there, waiting", server_id, owner)
+    cfg = sp.policy.config
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + cfg.start_timeout + cfg.http_timeout + 2 * cfg.stop_timeout + 10
+    while await driven_elsewhere(sp, server_id) is not None:
+        if loop.time() > deadline:
+            log.warning("replica %s did not finish with server %d in time; stopping it from here", owner, server_id)
+            return
+        await asyncio.sleep(0.2)
+
+
 async def stop_server(sp: Spawning, server_id: int, *, remove: bool, reason: str) -> None:
     await sp.inflight.cancel_spawn(server_id)
+    if sp.owners.shared:
+        await wait_for_owner(sp, server_id)
     try:
         spec, srv = await load_spec(sp, server_id)
     except LookupError:
@@ -77,11 +100,12 @@ async def stop_server(sp: Spawning, server_id: int, *, remove: bool, reason: str
         if remove:
             await teardown(sp, server_id, None, {}, stop_backend=False, remove=True)
         return
+    owner = await sp.owners.ready()
     async with sp.storage.tx() as s:
         await s.execute(
             update(Server)
             .where(Server.id == server_id)
-            .values(status=ServerStatus.STOPPING)
+            .values(status=ServerStatus.STOPPING, lease_owner=owner)
             .execution_options(synchronize_session=False)
         )
         await s.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -247,6 +248,18 @@ def start_hub_port_zero(
         limit=limit,
     )
     return proc, got
+
+
+def terminate(proc: subprocess.Popen[bytes], grace: float = 20) -> None:
+    """SIGTERM (an orderly stop), then SIGKILL after ``grace`` seconds; nothing if the process already ended."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def wait_health(url: str, proc: subprocess.Popen[bytes], t0: float, limit: float = 30) -> float:
