@@ -190,6 +190,11 @@ def one_user(browser: Any, side: Side, user: str) -> dict[str, Any]:
             requests=requests,
         )
         return out
+    except Exception:
+        shot = Path(tempfile.gettempdir()) / f"hubkit-browser-bench-{side.name}-{user}.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot of the failure: {shot}", flush=True)
+        raise
     finally:
         ctx.close()
 
@@ -207,6 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {"users": args.users, "warmup": args.warmup, "chromium": CHROMIUM, "args": CHROMIUM_ARGS},
         "runs": {name: [] for name in SIDES},
         "warmup": {name: [] for name in SIDES},
+        "failures": [],
     }
     try:
         for s in sides.values():
@@ -219,10 +225,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     order = SIDES if rnd % 2 == 0 else SIDES[::-1]
                     for name in order:
                         user = f"bru{rnd}"
-                        got = one_user(browser, sides[name], user)
+                        kept = "warmup" if rnd < args.warmup else "runs"
+                        try:
+                            got = one_user(browser, sides[name], user)
+                        except Exception as exc:  # kept, counted and reported, not hidden
+                            print(f"round {rnd} {name}: FAILED {type(exc).__name__}: {exc}"[:400], flush=True)
+                            result["failures"].append({"round": rnd, "side": name, "error": str(exc)[:2000]})
+                            sides[name].stop_server(user)
+                            continue
                         got["round"] = rnd
                         sides[name].stop_server(user)
-                        kept = "warmup" if rnd < args.warmup else "runs"
                         result[kept][name].append(got)
                         print(
                             f"round {rnd} {name:10s} login {got['login']:.2f}s  start→lab {got['start_to_lab']:.2f}s"
@@ -319,7 +331,8 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
         )[:6]
         out[side] = a
     # per-round ratios: each hubkit user against the JupyterHub user of the same round
-    pairs = list(zip(result["runs"]["hubkit"], result["runs"]["jupyterhub"], strict=True))
+    by_round = {r["round"]: r for r in result["runs"]["jupyterhub"]}
+    pairs = [(h, by_round[h["round"]]) for h in result["runs"]["hubkit"] if h["round"] in by_round]
     out["ratios"] = {ph: stats([h[ph] / j[ph] for h, j in pairs]) for ph, _ in PHASES}
     out["ratio_of_medians"] = {
         ph: out["hubkit"][ph]["median"] / out["jupyterhub"][ph]["median"] for ph, _ in PHASES
@@ -401,6 +414,16 @@ def report_lines(result: dict[str, Any], path: str) -> list[str]:
     lines.append(
         f"* Login took {lr:.2f}x JupyterHub's time; Lab → `42` took {a['ratio_of_medians']['lab_to_42']:.2f}x."
     )
+    failures = result.get("failures", [])
+    if failures:
+        per = {sd: sum(1 for f in failures if f["side"] == sd) for sd in SIDES}
+        lines.append(
+            f"* {len(failures)} user(s) did not reach `42` ("
+            + ", ".join(f"{LABEL[sd]}: {c}" for sd, c in per.items())
+            + "; first error: "
+            + failures[0]["error"].splitlines()[0][:160]
+            + "); they are left out of the figures and their rounds out of the per-round ratios."
+        )
     hk, jh = a["hubkit"], a["jupyterhub"]
     share_wait = hk["to_first_server_request"]["median"] / hk["start_to_lab"]["median"]
     share_lab = hk["lab_html_to_launcher"]["median"] / hk["start_to_lab"]["median"]
