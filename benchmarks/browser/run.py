@@ -80,6 +80,12 @@ class Side:
             )
         else:
             self.hub = JupyterHub(work / "jupyterhub", chp_path(), (free_port(), free_port(), free_port()))
+            # its local spawner's homes default to /tmp/<name>: keep them in this run's folder, so that no
+            # notebook or saved Lab workspace of an earlier run is found again (and none is left behind)
+            with (work / "jupyterhub" / "jupyterhub_config.py").open("a") as cfg:
+                cfg.write(
+                    f"c.SimpleLocalProcessSpawner.home_dir_template = {str(work / 'homes' / '{username}')!r}\n"
+                )
             self.user_field, self.submit, self.start_button = "#username_input", "#login_submit", "#start"
 
     @property
@@ -230,7 +236,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             got = one_user(browser, sides[name], user)
                         except Exception as exc:  # kept, counted and reported, not hidden
                             print(f"round {rnd} {name}: FAILED {type(exc).__name__}: {exc}"[:400], flush=True)
-                            result["failures"].append({"round": rnd, "side": name, "error": str(exc)[:2000]})
+                            result["failures"].append(
+                                {
+                                    "round": rnd,
+                                    "side": name,
+                                    "warmup": kept == "warmup",
+                                    "error": str(exc)[:2000],
+                                }
+                            )
                             sides[name].stop_server(user)
                             continue
                         got["round"] = rnd
@@ -285,7 +298,7 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
         runs = result["runs"][side]
         a: dict[str, Any] = {ph: stats([r[ph] for r in runs]) for ph, _ in PHASES}
         counts, bytes_, redirects, hub_reqs, encoded = [], [], [], [], []
-        first_server, lab_doc = [], []
+        first_server, lab_doc, static_span, static_bytes = [], [], [], []
         slow: dict[str, list[float]] = {}
         kinds: dict[str, list[int]] = {}
         for r in runs:
@@ -306,6 +319,9 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
             lab_doc.append(
                 (docs[0]["start_ms"] + (docs[0]["duration_ms"] or 0)) / 1000 if docs else float("nan")
             )
+            ends = [q["start_ms"] + q["duration_ms"] for q in static if q["duration_ms"] is not None]
+            static_span.append(max(ends) / 1000 - lab_doc[-1] if ends else float("nan"))
+            static_bytes.append(sum(q["body_bytes"] for q in static))
             per_kind: dict[str, int] = {}
             for q in reqs:
                 k = _kind(q["url"], r["user"])
@@ -324,7 +340,15 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
         a["kinds"] = {k: statistics.median(v) for k, v in sorted(kinds.items())}
         a["to_first_server_request"] = stats(first_server)
         a["to_lab_html"] = stats(lab_doc)
+        a["static_after_html"] = stats(static_span)
+        a["static_bytes"] = stats(static_bytes)
         a["lab_html_to_launcher"] = stats([r["start_to_lab"] - d for r, d in zip(runs, lab_doc, strict=True)])
+        a["share_before_server"] = statistics.median(
+            f / r["start_to_lab"] for r, f in zip(runs, first_server, strict=True)
+        )
+        a["share_after_html"] = statistics.median(
+            (r["start_to_lab"] - d) / r["start_to_lab"] for r, d in zip(runs, lab_doc, strict=True)
+        )
         a["slowest"] = sorted(
             ({"request": k, "median_ms": statistics.median(v), "seen": len(v)} for k, v in slow.items()),
             key=lambda x: -x["median_ms"],
@@ -396,6 +420,10 @@ def report_lines(result: dict[str, Any], path: str) -> list[str]:
         f"{s(a['jupyterhub']['to_first_server_request']['median'])} |",
         f"| click → `/lab` HTML received | {s(a['hubkit']['to_lab_html']['median'])} | "
         f"{s(a['jupyterhub']['to_lab_html']['median'])} |",
+        f"| static assets: bytes; `/lab` HTML → last asset byte | "
+        f"{a['hubkit']['static_bytes']['median'] / 1e6:.2f} MB; {s(a['hubkit']['static_after_html']['median'])} | "
+        f"{a['jupyterhub']['static_bytes']['median'] / 1e6:.2f} MB; "
+        f"{s(a['jupyterhub']['static_after_html']['median'])} |",
         f"| `/lab` HTML → launcher visible (assets, Lab's own API calls, rendering) | "
         f"{s(a['hubkit']['lab_html_to_launcher']['median'])} | {s(a['jupyterhub']['lab_html_to_launcher']['median'])} |",
         "",
@@ -422,13 +450,13 @@ def report_lines(result: dict[str, Any], path: str) -> list[str]:
             + ", ".join(f"{LABEL[sd]}: {c}" for sd, c in per.items())
             + "; first error: "
             + failures[0]["error"].splitlines()[0][:160]
-            + "); they are left out of the figures and their rounds out of the per-round ratios."
+            + f"; {sum(1 for f in failures if f['round'] < result['settings']['warmup'])} of them in warm-up rounds); they are left out of "
+            "the figures and their rounds out of the per-round ratios."
         )
     hk, jh = a["hubkit"], a["jupyterhub"]
-    share_wait = hk["to_first_server_request"]["median"] / hk["start_to_lab"]["median"]
-    share_lab = hk["lab_html_to_launcher"]["median"] / hk["start_to_lab"]["median"]
+    share_wait, share_lab = hk["share_before_server"], hk["share_after_html"]
     lines.append(
-        f"* Of hubkit's Start → Lab, {share_wait:.0%} passed before the browser was sent to the server and "
+        f"* Of hubkit's Start → Lab (median of the users' shares), {share_wait:.0%} passed before the browser was sent to the server and "
         f"{share_lab:.0%} after the `/lab` HTML arrived (JupyterLab loading its assets and starting); "
         f"JupyterHub spent {s(jh['to_first_server_request']['median'])} and "
         f"{s(jh['lab_html_to_launcher']['median'])} on the same two stretches."
@@ -436,8 +464,42 @@ def report_lines(result: dict[str, Any], path: str) -> list[str]:
     return lines
 
 
+def history() -> list[str]:
+    """One row per kept run of this script (measured users on both sides), oldest first: before/after figures."""
+    folder = ROOT / "benchmarks" / "results" / "browser"
+    rows = [
+        "| kept run | commit measured | users (hubkit / JupyterHub) | Start -> Lab, hubkit | Start -> Lab, "
+        "JupyterHub | ratio of medians | `/lab` HTML -> launcher, hubkit / JupyterHub | load average (users) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for f in sorted(folder.glob("*.json")):
+        r = json.loads(f.read_text())
+        if not r["runs"]["hubkit"] or not r["runs"]["jupyterhub"]:
+            continue
+        a = analyse(r)
+        loads = [u["loadavg"] for sd in SIDES for u in r["runs"][sd]]
+        sha = r["commit"]["sha"][:10] + ("+changes" if r["commit"]["dirty"] else "")
+        rows.append(
+            f"| `{f.name}` | `{sha}` | {len(r['runs']['hubkit'])} / {len(r['runs']['jupyterhub'])} "
+            f"| {s(a['hubkit']['start_to_lab']['median'])} | {s(a['jupyterhub']['start_to_lab']['median'])} "
+            f"| {a['ratio_of_medians']['start_to_lab']:.2f}x | {s(a['hubkit']['lab_html_to_launcher']['median'])} / "
+            f"{s(a['jupyterhub']['lab_html_to_launcher']['median'])} | {min(loads):.1f}-{max(loads):.1f} |"
+        )
+    return rows
+
+
 def write_docs(result: dict[str, Any], path: str) -> None:
-    block = "\n".join([BEGIN, *report_lines(result, path), END])
+    block = "\n".join(
+        [
+            BEGIN,
+            *report_lines(result, path),
+            "",
+            "Every kept run of this script (medians):",
+            "",
+            *history(),
+            END,
+        ]
+    )
     text = DOCS.read_text()
     if BEGIN in text and END in text:
         text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
