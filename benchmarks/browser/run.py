@@ -298,7 +298,8 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
         runs = result["runs"][side]
         a: dict[str, Any] = {ph: stats([r[ph] for r in runs]) for ph, _ in PHASES}
         counts, bytes_, redirects, hub_reqs, encoded = [], [], [], [], []
-        first_server, lab_doc, static_span, static_bytes = [], [], [], []
+        first_server, lab_doc, static_span, static_bytes, ready_gap = [], [], [], [], []
+        build_checks: list[int] = []
         slow: dict[str, list[float]] = {}
         kinds: dict[str, list[int]] = {}
         for r in runs:
@@ -311,6 +312,13 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
             encoded.append(sum(1 for q in static if q["encoding"]) / max(len(static), 1))
             server = [q["start_ms"] for q in reqs if urlsplit(q["url"]).path.startswith(f"/user/{r['user']}")]
             first_server.append(min(server) / 1000 if server else float("nan"))
+            streams = [
+                q["start_ms"] + q["duration_ms"]
+                for q in reqs
+                if q["type"] == "eventsource" and q["duration_ms"] is not None
+            ]
+            ready_gap.append(first_server[-1] - max(streams) / 1000 if streams and server else float("nan"))
+            build_checks.append(sum(1 for q in reqs if urlsplit(q["url"]).path.endswith("/lab/api/build")))
             docs = [
                 q
                 for q in reqs
@@ -341,6 +349,8 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
         a["to_first_server_request"] = stats(first_server)
         a["to_lab_html"] = stats(lab_doc)
         a["static_after_html"] = stats(static_span)
+        a["ready_gap"] = stats(ready_gap)
+        a["build_checks"] = stats(build_checks)
         a["static_bytes"] = stats(static_bytes)
         a["lab_html_to_launcher"] = stats([r["start_to_lab"] - d for r, d in zip(runs, lab_doc, strict=True)])
         a["share_before_server"] = statistics.median(
@@ -418,8 +428,12 @@ def report_lines(result: dict[str, Any], path: str) -> list[str]:
         f"| click → first request to `/user/…` (server ready, then the browser sent there) | "
         f"{s(a['hubkit']['to_first_server_request']['median'])} | "
         f"{s(a['jupyterhub']['to_first_server_request']['median'])} |",
+        f"| progress stream closed (server ready) → first request to `/user/…` | "
+        f"{a['hubkit']['ready_gap']['median'] * 1000:.0f} ms | {a['jupyterhub']['ready_gap']['median'] * 1000:.0f} ms |",
         f"| click → `/lab` HTML received | {s(a['hubkit']['to_lab_html']['median'])} | "
         f"{s(a['jupyterhub']['to_lab_html']['median'])} |",
+        f"| JupyterLab build checks (`GET /lab/api/build`) | {a['hubkit']['build_checks']['median']:.0f} | "
+        f"{a['jupyterhub']['build_checks']['median']:.0f} |",
         f"| static assets: bytes; `/lab` HTML → last asset byte | "
         f"{a['hubkit']['static_bytes']['median'] / 1e6:.2f} MB; {s(a['hubkit']['static_after_html']['median'])} | "
         f"{a['jupyterhub']['static_bytes']['median'] / 1e6:.2f} MB; "
@@ -469,8 +483,9 @@ def history() -> list[str]:
     folder = ROOT / "benchmarks" / "results" / "browser"
     rows = [
         "| kept run | commit measured | users (hubkit / JupyterHub) | Start -> Lab, hubkit | Start -> Lab, "
-        "JupyterHub | ratio of medians | `/lab` HTML -> launcher, hubkit / JupyterHub | load average (users) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "JupyterHub | ratio of medians | `/lab` HTML -> launcher, hubkit / JupyterHub "
+        "| hubkit: ready -> `/user/` request; build checks | load average (users) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for f in sorted(folder.glob("*.json")):
         r = json.loads(f.read_text())
@@ -483,7 +498,8 @@ def history() -> list[str]:
             f"| `{f.name}` | `{sha}` | {len(r['runs']['hubkit'])} / {len(r['runs']['jupyterhub'])} "
             f"| {s(a['hubkit']['start_to_lab']['median'])} | {s(a['jupyterhub']['start_to_lab']['median'])} "
             f"| {a['ratio_of_medians']['start_to_lab']:.2f}x | {s(a['hubkit']['lab_html_to_launcher']['median'])} / "
-            f"{s(a['jupyterhub']['lab_html_to_launcher']['median'])} | {min(loads):.1f}-{max(loads):.1f} |"
+            f"{s(a['jupyterhub']['lab_html_to_launcher']['median'])} | {a['hubkit']['ready_gap']['median'] * 1000:.0f} ms; "
+            f"{a['hubkit']['build_checks']['median']:.0f} | {min(loads):.1f}-{max(loads):.1f} |"
         )
     return rows
 
