@@ -215,7 +215,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "commit": record.commit(),
         "machine": record.machine(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "settings": {"users": args.users, "warmup": args.warmup, "chromium": CHROMIUM, "args": CHROMIUM_ARGS},
+        "settings": {
+            "users": args.users,
+            "warmup": args.warmup,
+            "chromium": CHROMIUM,
+            "args": CHROMIUM_ARGS,
+            "note": args.note,
+        },
         "runs": {name: [] for name in SIDES},
         "warmup": {name: [] for name in SIDES},
         "failures": [],
@@ -288,6 +294,19 @@ def _pattern(url: str, user: str) -> str:
     return path
 
 
+def _ninety_percent_in(static: list[dict[str, Any]]) -> float:
+    """When (s after the click) 90% of the static bytes had arrived: the asset wave without its lazy tail."""
+    done = sorted(
+        (q["start_ms"] + q["duration_ms"], q["body_bytes"]) for q in static if q["duration_ms"] is not None
+    )
+    total, got = sum(b for _, b in done), 0
+    for end, size in done:
+        got += size
+        if got >= 0.9 * total:
+            return end / 1000
+    return float("nan")
+
+
 def stats(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
@@ -327,8 +346,7 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
             lab_doc.append(
                 (docs[0]["start_ms"] + (docs[0]["duration_ms"] or 0)) / 1000 if docs else float("nan")
             )
-            ends = [q["start_ms"] + q["duration_ms"] for q in static if q["duration_ms"] is not None]
-            static_span.append(max(ends) / 1000 - lab_doc[-1] if ends else float("nan"))
+            static_span.append(_ninety_percent_in(static) - lab_doc[-1])
             static_bytes.append(sum(q["body_bytes"] for q in static))
             per_kind: dict[str, int] = {}
             for q in reqs:
@@ -434,7 +452,7 @@ def report_lines(result: dict[str, Any], path: str) -> list[str]:
         f"{s(a['jupyterhub']['to_lab_html']['median'])} |",
         f"| JupyterLab build checks (`GET /lab/api/build`) | {a['hubkit']['build_checks']['median']:.0f} | "
         f"{a['jupyterhub']['build_checks']['median']:.0f} |",
-        f"| static assets: bytes; `/lab` HTML → last asset byte | "
+        f"| static assets: bytes; `/lab` HTML → 90% of their bytes received | "
         f"{a['hubkit']['static_bytes']['median'] / 1e6:.2f} MB; {s(a['hubkit']['static_after_html']['median'])} | "
         f"{a['jupyterhub']['static_bytes']['median'] / 1e6:.2f} MB; "
         f"{s(a['jupyterhub']['static_after_html']['median'])} |",
@@ -494,8 +512,9 @@ def history() -> list[str]:
         a = analyse(r)
         loads = [u["loadavg"] for sd in SIDES for u in r["runs"][sd]]
         sha = r["commit"]["sha"][:10] + ("+changes" if r["commit"]["dirty"] else "")
+        measured = f"`{sha}`" + (f" ({r['settings']['note']})" if r["settings"].get("note") else "")
         rows.append(
-            f"| `{f.name}` | `{sha}` | {len(r['runs']['hubkit'])} / {len(r['runs']['jupyterhub'])} "
+            f"| `{f.name}` | {measured} | {len(r['runs']['hubkit'])} / {len(r['runs']['jupyterhub'])} "
             f"| {s(a['hubkit']['start_to_lab']['median'])} | {s(a['jupyterhub']['start_to_lab']['median'])} "
             f"| {a['ratio_of_medians']['start_to_lab']:.2f}x | {s(a['hubkit']['lab_html_to_launcher']['median'])} / "
             f"{s(a['jupyterhub']['lab_html_to_launcher']['median'])} | {a['hubkit']['ready_gap']['median'] * 1000:.0f} ms; "
@@ -516,12 +535,7 @@ def write_docs(result: dict[str, Any], path: str) -> None:
             END,
         ]
     )
-    text = DOCS.read_text()
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOCS.write_text(text)
+    record.write_section(DOCS, BEGIN, END, block)
     print(f"wrote the browser section of {DOCS}")
 
 
@@ -530,6 +544,9 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=5, help="measured users per hub (one per round)")
     ap.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument(
+        "--note", default="", help="what this run measured beyond its commit (an experiment), kept"
+    )
     ap.add_argument("--docs-from", metavar="RESULT", help="only write the docs section from a kept result")
     args = ap.parse_args()
     if args.docs_from:
