@@ -4,6 +4,9 @@
     .venv-test/bin/python benchmarks/browser/run.py [--users 5] [--warmup 1] [--no-docs]
     .venv-test/bin/python benchmarks/browser/run.py --docs-from RESULT.json   # rewrite the docs section
 
+Needs Chromium at /usr/bin/chromium, JupyterHub 6.1.1 and JupyterLab in the venv (dev.py's test extras) and
+configurable-http-proxy from ``.ci/setup/proxy.sh`` (``.cache/npm``; or name it in ``HUBKIT_CHP_BIN``).
+
 Both hubs run as users run them: hubkit with the demo config (``hubkit -f examples/demo/hubkit.toml`` with port 0
 and a temporary data directory: hubkit-proxy, local spawner, hubkit-singleuser, dummy login), JupyterHub 6.1.1 with
 configurable-http-proxy, its SimpleLocalProcessSpawner running ``jupyterhub-singleuser`` and its dummy login
