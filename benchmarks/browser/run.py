@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -502,6 +503,7 @@ def report_lines(result: dict[str, Any], path: str) -> list[str]:
 def history() -> list[str]:
     """One row per kept run of this script (measured users on both sides), oldest first: before/after figures."""
     folder = ROOT / "benchmarks" / "results" / "browser"
+    current: list[tuple[str, float, float]] = []
     rows = [
         "| kept run | commit measured | users (hubkit / JupyterHub) | Start -> Lab, hubkit | Start -> Lab, "
         "JupyterHub | ratio of medians | `/lab` HTML -> launcher, hubkit / JupyterHub "
@@ -523,7 +525,36 @@ def history() -> list[str]:
             f"{s(a['jupyterhub']['lab_html_to_launcher']['median'])} | {a['hubkit']['ready_gap']['median'] * 1000:.0f} ms; "
             f"{a['hubkit']['build_checks']['median']:.0f} | {min(loads):.1f}-{max(loads):.1f} |"
         )
+        if not r["commit"]["dirty"] and _same_packages(r["commit"]["sha"]) and len(r["runs"]["hubkit"]) >= 3:
+            current.append((f.name, a["ratio_of_medians"]["start_to_lab"], max(loads)))
+    if current:
+        met = [c for c in current if c[1] <= GOAL_START_TO_LAB]
+        rows += [
+            "",
+            f"{len(current)} kept run(s) of 3 or more users per hub measured the packages of the current commit "
+            f"(`packages/` unchanged since the run's commit, nothing uncommitted); the Start -> Lab goal (<= "
+            f"{GOAL_START_TO_LAB}x) was met in {len(met)} of them; their ratios: "
+            + ", ".join(
+                f"{ratio:.2f}x (`{name}`, load average up to {load:.1f})" for name, ratio, load in current
+            )
+            + ".",
+        ]
     return rows
+
+
+def _same_packages(sha: str) -> bool:
+    """Whether ``packages/`` at ``sha`` is the tree the current commit has (what a run measured is what ships)."""
+
+    def tree(rev: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", f"{rev}:packages"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return out.stdout.strip()
+
+    return bool(tree(sha)) and tree(sha) == tree("HEAD")
 
 
 def write_docs(result: dict[str, Any], path: str) -> None:
