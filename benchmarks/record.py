@@ -56,3 +56,14 @@ def save(kind: str, result: dict[str, Any]) -> Path:
     path = folder / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{sha}.json"
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def write_section(doc: Path, begin: str, end: str, block: str) -> None:
+    """Put ``block`` (which starts with ``begin`` and ends with ``end``) in place of that section of ``doc``,
+    or append it when the document has no such section yet."""
+    text = doc.read_text()
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(text)

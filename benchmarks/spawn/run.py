@@ -33,7 +33,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(HERE))
-from e2e_hub import Hub, free_port  # noqa: E402
+from e2e_hub import Hub  # noqa: E402
+from hubkit.testing.processes import free_port  # noqa: E402
 from hubkit_singleuser.testing import connect, execute  # noqa: E402
 from jupyterhub_ref import JupyterHub  # noqa: E402
 

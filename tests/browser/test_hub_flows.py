@@ -91,3 +91,23 @@ async def test_admin_finds_one_user_among_10000(browser, live_hub_factory):
     await page.goto(f"{live.public}/hub/admin?per_page=50&page=3&sort=name")
     assert len(await page.locator("td.user-name").all_text_contents()) == 50
     assert "page 3 of 201" in await page.text_content("#pager")
+
+
+async def test_pending_page_moves_on_when_ready_without_waiting_on_a_timer(browser, live_hub_factory):
+    """The ready event alone takes the browser to the server: with the page's timers frozen (Playwright's clock,
+    paused), a redirect put behind ``setTimeout`` would never happen and this test would time out."""
+    import datetime
+
+    live = await live_hub_factory(proxy=True, spawner_config={"start_delay": 1.0})
+    ctx = await browser.new_context()
+    try:
+        page = await ctx.new_page()
+        await login(page, live.public, "alice")
+        await page.clock.install()
+        await page.clock.pause_at(datetime.datetime.now() + datetime.timedelta(seconds=1))
+        await page.locator('tr.server-row[data-server=""] button.start').click()
+        await page.wait_for_url(f"{live.public}/hub/spawn-pending/alice")
+        await page.wait_for_url(f"{live.public}/user/alice/", timeout=30_000)
+        assert '"version"' in await page.content()
+    finally:
+        await ctx.close()

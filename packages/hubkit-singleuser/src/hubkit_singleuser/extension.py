@@ -41,6 +41,13 @@ def _link_jupyter_server_extension(serverapp: Any) -> None:
     headers.setdefault("X-JupyterHub-Version", VERSION_HEADER)
     headers.setdefault("X-Hubkit-Singleuser", __version__)
     settings["headers"] = headers
+    # A user's server is not where JupyterLab gets rebuilt: without this, every Lab start asks the server for
+    # its build status (GET /lab/api/build), seconds of CPU that delay the settings Lab waits on. An explicit
+    # page_config_data setting in the server's config still wins.
+    page = dict(settings.get("page_config_data", {}))
+    page.setdefault("buildCheck", False)
+    page.setdefault("buildAvailable", False)
+    settings["page_config_data"] = page
     # JupyterLab's hub menu (Control Panel / Log Out) reads these
     settings.update(hub_prefix=env.hub_prefix, hub_host=env.host, user=env.user)
     serverapp.tornado_settings = settings

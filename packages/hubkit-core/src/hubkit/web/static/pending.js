@@ -35,8 +35,9 @@
       var a = document.createElement("a");
       a.href = ev.url; a.id = "open-server"; a.textContent = ev.url;
       msg.appendChild(a);
+      // on at once: the server answers now, and any pause here is the user's wait
       if (root.getAttribute("data-no-redirect") === null) {
-        setTimeout(function () { window.location.href = next || ev.url; }, 500);
+        window.location.href = next || ev.url;
       }
     } else if (ev.failed) {
       source.close();
