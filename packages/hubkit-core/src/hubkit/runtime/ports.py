@@ -70,7 +70,7 @@ def last_port(settings: Any) -> int:
     """The port the hub's last run reported (0 if none)."""
     path = Path(settings.hub.data_dir) / PORTS_FILE
     with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        port = json.loads(path.read_text()).get(_own_port_key(settings))
+        port = json.loads(path.read_text()).get(own_port_key(settings))
         if isinstance(port, int) and 0 < port < 65536:
             return port
     return 0

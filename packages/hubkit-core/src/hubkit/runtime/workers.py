@@ -29,7 +29,7 @@ from ..config.models import Settings
 from ..errors import ConfigError
 from ..storage.engine import is_sqlite, normalize_url
 from ..urls import normalize_base_url
-from .ports import own_port_key
+from .ports import bind_port_zero, own_port_key
 
 log = logging.getLogger("hubkit.workers")
 
@@ -103,10 +103,14 @@ def inherited_socket(settings: Settings) -> tuple[Settings, socket.socket | None
 def listen(settings: Settings) -> socket.socket:
     h = settings.hub
     key = own_port_key(settings)
-    host = (h.ip if key == "port" else h.hub_ip) or "0.0.0.0"
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, getattr(h, key)))
+    _, zero = bind_port_zero(settings)  # port 0: the last run's port if free (ports.py), else a new one
+    if zero is not None:
+        sock = zero
+    else:
+        host = (h.ip if key == "port" else h.hub_ip) or "0.0.0.0"
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, getattr(h, key)))
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
