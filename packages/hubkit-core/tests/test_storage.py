@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from cryptography.fernet import Fernet
 from hubkit.storage import migrate
@@ -120,3 +122,21 @@ async def test_hub_spawns_on_postgres(postgres_url, tmp_path, hub_factory):
     assert events[-1].detail["url"] == "/user/pg4/"
     assert [await hub.spawns.stop(f"pg{i}") for i in range(5)] == [True] * 5
     assert await hub.proxy.get_routes() == {}
+
+
+async def test_replicas_creating_the_schema_at_once_on_postgresql(postgres_url: str) -> None:
+    """Hub replicas (and a schema Job) starting together on an empty PostgreSQL database: one creates the schema,
+    the others wait for it and find it current, none fails on tables another just made. (Engines in one process
+    stand in for the replicas here; before the lock they failed inside Alembic as well.)"""
+    engines = [create_engine(postgres_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(migrate.ensure_schema(e, None, auto=False) for e in engines[:3]),
+            migrate.upgrade(engines[3]),
+            return_exceptions=True,
+        )
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert await migrate.current_heads(engines[0]) == migrate.script_heads(None)
+    finally:
+        for e in engines:
+            await e.dispose()

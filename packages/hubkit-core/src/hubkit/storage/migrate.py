@@ -78,11 +78,18 @@ async def _run(
     fn = getattr(command, command_name)
 
     def go(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            # hub replicas starting together on an empty database, or a schema Job beside them: one migrates,
+            # the others wait here for its commit and then find the schema current (lock ends with the transaction)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:a, 0)"), {"a": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         fn(cfg, revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(go)
+
+
+MIGRATION_LOCK = 0x686B03  # "hk" 3: hubkit's advisory lock keys (runtime/leases.py has 1 and 2)
 
 
 async def upgrade(
