@@ -51,11 +51,23 @@ def _message(body: str) -> str:
     return body[:200]
 
 
-def closed_before_answer(exc: httpx.RemoteProtocolError) -> bool:
-    """The server closed a kept-alive connection as the request went out, before any byte of an answer.
+def closed_before_answer(exc: httpx.TransportError) -> bool:
+    """The server closed a kept-alive connection as the request went out, before any byte of an answer: a
+    clean close (``Server disconnected without sending a response``), or a reset, when the request's bytes
+    reached a socket the server had just closed (the kernel answers them with RST: a ``ReadError`` or
+    ``WriteError`` caused by ``ConnectionResetError``/``BrokenPipeError``).
     Browsers send such a request again on a new connection (any method: nothing was answered), and so do we;
     each time is counted, since a hub or proxy that does this often has a keep-alive bug worth knowing."""
-    return "without sending a response" in str(exc)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "without sending a response" in str(exc)
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> anyio -> the OSError
+        if cause is None:
+            return False
+        if isinstance(cause, ConnectionResetError | BrokenPipeError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class Origin:
@@ -157,7 +169,7 @@ class Browser:
         kw["headers"] = self._headers(kw.get("headers"))
         try:
             return await self.client.request(method, url, **kw)
-        except httpx.RemoteProtocolError as exc:
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             if not closed_before_answer(exc):
                 raise
             self.reconnects += 1  # as a browser does: once, on a fresh connection
@@ -202,7 +214,7 @@ class Browser:
         request = self.client.build_request("GET", url, headers=headers)
         try:
             r = await self.client.send(request, stream=True)
-        except httpx.RemoteProtocolError as exc:
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             if not closed_before_answer(exc):
                 raise
             self.reconnects += 1
