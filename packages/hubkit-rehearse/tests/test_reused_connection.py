@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+
 from hubkit_rehearse.browser import Browser, Origin
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
