@@ -47,6 +47,7 @@ import record  # noqa: E402
 from hubside import Database, HubkitWorkers, HubProcess, JupyterHub, loadavg, stop_all, versions  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
+RESULTS = record.RESULTS / "replicas"
 BEGIN, END = "<!-- replicas:begin -->", "<!-- replicas:end -->"
 JH = "jupyterhub"
 CLIENTS = 50
@@ -194,7 +195,7 @@ def section(res: dict[str, Any], rel_path: str) -> str:
             f"| {med(wall):.2f} ({rng(wall, '.2f')}){'' if done == nr else f', all ready in {done} of {nr} rounds'} "
             f"| {med(spcpu):.1f} ms ({rng(spcpu, '.1f')}) | {med(stop):.2f} | {res['idle_cpu_ms_per_s'][k]:.1f} ms/s |"
         )
-    lines += ["", *[f"* {s}" for s in sentences(res, workers, cpus)], END]
+    lines += ["", *[f"* {s}" for s in sentences(res, workers, cpus)], "", *history(), END]
     return "\n".join(lines)
 
 
@@ -223,6 +224,14 @@ def sentences(res: dict[str, Any], workers: list[int], cpus: int) -> list[str]:
                     f"would add on a dedicated {cpus}-CPU machine"
                 )
             )
+        elif hi <= cpus:
+            loads = [r["loadavg_start"][0] for r in res["rounds"]]
+            s += (
+                f"; the gain held in every round ({hi} workers on {cpus} CPUs)"
+                if more == "every round"
+                else f"; the gain was not consistent (1-minute load average {rng(loads, '.1f')} at the rounds' "
+                f"start, on {cpus} CPUs), so this run shows no clear gain from {hi} workers over {lo}"
+            )
         elif hi > cpus:
             s += (
                 f". {hi} workers exceed the machine's {cpus} CPUs (shared with `wrk` at {CLIENTS} clients): "
@@ -250,6 +259,18 @@ def sentences(res: dict[str, Any], workers: list[int], cpus: int) -> list[str]:
         f"wave took {min(wall[JH] / wall[key(n)] for n in workers):.1f}x-{max(wall[JH] / wall[key(n)] for n in workers):.1f}x "
         "as long as hubkit's."
     )
+    if slowest != fastest:
+        _, ratios = compare(res, slowest, fastest, "spawn", "wall_s")
+        said[-1] = said[-1][:-1] + (
+            f" {label(slowest)}'s wave was slower than {label(fastest)}'s in {rounds_where(ratios, above=True)} "
+            f"(per-round ratios {rng(ratios, '.2f')})."
+        )
+    spcpu = {k: med(per_round(res, "spawn", k, "cpu_ms_per_server")) for k in rps}
+    said.append(
+        "Hub CPU per server of the wave (all processes): "
+        + ", ".join(f"{label(key(n))} {spcpu[key(n)]:.1f} ms" for n in workers)
+        + f", JupyterHub {spcpu[JH]:.1f} ms (medians)."
+    )
     changed = [
         (i + 1, k, what)
         for i, r in enumerate(res["rounds"])
@@ -269,6 +290,32 @@ def sentences(res: dict[str, Any], workers: list[int], cpus: int) -> list[str]:
             "Not all servers became ready in " + ", ".join(f"round {i} of {label(k)}" for i, k in not_done) + "."
         )
     return said
+
+
+def history() -> list[str]:
+    """Every kept run of this script: the medians that the comparisons above rest on, with the load."""
+    lines = [
+        "Every kept run (`benchmarks/results/replicas/`), medians of its rounds:",
+        "",
+        "| run | commit | CPUs | load avg (rounds) | req/s: " + " / ".join(f"{n} w" for n in (1, 2, 4)) + " / JupyterHub "
+        "| spawn wave, s: " + " / ".join(f"{n} w" for n in (1, 2, 4)) + " / JupyterHub |",
+        "| --- | --- | ---: | --- | --- | --- |",
+    ]
+    for path in sorted(RESULTS.glob("*.json")):
+        run = json.loads(path.read_text())
+        ks = [key(n) for n in (1, 2, 4)] + [JH]
+        loads = [r["loadavg_start"][0] for r in run["rounds"]]
+
+        def fig(what: str, field: str, fmt: str, run: dict[str, Any] = run, ks: list[str] = ks) -> str:
+            return " / ".join(
+                format(med(per_round(run, what, k, field)), fmt) if per_round(run, what, k, field) else "-" for k in ks
+            )
+
+        lines.append(
+            f"| `{path.name}` | `{run['meta']['commit']['sha'][:10]}` | {run['meta']['machine']['cpus']} "
+            f"| {rng(loads, '.1f')} | {fig('get_user@50', 'rps', '.0f')} | {fig('spawn', 'wall_s', '.2f')} |"
+        )
+    return lines
 
 
 def write_docs(res: dict[str, Any], path: Path) -> None:
