@@ -261,7 +261,7 @@ def sentences(res: dict[str, Any], workers: list[int], cpus: int) -> list[str]:
     )
     if slowest != fastest:
         _, ratios = compare(res, slowest, fastest, "spawn", "wall_s")
-        said[-1] = said[-1][:-1] + (
+        said[-1] += (
             f" {label(slowest)}'s wave was slower than {label(fastest)}'s in {rounds_where(ratios, above=True)} "
             f"(per-round ratios {rng(ratios, '.2f')})."
         )
