@@ -1,6 +1,9 @@
 """What the hub-side benchmarks measure of a running hub (:mod:`hubside`): every figure is the hub process's
 own CPU time (user + system, from ``/proc``) over a bounded piece of work, divided by the work done.
 
+The hub's CPU is :meth:`HubProcess.cpu`: the hub process's, or for ``hubkit --workers N`` the supervisor's and
+every worker's, summed; ``hub_processes`` says how many were summed.
+
 * :func:`requests`: ``wrk`` against one URL for a fixed time; CPU per request = hub CPU / requests answered.
 * :func:`spawn_wave` / :func:`stop_wave`: N servers started (stopped) at once through the REST API, then the
   hub's ``state`` filter polled every 0.2 s until all are ready (stopped); CPU per spawn = hub CPU from the first
@@ -17,7 +20,7 @@ import time
 from typing import Any
 
 import httpx
-from hubside import PAGED, HubProcess, cpu_seconds, loadavg
+from hubside import PAGED, HubProcess, loadavg
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 POLL_EVERY = 0.2
@@ -74,11 +77,14 @@ def requests(
     h = {"Authorization": f"token {hub.token}", **(headers or {})} if script is None else dict(headers or {})
     if warmup:
         wrk(hub.url + path, conns, warmup, h, script, env)
-    load0, cpu0 = loadavg(), cpu_seconds(hub.pid)
+    pids = hub.processes()
+    load0, cpu0 = loadavg(), hub.cpu()
     r = wrk(hub.url + path, conns, duration, h, script, env)
-    cpu = cpu_seconds(hub.pid) - cpu0
+    cpu = hub.cpu() - cpu0
     r.update(
         hub_cpu_s=cpu,
+        hub_processes=len(pids),
+        hub_processes_changed=pids != hub.processes(),
         cpu_ms_per_request=1000 * cpu / r["requests"] if r["requests"] else float("nan"),
         loadavg_start=load0,
         loadavg_end=loadavg(),
@@ -94,7 +100,8 @@ async def _wave(
     limits = httpx.Limits(max_connections=len(names) + 2, max_keepalive_connections=len(names) + 2)
     headers = {"Authorization": f"token {hub.token}"}
     async with httpx.AsyncClient(base_url=f"{hub.url}/hub/api", headers=headers, limits=limits, timeout=timeout) as c:
-        load0, cpu0, t0 = loadavg(), cpu_seconds(hub.pid), time.monotonic()
+        pids = hub.processes()
+        load0, cpu0, t0 = loadavg(), hub.cpu(), time.monotonic()
         answers = await asyncio.gather(
             *(c.request(method, f"/users/{n}/server") for n in names), return_exceptions=True
         )
@@ -116,12 +123,15 @@ async def _wave(
                 poll_errors.append(f"{r.status_code} {r.text[:200]}")
             await asyncio.sleep(POLL_EVERY)
         wall = time.monotonic() - t0
-        cpu = cpu_seconds(hub.pid) - cpu0
+        cpu = hub.cpu() - cpu0
+        changed = pids != hub.processes()
     return {
         "servers": len(names),
         "wall_s": wall,
         "hub_cpu_s": cpu,
         "cpu_ms_per_server": 1000 * cpu / len(names),
+        "hub_processes": len(pids),
+        "hub_processes_changed": changed,
         "polls": polls,
         "done": seen == want,
         "refused": refused[:10],

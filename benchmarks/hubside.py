@@ -2,6 +2,8 @@
 
 * :class:`Hubkit`: ``hubkit -f hubkit.toml`` (one process, the stand-in spawner's in-process servers, no proxy);
   its admin token comes from ``hubkit token`` (a generated token).
+* :class:`HubkitWorkers`: ``hubkit -f hubkit.toml --workers N`` on PostgreSQL (a supervisor and N worker processes
+  sharing the hub's port); its hub CPU is that of the whole process tree.
 * :class:`JupyterHub`: ``jupyterhub -f jupyterhub_config.py`` 6.1.1 (one process, an in-hub listener spawner and
   no proxy, :mod:`jh_bench_config`); its admin token comes from ``jupyterhub token`` (a generated token).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +46,26 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of one process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (children of any of its threads), from /proc."""
+    found, i = [pid], 0
+    while i < len(found):
+        for children in Path(f"/proc/{found[i]}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in children.read_text().split()]
+        i += 1
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU of the processes still alive among ``pids`` (one that exited takes its CPU time with it)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += cpu_seconds(pid)
+    return total
 
 
 def loadavg() -> float:
@@ -125,6 +148,14 @@ class HubProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    def processes(self) -> list[int]:
+        """The processes whose CPU is the hub's."""
+        return [self.pid]
+
+    def cpu(self) -> float:
+        """The hub's CPU seconds so far (see :meth:`processes`)."""
+        return tree_cpu_seconds(self.processes())
+
     def command(self) -> list[str]:
         raise NotImplementedError
 
@@ -187,6 +218,16 @@ class HubProcess:
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr[-2000:]}")
         return r.stdout
+
+
+def stop_all(hubs: list[HubProcess], db: Database, tmp: Path) -> None:
+    """A run's end: every hub, then the database they shared, then their files."""
+    try:
+        for hub in hubs:
+            hub.stop()
+    finally:
+        db.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 HUBKIT_TOML = """\
@@ -252,6 +293,47 @@ class Hubkit(HubProcess):
                     ],
                 )
         engine.dispose()
+
+
+class HubkitWorkers(Hubkit):
+    """``hubkit -f hubkit.toml --workers N``: the supervisor and N replicas on one PostgreSQL database, all
+    accepting on the hub's one port; started when every worker has answered a request."""
+
+    def __init__(self, data: Path, db: Database, *, workers: int, spawn_limit: int = 100) -> None:
+        if db.kind != "postgres":
+            raise ValueError("hubkit --workers needs PostgreSQL")
+        super().__init__(data, db, spawn_limit=spawn_limit)
+        self.workers = workers
+        self.label = f"hubkit --workers {workers}"
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--workers", str(self.workers)]
+
+    def processes(self) -> list[int]:
+        return process_tree(self.pid)
+
+    def worker_pids(self) -> set[int]:
+        return set(self.processes()) - {self.pid}
+
+    def start(self) -> None:
+        super().start()  # worker 0 answers; the supervisor starts the others after it
+        deadline = time.monotonic() + 120
+        answered: set[int] = set()
+        with httpx.Client(headers={"Authorization": f"token {self.token}"}, timeout=10) as c:
+            while time.monotonic() < deadline:
+                workers = self.worker_pids()
+                if len(workers) == self.workers and workers <= answered:
+                    return
+                # a new connection per request, so that any worker accepting on the port may take it
+                r = c.get(f"{self.url}/hub/api/info", headers={"Connection": "close"})
+                if r.status_code == 200:
+                    answered.add(int(str(r.json()["replica"]).rsplit(":", 1)[1]))
+                if self.proc is not None and self.proc.poll() is not None:
+                    break
+        raise RuntimeError(
+            f"{self.label}: {len(answered & self.worker_pids())} of {self.workers} workers answered within 120 s: "
+            f"{(self.data / self.log_name).read_text()[-3000:]}"
+        )
 
 
 class JupyterHub(HubProcess):

@@ -45,7 +45,17 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
 import hubload  # noqa: E402
-from hubside import PAGED, Database, Hubkit, HubProcess, JupyterHub, commit, loadavg, versions  # noqa: E402
+from hubside import (  # noqa: E402
+    PAGED,
+    Database,
+    Hubkit,
+    HubProcess,
+    JupyterHub,
+    commit,
+    loadavg,
+    stop_all,
+    versions,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "api"
 DOCS = ROOT / "docs"
@@ -149,10 +159,7 @@ def run_db(kind: str, args: argparse.Namespace, meta: dict[str, Any]) -> dict[st
                 flush=True,
             )
     finally:
-        for hub in hubs.values():
-            hub.stop()
-        db.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_all(list(hubs.values()), db, tmp)
     return out
 
 
