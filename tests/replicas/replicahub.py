@@ -6,16 +6,19 @@ each one does is read from its log and from PostgreSQL's ``pg_locks``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hubkit.runtime.leases import DUTY_LOCKS, duty_key
-from hubkit.testing.processes import start_hub_port_zero, terminate
+from hubkit.testing.processes import cli_token, pid_alive, start_hub_port_zero, terminate
 
 DUTIES = ("adopt-and-reconcile-routes", "poll-servers", "cull-idle-servers")
 
@@ -55,6 +58,7 @@ class Replicas:
     tmp: Path
     db_url: str
     spawner: str = ""  # extra lines of [spawner.test]
+    spawn_limit: int = 0  # [spawner] concurrent_spawn_limit (0: none)
     members: list[Replica] = field(default_factory=list)
 
     def add(self, name: str) -> Replica:
@@ -73,6 +77,7 @@ log_level = "INFO"
 [spawner]
 backend = "test"
 poll_interval = 1
+concurrent_spawn_limit = {self.spawn_limit}
 
 [spawner.test]
 mode = "process"
@@ -111,6 +116,32 @@ timeout = 3600
     def stop_all(self) -> None:
         for rep in self.members:
             rep.stop()
+
+
+@contextlib.contextmanager
+def replica_pair(cluster: Any, tmp: Path, *, spawner: str = "", spawn_limit: int = 0) -> Iterator[Any]:
+    """Replicas a and b on a fresh database: b starts first, so it holds the singleton duties (the take-over of a
+    dead replica's spawns among them) and a drives the spawns a test sends it. Yields (replicas, a, b, database,
+    an admin token); stops both and the user servers they left."""
+    db = cluster.create_database()
+    reps = Replicas(tmp, cluster.url(db), spawner=spawner, spawn_limit=spawn_limit)
+    a, b = reps.add("a"), reps.add("b")
+    reps.upgrade()
+    try:
+        reps.start(b)
+        reps.start(a)
+        yield reps, a, b, db, cli_token(a.config, "boss")
+    finally:
+        reps.stop_all()
+        kill_user_servers(cluster, db)
+
+
+def kill_user_servers(cluster: Any, db: str) -> None:
+    """User servers outlive the hub by design: end those a test left (the test spawner records their pid)."""
+    out = cluster.psql("SELECT state->>'pid' FROM servers WHERE state->>'pid' IS NOT NULL", db)
+    for pid in (int(p) for p in out.split() if p.isdigit()):
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
 
 
 def duty_holders(cluster: Any, database: str) -> dict[str, list[str]]:

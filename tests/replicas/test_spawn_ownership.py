@@ -7,8 +7,6 @@ runs."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sys
 import threading
 import time
@@ -17,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from hubkit.testing.processes import cli_token, hub_api, pid_alive
+from hubkit.testing.processes import hub_api, pid_alive
 
 sys.path.append(str(Path(__file__).parent))  # unique module names; never shadow others
-from replicahub import Replica, Replicas, wait_for
+from replicahub import Replica, replica_pair, wait_for
 
 pytestmark = [pytest.mark.timeout(200)]
 START_DELAY = 5  # seconds the test spawner's start() takes: the window in which a replica dies or a stop arrives
@@ -75,26 +73,8 @@ def _owned_by(rep: Replica) -> str:
 
 @pytest.fixture
 def pair(postgres_cluster: Any, tmp_path: Path) -> Any:
-    db = postgres_cluster.create_database()
-    reps = Replicas(tmp_path, postgres_cluster.url(db), spawner=f"start_delay = {START_DELAY}")
-    a, b = reps.add("a"), reps.add("b")
-    reps.upgrade()
-    try:
-        reps.start(b)  # b first: it holds the singleton duties, a drives the spawns
-        reps.start(a)
-        token = cli_token(a.config, "boss")
-        yield reps, a, b, db, token
-    finally:
-        reps.stop_all()
-        _kill_user_servers(postgres_cluster, db)
-
-
-def _kill_user_servers(cluster: Any, db: str) -> None:
-    """User servers outlive the hub by design: end those the test left (the test spawner records their pid)."""
-    out = cluster.psql("SELECT state->>'pid' FROM servers WHERE state->>'pid' IS NOT NULL", db)
-    for pid in (int(p) for p in out.split() if p.isdigit()):
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
+    with replica_pair(postgres_cluster, tmp_path, spawner=f"start_delay = {START_DELAY}") as made:
+        yield made  # b holds the singleton duties, a drives the spawns
 
 
 def test_a_spawn_whose_replica_dies_is_failed_by_another_and_a_retry_works(pair: Any, postgres_cluster: Any) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..storage.changes import Change, ChangeFeed
+from ..storage.changes import NOT_CACHED, Change, ChangeFeed
 
 DEFAULT_SIZE = 20_000
 
@@ -104,11 +104,11 @@ class IdentityCache:
         self._by_tag.clear()
 
     def _changed(self, changes: frozenset[Change]) -> None:
-        if all(change.kind == "spawn" for change in changes):
-            return  # progress events: nothing here is built from them
+        if all(change.kind in NOT_CACHED for change in changes):
+            return  # progress events, the admission queue: nothing here is built from them
         self.epoch += 1
         for change in changes:
-            if change.kind == "spawn":
+            if change.kind in NOT_CACHED:
                 continue
             if change.key is None or change.kind == "group":
                 # every row of a kind, or a group (its members' identities list their groups): drop them all

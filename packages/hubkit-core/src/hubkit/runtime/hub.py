@@ -40,6 +40,8 @@ from ..spawn import adopt, poller, remote_stop
 from ..spawn.engine import SpawnEngine
 from ..spawn.owners import Owners, SoleOwner
 from ..spawn.parts import SpawnParts, SpawnPolicy
+from ..spawn.pg_queue import PgAdmission
+from ..spawn.queue import Admission
 from ..storage import migrate
 from ..storage.access import Storage
 from ..storage.crypt import CryptKeeper
@@ -94,6 +96,12 @@ def leadership_for(storage: Storage) -> tuple[Leadership, Owners]:
         return SoleProcess(), SoleOwner()
     leases = PgLeadership(storage.engine.url)
     return leases, leases
+
+
+def admission_for(storage: Storage, owners: Owners, limit: int) -> Admission | None:
+    """Replicas with a limit share one queue in the database (:mod:`~hubkit.spawn.pg_queue`); otherwise the engine
+    keeps its in-process queue (``None``)."""
+    return PgAdmission(storage, owners, limit) if owners.shared and limit > 0 else None
 
 
 @dataclass
@@ -164,6 +172,7 @@ class Hub:
             SpawnPolicy.from_settings(settings),
             storage,
             SpawnParts(backend=spawner, hooks=hooks, routes=routes, urls=urls, authenticator=authenticator),
+            admission=admission_for(storage, owners, settings.spawner.concurrent_spawn_limit),
             owners=owners,
         )
         if isinstance(leadership, PgLeadership):

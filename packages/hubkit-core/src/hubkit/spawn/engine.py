@@ -469,6 +469,7 @@ class SpawnEngine:
     async def close(self) -> None:
         """Stop driving spawns; user servers keep running and in-flight ones are adopted on next start."""
         await self.inflight.cancel_all()
+        await self.queue.close()
         await self.progress.close()
         if self._http is not None:
             await self._http.aclose()

@@ -8,8 +8,8 @@ Waiters do not poll: each awaits one future. A single reporter task, running onl
 recomputes every position at most every ``update_interval`` seconds and reports those that changed, so a
 thousand waiters cost one pass per interval rather than a thousand wake-ups per admission.
 
-The engine only sees the :class:`Admission` protocol: a queue shared by several hub processes (rows in the
-database, taken in order with ``SELECT ... FOR UPDATE SKIP LOCKED``) can replace this in-process one.
+The engine only sees the :class:`Admission` protocol: hub replicas on PostgreSQL share one queue in the database
+instead (:mod:`.pg_queue`); this in-process one serves a single hub process (SQLite) and hubs without a limit.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class Admission(Protocol):
     def slot(self, on_position: PositionCallback | None = None) -> AbstractAsyncContextManager[None]:
         """Hold a slot for the body; ``on_position(n)`` is awaited while waiting, with positions that only
         ever decrease."""
+        ...
+
+    async def close(self) -> None:
+        """The hub stops (every spawn was cancelled first): end any background task."""
         ...
 
 
@@ -110,6 +114,12 @@ class AdmissionQueue:
                     self._waiters.remove(w)
                 self._dirty = True
             raise
+
+    async def close(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporter
 
     async def _report(self) -> None:
         while self._waiters:

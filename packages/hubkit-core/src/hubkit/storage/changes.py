@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 # "client": the tokens an OAuth client (a user server) was given, keyed by the client's identifier;
-# "spawn": new progress events of a spawn, keyed by the spawn's id (staged by spawn.progress, not by capture)
-Kind = Literal["token", "user", "service", "group", "server", "client", "spawn"]
-KINDS: tuple[Kind, ...] = ("token", "user", "service", "group", "server", "client", "spawn")
+# "spawn": new progress events of a spawn, keyed by the spawn's id (staged by spawn.progress, not by capture);
+# "queue": the replicas' admission queue moved (staged by spawn.pg_queue, no key)
+Kind = Literal["token", "user", "service", "group", "server", "client", "spawn", "queue"]
+KINDS: tuple[Kind, ...] = ("token", "user", "service", "group", "server", "client", "spawn", "queue")
+NOT_CACHED: frozenset[Kind] = frozenset({"spawn", "queue"})  # kinds no cached caller is built from
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from .base import Base, metadata, table_of
 from .groups import Group, group_names_of, user_group
 from .jupyterhub import JupyterHubTokenHash
 from .oauth import OAuthClient, OAuthCode
+from .queue import QueueEntry
 from .servers import Server, ServerStatus
 from .services import Service
 from .spawns import Spawn, SpawnEvent
@@ -17,6 +18,7 @@ __all__ = [
     "JupyterHubTokenHash",
     "OAuthClient",
     "OAuthCode",
+    "QueueEntry",
     "Server",
     "ServerStatus",
     "Service",
