@@ -148,3 +148,31 @@ def test_a_stop_or_delete_on_another_replica_stops_the_spawn_where_it_runs(pair:
     wait_for("u2 ready", lambda: bool(_server(a, token, "u2").get("ready")), START_DELAY + 30)
     wait_for("u4 ready", lambda: bool(_server(b, token, "u4").get("ready")), START_DELAY + 30)
     assert _row(postgres_cluster, db, "u4")[1].endswith(_owned_by(a))  # a drives spawns again, as a new instance
+
+
+def test_spawns_of_a_dead_duty_holder_fail_with_replica_lost(postgres_cluster: Any, tmp_path: Path) -> None:
+    """The replica killed drove the spawns *and* held the duties: the other one takes the adoption duty and re-adopts
+    at once, before its take-over duty looks. The spawns still fail with ``replica-lost`` (found by the chaos test:
+    they were failed as "the hub restarted", which no hub did)."""
+    db = postgres_cluster.create_database()
+    reps = Replicas(tmp_path, postgres_cluster.url(db), spawner=f"start_delay = {START_DELAY}")
+    a, b = reps.add("a"), reps.add("b")
+    reps.upgrade()
+    users = ["d1", "d2", "d3"]
+    try:
+        reps.start(a)  # a first: it holds every duty and drives the spawns
+        wait_for("a holds the adoption duty", lambda: a.holds("adopt-and-reconcile-routes"), 30)
+        reps.start(b)
+        token = cli_token(a.config, "boss")
+        assert hub_api(a.port, token, "POST", "/users", {"usernames": users}).status_code == 201
+        for user in users:
+            _start_in_background(a, token, user, postgres_cluster, db)
+        a.kill9()
+        for user in users:
+            wait_for(f"{user}'s spawn is failed", lambda u=user: _last_spawn(postgres_cluster, db, u)[0] != "", 15)
+            assert _last_spawn(postgres_cluster, db, user)[:2] == ("failed", "replica-lost"), user
+            assert _row(postgres_cluster, db, user) == ("stopped", "")
+        assert b.holds("adopt-and-reconcile-routes")
+    finally:
+        reps.stop_all()
+        _kill_user_servers(postgres_cluster, db)

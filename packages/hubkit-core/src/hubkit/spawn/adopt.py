@@ -154,7 +154,9 @@ async def adopt_all(sp: Spawning, report: AdoptReport) -> AdoptReport:
     t0 = loop.time()
     try:
         rows = [r for r in await live_servers(sp, LIVE) if await _ours_to_finish(sp, r)]
-        await bounded_each(rows, lambda r: adopt_one(sp, r, report), sp.policy.config.adopt_concurrency)
+        await bounded_each(
+            rows, lambda r: adopt_one(sp, r, report, _cause(sp, r)), sp.policy.config.adopt_concurrency
+        )
         report.seconds = loop.time() - t0
         log.info(
             "adopted %d servers, cleaned %d, %d errors in %.2f s",
@@ -195,6 +197,12 @@ async def reconcile_orphans(sp: Spawning, report: AdoptReport) -> None:
             len(result.reported),
             ", ".join(result.reported),
         )
+
+
+def _cause(sp: Spawning, row: LiveRow) -> Cause:
+    """With replicas, a spawn in flight found by adoption belonged to a replica that died (adoption runs when its
+    duty moves, not only after a restart): users read ``replica-lost``, as when the take-over duty finds it."""
+    return REPLICA_LOST if sp.owners.shared and row[1].status in TRANSIENT else RESTART
 
 
 async def _ours_to_finish(sp: Spawning, row: LiveRow) -> bool:
