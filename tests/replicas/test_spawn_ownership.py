@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from hubkit.testing.processes import hub_api, pid_alive
+from hubkit.testing.processes import cli_token, hub_api, pid_alive
 
 sys.path.append(str(Path(__file__).parent))  # unique module names; never shadow others
-from replicahub import Replica, replica_pair, wait_for
+from replicahub import Replica, Replicas, kill_user_servers, replica_pair, wait_for
 
 pytestmark = [pytest.mark.timeout(200)]
 START_DELAY = 5  # seconds the test spawner's start() takes: the window in which a replica dies or a stop arrives
@@ -175,4 +175,4 @@ def test_spawns_of_a_dead_duty_holder_fail_with_replica_lost(postgres_cluster: A
         assert b.holds("adopt-and-reconcile-routes")
     finally:
         reps.stop_all()
-        _kill_user_servers(postgres_cluster, db)
+        kill_user_servers(postgres_cluster, db)
