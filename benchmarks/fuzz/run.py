@@ -8,7 +8,9 @@ count could not be read; a config service's token cannot be. The fuzzer knows on
 
     python benchmarks/fuzz/run.py --max-examples 700 [--seed N] [--workers N]
 
-Writes benchmarks/results/fuzz/<UTC time>.json and prints a summary computed from it.
+Writes benchmarks/results/fuzz/<UTC time>.json, prints a summary computed from it and writes it into
+docs/benchmarks.md (between ``<!-- fuzz:begin -->`` and ``<!-- fuzz:end -->``); ``--docs-from FILE`` rewrites that
+section from a kept result.
 """
 
 from __future__ import annotations
@@ -44,13 +46,86 @@ def hub_answers(hub: HardHub, token: str) -> dict[str, int]:
     return counts
 
 
+GOAL_REQUESTS = 50_000  # issue 12: 0 x 5xx and 0 schema violations in at least this many requests
+
+
+def docs_section(result: dict[str, object], path: Path) -> str:
+    """The docs section, every sentence computed from ``result``."""
+    n = int(result["hub_requests"])  # type: ignore[call-overload]
+    fivexx = int(result["hub_5xx"])  # type: ignore[call-overload]
+    failures: dict[str, int] = result["failures"]  # type: ignore[assignment]
+    violations = sum(failures.values())
+    met = n >= GOAL_REQUESTS and fivexx == 0 and violations == 0
+    codes: dict[str, int] = result["hub_answers_by_status"]  # type: ignore[assignment]
+    load = result.get("loadavg_before") or [0.0]
+    load_after = result.get("loadavg_after") or [0.0]
+    lines = [
+        "<!-- fuzz:begin -->",
+        "## REST API under schemathesis (issue 12)",
+        "",
+        f"Run `{path.name}`, commit `{result['commit']}`, `benchmarks/fuzz/run.py --max-examples "
+        f"{result['max_examples']} --seed {result['seed']} --workers {result.get('workers', 1)}` (this section is "
+        "written by it): every schemathesis check but the excluded ones "
+        f"({', '.join(result.get('excluded_checks') or [])}), positive and negative data, stateful links, against a "
+        f"real hub behind hubkit-proxy on SQLite, calling as {result.get('caller') or 'the admin user boss (a token)'}; "
+        "the hub itself counted what it answered "
+        f"(`/hub/metrics`). {result['cores']} CPUs, load average {load[0]:.1f} at the start and "  # type: ignore[index]
+        f"{load_after[0]:.1f} at the end, {float(result['wall_seconds']) / 60:.0f} minutes.",  # type: ignore[index,arg-type]
+        "",
+        "| measured | result |",
+        "| --- | --- |",
+        f"| requests the hub answered | {n:,} ({result['cases_generated']:,} schemathesis cases) |",
+        f"| of which 5xx | {fivexx} |",
+        f"| failed checks (schema violations, accepted bad requests, ...) | {violations}"
+        + (f": {', '.join(f'{k} x{v}' for k, v in failures.items())}" if failures else "")
+        + " |",
+        f"| tracebacks in the hub's log | {result['hub_tracebacks_logged']} |",
+        "| answers by status | " + ", ".join(f"{c}: {k:,}" for c, k in sorted(codes.items())) + " |",
+        "",
+        f"Goal: 0 x 5xx and 0 schema violations in at least {GOAL_REQUESTS:,} requests: "
+        + (
+            "**met**."
+            if met
+            else "**not met** ("
+            + "; ".join(
+                x
+                for x in (
+                    f"{n:,} requests" if n < GOAL_REQUESTS else "",
+                    f"{fivexx} x 5xx" if fivexx else "",
+                    f"{violations} failed checks" if violations else "",
+                )
+                if x
+            )
+            + ")."
+        ),
+        "<!-- fuzz:end -->",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(result: dict[str, object], path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from record import write_section
+
+    write_section(
+        ROOT / "docs" / "benchmarks.md",
+        "<!-- fuzz:begin -->",
+        "<!-- fuzz:end -->",
+        docs_section(result, path),
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--docs-from", type=Path, help="only rewrite the docs section from this kept result")
     ap.add_argument("--max-examples", type=int, default=700)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     ap.add_argument("--db", choices=["sqlite"], default="sqlite")
     ap.add_argument("--workers", type=int, default=1, help="schemathesis workers (concurrent requests)")
     args = ap.parse_args()
+    if args.docs_from:
+        write_docs(json.loads(args.docs_from.read_text()), args.docs_from)
+        return 0
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -136,6 +211,7 @@ def main() -> int:
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / f"{result['when'].replace(':', '')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
+    write_docs(result, path)
     print(
         f"{result['hub_requests']} requests answered by the hub in {wall:.0f} s "
         f"({result['cases_generated']} schemathesis cases, seed {args.seed}, commit {commit}); "
