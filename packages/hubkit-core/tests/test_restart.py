@@ -140,7 +140,8 @@ def test_kill_9_and_restart(tmp_path):
             proc.wait(10)
         assert all(pid_alive(p) for p in pids), "kill -9 of the hub took servers down"
 
-        # start again: answers within 2 s, re-adopts all 20 and re-adds their routes
+        # start again: answers, re-adopts all 20 and re-adds their routes. How fast is a benchmark's question
+        # (benchmarks/core: a restarted hub answering); printed here for whoever reads the log
         log2 = tmp_path / "hub2.log"
         proc, answered = start(log2, learn=False)
         try:
@@ -149,10 +150,6 @@ def test_kill_9_and_restart(tmp_path):
             print(
                 f"hub answered /hub/health {answered:.2f} s after its start ({cpu:.2f} s CPU, load {load:.1f})"
             )
-            if load <= 2 * (os.cpu_count() or 1):
-                assert answered < 2.0
-            else:  # an oversubscribed machine stretches wall time; the hub's own work must still fit in 2 s
-                assert cpu < 2.0
             text = wait_log(log2, f"adopted {N} servers, cleaned 0, 0 errors")
             assert "Traceback" not in text
             # and the proxy table, as the hub's API reports it, routes every server to its address

@@ -17,11 +17,12 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\no
 
 
 def _read_head(conn: socket.socket) -> bytes:
+    """A whole request head, or b"" at the end of the connection (a body left unread does not count as one)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(4096)
         if not chunk:
-            return data
+            return b""
         data += chunk
     return data
 
@@ -29,7 +30,8 @@ def _read_head(conn: socket.socket) -> bytes:
 @pytest.fixture
 def resetting_server() -> Iterator[tuple[int, list[str]]]:
     """Answers the first request on a connection, then resets that connection when the second one arrives
-    (SO_LINGER 0: the kernel sends RST); every new connection is answered the same way."""
+    (SO_LINGER 0: the kernel sends RST); every new connection is answered the same way. Bodies are not read: a
+    body that arrives apart from its head is then what the next read sees, and it is no request."""
     srv = socket.create_server(("127.0.0.1", 0))
     seen: list[str] = []
     stop = threading.Event()
