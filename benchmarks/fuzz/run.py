@@ -39,7 +39,8 @@ def hub_answers(hub: HardHub, token: str) -> dict[str, int]:
     """Requests the hub answered, by status code, from its own Prometheus histogram."""
     text = httpx.get(f"{hub.url}/hub/metrics", headers={"Authorization": f"token {token}"}, timeout=30).text
     counts: dict[str, int] = {}
-    for m in re.finditer(r"^hubkit_request_duration_seconds_count\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
+    # greedy: route labels are templates with braces ("/hub/api/users/{name}")
+    for m in re.finditer(r"^hubkit_request_duration_seconds_count\{(.*)\} ([0-9.e+]+)$", text, re.M):
         code = re.search(r'code="(\d+)"', m.group(1))
         if code:
             counts[code.group(1)] = counts.get(code.group(1), 0) + int(float(m.group(2)))
@@ -75,7 +76,8 @@ def docs_section(result: dict[str, object], path: Path) -> str:
         "| measured | result |",
         "| --- | --- |",
         f"| requests the hub answered | {n:,} ({result['cases_generated']:,} schemathesis cases) |",
-        f"| of which 5xx | {fivexx} |",
+        f"| of which 5xx (the hub's count) | {fivexx} |",
+        f"| schemathesis' exit status (its server-error check runs on every response) | {result['schemathesis_exit']} |",
         f"| failed checks (schema violations, accepted bad requests, ...) | {violations}"
         + (f": {', '.join(f'{k} x{v}' for k, v in failures.items())}" if failures else "")
         + " |",
@@ -98,6 +100,7 @@ def docs_section(result: dict[str, object], path: Path) -> str:
             )
             + ")."
         ),
+        *([f"Note kept with the result: {result['note']}"] if result.get("note") else []),
         "<!-- fuzz:end -->",
     ]
     return "\n".join(lines)
