@@ -384,7 +384,7 @@ def _check(hub: ChaosHub, cluster: Any, db: str, seen: Seen, kills: list[Kill]) 
     assert asyncio.run(through_proxy()) == []
 
     if unfinished or seen.gave_up:
-        # KNOWN BUG (seen in 1 of the 2 runs of this test as it stands, not fixed yet): spawns left without an outcome while their server row
+        # KNOWN BUG (seen in 1 of the 3 runs of this test as it stands, not fixed yet): spawns left without an outcome while their server row
         # is no longer transient, and users whose server stayed pending over SETTLE s; every invariant above
         # (0 lost, 0 duplicated, 0 orphans, 0 transient rows, routes) held in that run. Suspected: a take-over
         # finishes a dead replica's spawn in two transactions (server torn down, then the spawn failed:
