@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import anyio
 import pytest
 from hubkit.errors import LimitReached
 from hubkit.interfaces import Phase
@@ -98,3 +100,45 @@ async def test_consecutive_failure_guard(hub_factory, tmp_path, make_user=None):
         assert await hub.spawns.wait(sid, 10) == "failed"
     with pytest.raises(LimitReached, match="2 failed spawns in a row"):
         await hub.spawns.request_start("g3")
+
+
+async def test_killed_while_recording_a_failure_leaves_nothing_open(hub_factory, tmp_path, monkeypatch):
+    """A process that dies while it records a failed spawn (here: the failure's write raises) must leave either
+    both the reset server and the spawn's outcome, or neither: the next hub (or, with replicas, the take-over)
+    finishes a server still in a transient state, but nothing ever finishes a spawn beside a stopped server.
+    The spawn's task is stopped at that write (cancelled, as nothing after a kill runs either)."""
+    from hubkit.storage.orm import User
+
+    settings = make_settings(tmp_path / "h", spawner={"stand-in": {"mode": "process"}})
+    hub1 = await hub_factory(settings)
+    async with hub1.db() as s:
+        s.add(User(name="dies", cookie_id="c"))
+        await s.commit()
+    store = hub1.spawns.progress
+    real_add = store.add
+
+    async def add(s, spawn_id, event):
+        if event.phase is Phase.FAILED:
+            raise asyncio.CancelledError  # the process died here
+        return await real_add(s, spawn_id, event)
+
+    monkeypatch.setattr(store, "add", add)
+    spawn_id = await hub1.spawns.request_start("dies", "", {"behaviour": "raise"})
+    for _ in range(400):  # the spawn task ends (with the simulated death) within a few seconds
+        if not hub1.spawns.inflight.is_live(spawn_id):
+            break
+        await anyio.sleep(0.05)
+    assert not hub1.spawns.inflight.is_live(spawn_id)
+    await hub1.stop()
+    async with hub1.db() as s:
+        srv = (await s.execute(select(Server))).scalar_one()
+        spawn = await s.get(Spawn, spawn_id)
+    assert spawn.outcome is None and srv.status != ServerStatus.STOPPED, "rolled back together"
+
+    hub2 = await hub_factory(settings)
+    await hub2.adoption.done.wait()
+    assert await hub2.spawns.wait(spawn_id, 1) == "failed"
+    async with hub2.db() as s:
+        assert (await s.execute(select(Server.status))).scalar_one() == ServerStatus.STOPPED
+    events = [ev async for _s, ev in hub2.spawns.events(spawn_id)]
+    assert events[-1].reason_code == "hub-restarted"

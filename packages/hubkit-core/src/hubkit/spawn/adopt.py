@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..interfaces import KnownServer, Phase, ProgressEvent, ReconcileReport
 from ..routing.reconcile import server_route
@@ -55,23 +57,28 @@ RESTART = Cause("hub-restarted", "the hub restarted")
 REPLICA_LOST = Cause("replica-lost", "the hub replica running this spawn stopped")
 
 
-async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str, code: str = RESTART.code) -> None:
-    if spawn_id is None:
-        return
-    async with sp.storage.tx() as s:
+def _abandon(sp: Spawning, spawn_id: int | None, message: str, code: str) -> Callable[[AsyncSession], Awaitable[None]]:
+    """Fail a spawn that is still open, inside the caller's transaction (see :func:`.stopping.teardown`)."""
+
+    async def write(s: AsyncSession) -> None:
+        if spawn_id is None:
+            return
         res = await s.execute(
             update(Spawn)
             .where(Spawn.id == spawn_id, Spawn.outcome.is_(None))
-            .values(
-                outcome="failed", reason_code=code, message=message, finished=datetime.now(UTC)
-            )
+            .values(outcome="failed", reason_code=code, message=message, finished=datetime.now(UTC))
         )
         if res.rowcount:  # type: ignore[attr-defined]
             await sp.progress.add(
-                s,
-                spawn_id,
-                ProgressEvent(Phase.FAILED, f"Spawn failed: {message}", 100, reason_code=code),
+                s, spawn_id, ProgressEvent(Phase.FAILED, f"Spawn failed: {message}", 100, reason_code=code)
             )
+
+    return write
+
+
+async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str, code: str) -> None:
+    async with sp.storage.tx() as s:
+        await _abandon(sp, spawn_id, message, code)(s)
         await s.commit()
 
 
@@ -93,13 +100,13 @@ async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport, cause: Caus
         return
     try:
         if status == ServerStatus.QUEUED:
-            await teardown(sp, server_id, None, {}, stop_backend=False)
-            await _abandon_spawn(sp, spawn_id, f"{cause.restart} while this spawn was queued; start again", cause.code)
+            why = f"{cause.restart} while this spawn was queued; start again"
+            await teardown(sp, server_id, None, {}, stop_backend=False, also=_abandon(sp, spawn_id, why, cause.code))
             report.cleaned.append(name)
             return
         if status == ServerStatus.STOPPING or (status == ServerStatus.STARTING and not url):
-            await teardown(sp, server_id, spec, state, stop_backend=True)
-            await _abandon_spawn(sp, spawn_id, f"{cause.restart} during this spawn; start again", cause.code)
+            why = f"{cause.restart} during this spawn; start again"
+            await teardown(sp, server_id, spec, state, stop_backend=True, also=_abandon(sp, spawn_id, why, cause.code))
             report.cleaned.append(name)
             return
         async with asyncio.timeout(sp.policy.config.http_timeout):
@@ -228,20 +235,30 @@ async def take_over_once(sp: Spawning, report: AdoptReport) -> int:
             )
         ).all()
     alive: dict[str | None, bool] = {}
-    taken = 0
-    for server_id, status, owner in rows:
-        if owner not in alive:
-            alive[owner] = await sp.owners.owner_alive(owner)
-        if alive[owner] or not await claim(sp, server_id, status, owner):
-            continue
+    for owner in {row[2] for row in rows}:
+        alive[owner] = await sp.owners.owner_alive(owner)
+    taken: list[int] = []
+
+    async def finish(row: tuple[int, ServerStatus, str | None]) -> None:
+        server_id, status, owner = row
+        if not await claim(sp, server_id, status, owner):
+            return
         found = await live_servers(sp, (status,), ids=[server_id])
         if not found:
-            continue
-        log.warning("server %s: its replica %s died during a %s; finishing it here", found[0][0].full_name, owner,
-                    "stop" if status == ServerStatus.STOPPING else "spawn")
+            return
+        log.warning(
+            "server %s: its replica %s died during a %s; finishing it here",
+            found[0][0].full_name,
+            owner,
+            "stop" if status == ServerStatus.STOPPING else "spawn",
+        )
         await adopt_one(sp, found[0], report, REPLICA_LOST)
-        taken += 1
-    return taken
+        taken.append(server_id)
+
+    # a dead replica leaves up to concurrent_spawn_limit rows: finished side by side, as adoption does
+    dead = [(r[0], ServerStatus(r[1]), r[2]) for r in rows if not alive[r[2]]]
+    await bounded_each(dead, finish, sp.policy.config.adopt_concurrency)
+    return len(taken)
 
 
 async def take_over_forever(sp: Spawning, interval: float = 1.0) -> None:

@@ -372,9 +372,10 @@ class SpawnEngine:
         code: str,
         message: str,
     ) -> None:
-        """Undo everything, then record and publish the failure."""
+        """Undo everything and record the failure in the transaction that resets the row, then publish it."""
         sp = self.sp
         tail: list[str] = []
+        state: JSONDict = {}
         if started and spec is not None:
             state = await stored_state(sp, server_id) or ctx.state
             try:
@@ -382,14 +383,20 @@ class SpawnEngine:
                     tail = await sp.parts.backend.log_tail(spec, state, 20)
             except Exception:
                 tail = []
-            await teardown(sp, server_id, spec, state, stop_backend=True)
-        else:
-            await teardown(sp, server_id, spec, {}, stop_backend=False)
         sp.guard.record(False)
-        async with sp.storage.tx() as s:
-            await s.execute(
+        event = ProgressEvent(
+            Phase.FAILED,
+            f"Spawn failed: {message}",
+            progress=100,
+            reason_code=code,
+            detail={"log_tail": tail} if tail else {},
+        )
+        seqs: list[int] = []
+
+        async def record(s: AsyncSession) -> None:
+            ended = await s.execute(
                 update(Spawn)
-                .where(Spawn.id == spawn_id)
+                .where(Spawn.id == spawn_id, Spawn.outcome.is_(None))
                 .values(
                     outcome="cancelled" if code == "cancelled" else "failed",
                     reason_code=code,
@@ -397,20 +404,17 @@ class SpawnEngine:
                     finished=_now(),
                 )
             )
+            if not ended.rowcount:  # type: ignore[attr-defined]
+                return  # another replica finished it (this one lost the row)
             if spec is not None and spec.user.id is not None:
                 await s.execute(
                     update(User).where(User.id == spec.user.id).values(spawn_failures=User.spawn_failures + 1)
                 )
-            event = ProgressEvent(
-                Phase.FAILED,
-                f"Spawn failed: {message}",
-                progress=100,
-                reason_code=code,
-                detail={"log_tail": tail} if tail else {},
-            )
-            seq = await self.progress.add(s, spawn_id, event)
-            await s.commit()
-        self.progress.publish(spawn_id, seq, event)
+            seqs.append(await self.progress.add(s, spawn_id, event))
+
+        await teardown(sp, server_id, spec, state, stop_backend=started and spec is not None, also=record)
+        if seqs:
+            self.progress.publish(spawn_id, seqs[0], event)
         sp.inflight.finish(spawn_id, "failed")
 
     # ---------------------------------------------------------------------------------------------- stop

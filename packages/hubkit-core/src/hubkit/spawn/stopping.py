@@ -1,15 +1,19 @@
 """Stopping a server, and the teardown shared by stops, failed spawns, dead servers and adoption.
 
 Order: route out, backend stopped, credentials revoked, row reset (or deleted). Errors are logged, not raised:
-a half-torn-down server is worse than a logged failure.
+a half-torn-down server is worse than a logged failure. A spawn that ends with the teardown (failed, cancelled,
+abandoned) gets its outcome in the same transaction as the row's reset: a process killed between two writes
+would leave the spawn open beside a stopped server, and nothing would ever finish it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..interfaces import ExitStatus, JSONDict, ServerSpec
 from ..storage.orm import Server, ServerStatus
@@ -29,7 +33,9 @@ async def teardown(
     *,
     stop_backend: bool,
     remove: bool = False,
+    also: Callable[[AsyncSession], Awaitable[None]] | None = None,
 ) -> None:
+    """``also`` writes in the transaction that resets the row (the spawn's outcome)."""
     if spec is not None:
         routespec = sp.parts.urls.routespec(spec.user.name, spec.server_name)
         try:
@@ -49,6 +55,8 @@ async def teardown(
                 .values(status=ServerStatus.STOPPED, state={}, url=None, lease_owner=None)
                 .execution_options(synchronize_session=False)
             )
+        if also is not None:
+            await also(s)
         await s.commit()
 
 
