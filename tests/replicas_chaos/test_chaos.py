@@ -46,7 +46,10 @@ KILL_EVERY = 4.0  # seconds from a replica being up again to the next kill
 ATTEMPTS = 6  # start attempts per user
 SETTLE = 90.0  # seconds a client watches a pending server before giving up
 CLIENTS_DEADLINE = 260.0  # seconds for the whole storm
-ERROR_BOUND = 0.2  # sane bound: client-visible errors per user
+# a client-visible error must come from a kill: a request in flight on the killed replica (a start waits up to
+# 10 s for its server, so with a queue most starts are in flight), or sent to it before the proxy's health probe
+# (every 250 ms) marked it down; seconds from the kill to the answer, generous for a loaded machine
+ERROR_WINDOW = 5.0
 
 
 @dataclass
@@ -248,10 +251,21 @@ def _report(seen: Seen, kills: list[Kill]) -> None:
         print(
             f"  kill {i + 1} at {k.at:5.1f}s of {k.victim} (held {k.held_duties} duty leases; up again "
             f"{k.restart_s:.1f}s later): {len(errs)} errors {dict(Counter(e[2] for e in errs))}; "
-            f"{len(fails)} failed spawns {dict(Counter(f[2].split(':', 1)[0] for f in fails))}"
+            f"{len(fails)} failed spawns {dict(Counter(f[2].split(':', 1)[0] for f in fails))}; "
+            f"latest error {max((e[0] - k.at for e in errs), default=0.0):.2f}s after the kill"
         )
     for _, user, reason in seen.failures[:10]:
         print(f"  e.g. {user}: {reason}")
+
+
+def _lag(at: float, kills: list[Kill]) -> float:
+    """Seconds from the latest kill before ``at`` (infinite before the first)."""
+    before = [k.at for k in kills if k.at <= at]
+    return at - max(before) if before else float("inf")
+
+
+def not_from_a_kill(seen: Seen, kills: list[Kill]) -> list[tuple[float, str, str]]:
+    return [e for e in seen.errors if _lag(e[0], kills) > ERROR_WINDOW]
 
 
 def _kill_servers(data_dir: Path) -> None:
@@ -389,6 +403,6 @@ def _check(hub: ChaosHub, cluster: Any, db: str, seen: Seen, kills: list[Kill]) 
     assert seen.gave_up == {}, seen.gave_up
     assert len(seen.ready) == USERS
 
-    # the sane bound on client-visible errors (the figures are printed above)
-    assert len(seen.errors) <= ERROR_BOUND * USERS, Counter(e[2] for e in seen.errors)
+    # every client-visible error came from a kill (the figures per kill are printed above)
+    assert not_from_a_kill(seen, kills) == []
 
