@@ -62,14 +62,15 @@ def test_workers_refuse_sqlite(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "hubkit-proxy.pid").exists()  # refused before anything started
 
 
-def _answering_pids(public: int, token: str, requests: int = 40) -> tuple[set[int], int]:
-    """The pids of the workers that answered ``requests`` GETs through the proxy (8 at a time, so the proxy opens
-    several connections to the hub), and how many requests failed."""
+def _answering_pids(port: int, token: str, requests: int = 40) -> tuple[set[int], int]:
+    """The pids of the workers that answered ``requests`` GETs at ``port`` (8 at a time, a new connection each), and
+    how many requests failed. At the hub's port each connection goes to the worker the kernel picks; through the
+    proxy, its pool may carry every request over the one or two connections it keeps to the hub."""
 
     def one(_: int) -> int | None:
         try:
             r = httpx.get(
-                f"http://127.0.0.1:{public}/hub/api/info", headers={"Authorization": f"token {token}"}, timeout=10
+                f"http://127.0.0.1:{port}/hub/api/info", headers={"Authorization": f"token {token}"}, timeout=10
             )
         except httpx.TransportError:
             return None
@@ -121,7 +122,7 @@ def test_workers_serve_survive_a_kill_9_and_stop_on_sigterm(postgres_cluster: An
 
         seen: set[int] = set()
         for _ in range(10):  # which worker accepts a connection is the kernel's choice: a few rounds at most
-            pids, failed = _answering_pids(ports["port"], token)
+            pids, failed = _answering_pids(ports["hub_port"], token)
             assert failed == 0
             seen |= pids
             if len(seen) > 1:
@@ -139,7 +140,9 @@ def test_workers_serve_survive_a_kill_9_and_stop_on_sigterm(postgres_cluster: An
         assert "restarting it" in log.read_text()
         replaced = _workers(parent)
         assert victim not in replaced and len(replaced & workers) == WORKERS - 1
-        pids, failed = _answering_pids(ports["port"], token)
+        pids, failed = _answering_pids(ports["port"], token)  # the proxy, re-connected to the workers left
+        assert failed == 0 and pids <= replaced
+        pids, failed = _answering_pids(ports["hub_port"], token)
         assert failed == 0 and pids <= replaced
 
         parent.send_signal(signal.SIGTERM)
