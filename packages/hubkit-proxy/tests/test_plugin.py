@@ -360,7 +360,9 @@ async def test_replicas_share_the_table(
         await plugin.shutdown()
 
 
-async def test_restarted_hubkit_proxy_has_routes_within_a_second(tmp_path: Path, backend: Backend) -> None:
+async def test_restarted_hubkit_proxy_has_its_routes_when_it_is_back(tmp_path: Path, backend: Backend) -> None:
+    """Its journal, not a reconcile, restores the routes: all there the moment ``ensure_running`` returns (how
+    soon that is: benchmarks/proxy, the restart rows)."""
     b = build("hubkit-proxy", tmp_path, backend)
     await b.startup()
     try:
@@ -370,13 +372,9 @@ async def test_restarted_hubkit_proxy_has_routes_within_a_second(tmp_path: Path,
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.1)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
         await b.ensure_running()
         routes = await b.get_routes()
-        elapsed = loop.time() - t0
         assert len(routes) == 200
-        assert elapsed < 1.0, f"routes back after {elapsed:.2f}s"
     finally:
         await b.shutdown()
         b.stop_proxy()
