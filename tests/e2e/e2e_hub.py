@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hubkit.testing.processes import answers, start_hub_process
+from hubkit.testing.processes import answers, popen_hub, start_hub_process
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "examples" / "demo" / "hubkit.toml"
@@ -118,15 +118,7 @@ class Hub:
         )
 
     def _launch(self) -> subprocess.Popen[bytes]:
-        with (self.data_dir / "hub.log").open("ab") as log:
-            return subprocess.Popen(
-                [str(BIN / "hubkit"), "-f", str(self.config_path)],
-                cwd=self.data_dir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return popen_hub(self.config_path, self.data_dir / "hub.log", self.env, cwd=self.data_dir, new_session=True)
 
     def log(self) -> str:
         p = self.data_dir / "hub.log"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hubkit.testing.processes import answers, start_hub_process
+from hubkit.testing.processes import answers, popen_hub, start_hub_process
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -133,15 +133,8 @@ class ServicesHub:
         again while another program's connection holds one for a moment."""
 
         def launch() -> subprocess.Popen[bytes]:
-            with (self.data_dir / "hub.log").open("ab") as log:
-                return subprocess.Popen(
-                    [str(BIN / "hubkit"), "-f", str(self.config_path)],
-                    cwd=self.data_dir,
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            log = self.data_dir / "hub.log"
+            return popen_hub(self.config_path, log, self.env, cwd=self.data_dir, new_session=True)
 
         self.proc = start_hub_process(
             launch,

@@ -175,19 +175,33 @@ def retry_on_address_in_use(start: Callable[[], T], output: Callable[[], str], a
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def popen_hub(
+    config: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+    new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """``hubkit -f config`` (this interpreter's), its output appended to ``log``; ``env`` over this process's.
+    ``new_session``: a group of its own, so a test can kill the hub without signalling itself."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hubkit.cli", "-f", str(config)],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=new_session,
+        )
+
+
 def start_hub_cli(
     config: Path, log: Path, env: Mapping[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], float]:
     """Start ``hubkit -f config`` writing to ``log``; returns the process and its monotonic start time."""
     t0 = time.monotonic()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hubkit.cli", "-f", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-    return proc, t0
+    return popen_hub(config, log, env), t0
 
 
 def launch_hub_cli(
