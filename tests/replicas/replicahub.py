@@ -59,6 +59,8 @@ class Replicas:
     db_url: str
     spawner: str = ""  # extra lines of [spawner.test]
     spawn_limit: int = 0  # [spawner] concurrent_spawn_limit (0: none)
+    hub: str = ""  # extra lines of [hub]
+    auth: str = ""  # an [auth] section and its own (the default: dummy, any password)
     members: list[Replica] = field(default_factory=list)
 
     def add(self, name: str) -> Replica:
@@ -73,6 +75,8 @@ data_dir = "{data}"
 db_url = "{self.db_url}"
 admin_users = ["boss"]
 log_level = "INFO"
+{self.hub}
+{self.auth}
 
 [spawner]
 backend = "test"
@@ -119,12 +123,14 @@ timeout = 3600
 
 
 @contextlib.contextmanager
-def replica_pair(cluster: Any, tmp: Path, *, spawner: str = "", spawn_limit: int = 0) -> Iterator[Any]:
+def replica_pair(
+    cluster: Any, tmp: Path, *, spawner: str = "", spawn_limit: int = 0, hub: str = "", auth: str = ""
+) -> Iterator[Any]:
     """Replicas a and b on a fresh database: b starts first, so it holds the singleton duties (the take-over of a
     dead replica's spawns among them) and a drives the spawns a test sends it. Yields (replicas, a, b, database,
     an admin token); stops both and the user servers they left."""
     db = cluster.create_database()
-    reps = Replicas(tmp, cluster.url(db), spawner=spawner, spawn_limit=spawn_limit)
+    reps = Replicas(tmp, cluster.url(db), spawner=spawner, spawn_limit=spawn_limit, hub=hub, auth=auth)
     a, b = reps.add("a"), reps.add("b")
     reps.upgrade()
     try:

@@ -10,8 +10,9 @@ fresh address for every guess.
 An attempt is counted *before* the password is checked (and taken back if it succeeds), so guesses sent in
 parallel, which would all be checked before any failure was recorded, count as they arrive.
 
-State is kept **in process memory** (timestamp deques): cheap, no DB writes on the login path, lost on restart.
-With N hub processes each keeps its own counts; that is documented in docs/security.md.
+:class:`LoginRateLimiter` keeps its counts **in process memory** (timestamp deques): cheap, no DB writes on the
+login path, lost on restart: the limiter of a single hub process. Hub replicas count together in the database
+(:mod:`.pg_ratelimit`), with the same rules; the login service sees either through :class:`LoginLimiter`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ import ipaddress
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class LoginLimiter(Protocol):
+    """What the login service asks of a limiter."""
+
+    async def attempt(self, user: str, addr: str) -> float:
+        """Count an attempt of ``addr`` at ``user`` before its password is checked: 0 when it may go ahead, else
+        the seconds until it may (nothing counted then)."""
+        ...
+
+    async def passed(self, user: str, addr: str) -> None:
+        """The attempt logged in: the (user, address) count starts again, the address's count gets it back."""
+        ...
 
 
 def bucket_address(addr: str) -> str:
@@ -79,6 +94,15 @@ class LoginRateLimiter:
                 self._fails.pop(k, None)
         for key, _limit in self._keys(user, addr):
             self._fails.setdefault(key, deque()).append(now)
+
+    async def attempt(self, user: str, addr: str) -> float:
+        wait = self.retry_after(user, addr)
+        if wait <= 0:
+            self.failed(user, addr)
+        return wait
+
+    async def passed(self, user: str, addr: str) -> None:
+        self.succeeded(user, addr)
 
     def succeeded(self, user: str, addr: str) -> None:
         """A login went through: its (user, address) count starts again, and the attempt that was counted in

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..auth import forwarded
 from ..auth.cache import IdentityCache
-from ..auth.ratelimit import LoginRateLimiter
+from ..auth.pg_ratelimit import SharedLoginRateLimiter
+from ..auth.ratelimit import LoginLimiter, LoginRateLimiter
 from ..builtin.allow_list import AllowList
 from ..config.models import Settings
 from ..errors import HubkitError, PluginError
@@ -102,6 +103,17 @@ def admission_for(storage: Storage, owners: Owners, limit: int) -> Admission | N
     """Replicas with a limit share one queue in the database (:mod:`~hubkit.spawn.pg_queue`); otherwise the engine
     keeps its in-process queue (``None``)."""
     return PgAdmission(storage, owners, limit) if owners.shared and limit > 0 else None
+
+
+def limiter_for(storage: Storage, owners: Owners, settings: Settings) -> LoginLimiter:
+    """Replicas count failed logins together in the database (:mod:`~hubkit.auth.pg_ratelimit`); a single hub
+    process in its memory."""
+    h = settings.hub
+    if owners.shared:
+        return SharedLoginRateLimiter(
+            storage, h.login_rate_limit, h.login_rate_window_seconds, per_address=h.login_rate_limit_per_address
+        )
+    return LoginRateLimiter(h.login_rate_limit, h.login_rate_window_seconds, per_address=h.login_rate_limit_per_address)
 
 
 @dataclass
@@ -187,11 +199,7 @@ class Hub:
             proxy=proxy,
             routes=routes,
             urls=urls,
-            limiter=LoginRateLimiter(
-                settings.hub.login_rate_limit,
-                settings.hub.login_rate_window_seconds,
-                per_address=settings.hub.login_rate_limit_per_address,
-            ),
+            limiter=limiter_for(storage, owners, settings),
             identities=IdentityCache(storage.changes),
         )
         return cls(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..auth.cache import IdentityCache
-from ..auth.ratelimit import LoginRateLimiter
+from ..auth.ratelimit import LoginLimiter
 from ..config.models import Settings
 from ..interfaces import Authenticator, ProxyBackend, SpawnerBackend
 from ..plugins.hooks import Hooks
@@ -33,7 +33,7 @@ class ServiceContext:
     proxy: ProxyBackend
     routes: RouteReconciler
     urls: HubUrls
-    limiter: LoginRateLimiter  # failed logins, per (user, address); in this process's memory
+    limiter: LoginLimiter  # failed logins, per (user, address): in memory, or in the database for replicas
     identities: IdentityCache  # callers behind tokens and sessions; kept correct by storage.changes
     lifecycle: Lifecycle = field(default_factory=Lifecycle)  # a shutdown request, in this process
 

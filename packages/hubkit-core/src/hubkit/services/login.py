@@ -49,10 +49,10 @@ async def form_login(
         name = await svc.normalize(ctx, raw)
     except InvalidName:
         raise AuthFailed(REFUSED) from None
-    wait = limiter.retry_after(name, remote_addr)
+    # counted now, before the password is checked: parallel guesses must not all pass the limit
+    wait = await limiter.attempt(name, remote_addr)
     if wait > 0:
         raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
-    limiter.failed(name, remote_addr)  # counted now: parallel guesses must not all pass the check above
     try:
         result = await ctx.authenticator.authenticate(
             Credentials(username=name, password=password, remote_addr=remote_addr, form=form)
@@ -63,7 +63,7 @@ async def form_login(
     if result is None:
         log.info("login refused for %s from %s", _safe(name), remote_addr)
         raise AuthFailed(REFUSED)
-    limiter.succeeded(name, remote_addr)
+    await limiter.passed(name, remote_addr)
     return await complete(ctx, result)
 
 

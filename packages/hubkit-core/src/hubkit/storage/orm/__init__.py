@@ -3,6 +3,7 @@
 from .base import Base, metadata, table_of
 from .groups import Group, group_names_of, user_group
 from .jupyterhub import JupyterHubTokenHash
+from .logins import LoginFailure
 from .oauth import OAuthClient, OAuthCode
 from .queue import QueueEntry
 from .servers import Server, ServerStatus
@@ -16,6 +17,7 @@ __all__ = [
     "Base",
     "Group",
     "JupyterHubTokenHash",
+    "LoginFailure",
     "OAuthClient",
     "OAuthCode",
     "QueueEntry",
