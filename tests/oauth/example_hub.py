@@ -23,9 +23,8 @@ from typing import Any
 
 import httpx
 from hubkit.config import toml_out
-from hubkit.testing.processes import start_hub_cli, wait_bound_ports, wait_health
+from hubkit.testing.processes import start_hub_cli, terminate, wait_bound_ports, wait_health
 from hubkit_proxy import launcher
-from oauth_helpers import terminate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_DATA_DIR = "/var/lib/hubkit"

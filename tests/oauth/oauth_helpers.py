@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 import httpx
 from hubkit.interfaces import LoginCompletion
 from hubkit.plugins.registry import HubInfo
+from hubkit.testing.processes import terminate
 from hubkit_oauth import OIDCAuthenticator, OIDCConfig
 from joserfc.jwk import RSAKey
 
@@ -45,18 +46,6 @@ def refusing_port() -> socket.socket:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     return sock
-
-
-def terminate(proc: subprocess.Popen[Any], grace: float) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; reaped either way."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def new_key(kid: str) -> dict[str, Any]:
