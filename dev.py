@@ -277,6 +277,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         cwd=ROOT,
         env=env,
     )
+    # the core's formatting, as the nox lint session checks it
+    fmt = subprocess.run([str(venv_bin / "ruff"), "format", "--check", "packages/hubkit-core/src"], cwd=ROOT, env=env)
     # the core's import layers and the plugin contract (pyproject.toml [tool.importlinter]); strict types
     layers = subprocess.run([str(venv_bin / "lint-imports")], cwd=ROOT, env=env)
     sources = [str(p / "src") for p in all_packages() if (p / "src").is_dir()]
@@ -295,7 +297,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             bad_roots.append(str(root.relative_to(ROOT)))
     _save_durations({str(r.relative_to(ROOT)): sec for r, (_, sec) in durations.items()})
     say(f"suite took {time.monotonic() - started:.0f}s")
-    checks = [("ruff", lint), ("lint-imports", layers), ("mypy", types)]
+    checks = [("ruff", lint), ("ruff format", fmt), ("lint-imports", layers), ("mypy", types)]
     if not args.only and not args.no_guard:
         # after the folders: the machine is quiet then (and a background Kubernetes build has finished)
         say("CPU regression guard: hub and proxy CPU per request/spawn against benchmarks/baseline.json")

@@ -56,7 +56,9 @@ def _query_checked(func: Handler) -> Handler:
 def endpoint(func: Handler) -> Handler:
     """A REST handler: query parameters checked against the API document, the hub's errors answered in
     JupyterHub's JSON error shape."""
-    return answering((*HANDLED, IntegrityError, ClientDisconnect), _json_answer)(functools.wraps(func)(_query_checked(func)))
+    return answering((*HANDLED, IntegrityError, ClientDisconnect), _json_answer)(
+        functools.wraps(func)(_query_checked(func))
+    )
 
 
 def services(request: Request) -> ServiceContext:

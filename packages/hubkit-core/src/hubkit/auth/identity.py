@@ -132,7 +132,9 @@ async def from_token(storage: Storage, secret: str, cache: IdentityCache | None 
             # what the services' access policies grant: depends on every service and the user's groups
             group_row = await storage.reads.one(USER_GROUPS, user_id=user_id)
             async with storage.session() as session:
-                grants = await service_access.granted(session, uname, split_joined(group_row[0] if group_row else None))
+                grants = await service_access.granted(
+                    session, uname, split_joined(group_row[0] if group_row else None)
+                )
             owner = service_access.with_grants(owner, grants, uname)
             tags.add(ANY_SERVICE)
         granted = sc.token_scopes(requested, owner=uname, owner_all=owner, server=sname)
@@ -174,7 +176,7 @@ async def from_token(storage: Storage, secret: str, cache: IdentityCache | None 
 
 
 async def _touch(storage: Storage, token_id: int | None, now: datetime) -> None:
-    """"Last used" on the token page: written at most once per resolution, not on every request."""
+    """ "Last used" on the token page: written at most once per resolution, not on every request."""
     if token_id is None:
         return
     async with storage.tx() as session:
@@ -182,7 +184,9 @@ async def _touch(storage: Storage, token_id: int | None, now: datetime) -> None:
         await session.commit()
 
 
-async def from_session(storage: Storage, sess: Session, cache: IdentityCache | None = None) -> Identity | None:
+async def from_session(
+    storage: Storage, sess: Session, cache: IdentityCache | None = None
+) -> Identity | None:
     """The user of a login session, if the user still exists and has not ended all sessions since."""
     key = ("session", sess.user_id, sess.cookie_id, sess.session_id)
     if cache is not None:

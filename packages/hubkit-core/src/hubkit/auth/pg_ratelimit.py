@@ -16,7 +16,9 @@ from sqlalchemy import text
 from ..storage.access import Storage
 from .ratelimit import bucket_address
 
-LOCK_CLASS = 0x686B04  # hubkit's advisory locks: "hk" 1 duties, 2 instances, 3 admission queue, 4 login buckets
+LOCK_CLASS = (
+    0x686B04  # hubkit's advisory locks: "hk" 1 duties, 2 instances, 3 admission queue, 4 login buckets
+)
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:bucket))")
 _WINDOW = "timezone('utc', now()) - make_interval(secs => :window)"

@@ -74,7 +74,9 @@ def token_values(
     }
 
 
-async def issue_token(session: AsyncSession, *, secret: str | None = None, **fields: Any) -> tuple[str, APIToken]:
+async def issue_token(
+    session: AsyncSession, *, secret: str | None = None, **fields: Any
+) -> tuple[str, APIToken]:
     """Create a token row (flushed, not committed) and return ``(secret, row)``; ``fields`` as for
     :func:`token_values`."""
     secret = secret or new_secret()

@@ -52,7 +52,7 @@ class SqliteProcessLock:
             raise DatabaseInUse(
                 f"another hub process{by} already serves the SQLite database {url.database}; "
                 "SQLite allows one hub process per database: to run hub replicas, use PostgreSQL "
-                "([hub] db_url = \"postgresql://...\")"
+                '([hub] db_url = "postgresql://...")'
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -111,9 +111,14 @@ def limiter_for(storage: Storage, owners: Owners, settings: Settings) -> LoginLi
     h = settings.hub
     if owners.shared:
         return SharedLoginRateLimiter(
-            storage, h.login_rate_limit, h.login_rate_window_seconds, per_address=h.login_rate_limit_per_address
+            storage,
+            h.login_rate_limit,
+            h.login_rate_window_seconds,
+            per_address=h.login_rate_limit_per_address,
         )
-    return LoginRateLimiter(h.login_rate_limit, h.login_rate_window_seconds, per_address=h.login_rate_limit_per_address)
+    return LoginRateLimiter(
+        h.login_rate_limit, h.login_rate_window_seconds, per_address=h.login_rate_limit_per_address
+    )
 
 
 @dataclass
@@ -141,6 +146,7 @@ class Hub:
     def trust(self) -> forwarded.Trust:
         """Whose ``X-Forwarded-*`` this hub believes (auth/forwarded.py)."""
         return forwarded.trust_for(self.settings, self.info.forward_mark if self.marked else None)
+
     db_lock: SqliteProcessLock | None = None
 
     @classmethod
@@ -254,7 +260,8 @@ class Hub:
         await migrate.ensure_schema(self.storage.engine, self.registries.storage, auto=self.storage.is_sqlite)
         await self.storage.listen()  # other hub processes' changes (PostgreSQL), before anything is cached
         await self._ensure_admins()
-        await self.spawns.sp.owners.ready()  # replicas: this process's lease, recorded on the spawns it drives
+        # replicas: this process's lease, recorded on the spawns it drives
+        await self.spawns.sp.owners.ready()
         await service_registry.sync_from_config(self.storage, self.settings.services, self.urls)
         backends: tuple[tuple[str, Authenticator | SpawnerBackend | ProxyBackend], ...] = (
             ("auth", self.authenticator),
@@ -287,7 +294,9 @@ class Hub:
         ]
         if any(s.managed for s in self.settings.services):
             duties.append(Duty("run-managed-services", self.service_supervisor().run))
-        if sp.owners.shared:  # replicas: spawns of a dead replica are finished; stops asked elsewhere are done
+        if (
+            sp.owners.shared
+        ):  # replicas: spawns of a dead replica are finished; stops asked elsewhere are done
             duties.append(Duty("take-over-spawns", lambda: adopt.take_over_forever(sp)))
             duties.append(Duty("watch-stop-requests", lambda: remote_stop.watch_forever(sp), everywhere=True))
         return duties

@@ -91,12 +91,16 @@ class PgLeadership:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             while True:
                 key = random.randint(1, _INT4)
-                got = await conn.scalar(text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": INSTANCE_LOCKS, "b": key})
+                got = await conn.scalar(
+                    text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": INSTANCE_LOCKS, "b": key}
+                )
                 if got:
                     break
             pid = await conn.scalar(text("SELECT pg_backend_pid()"))
             name = instance_name(key)
-            await conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": f"hubkit {name}"[:63]})
+            await conn.execute(
+                text("SELECT set_config('application_name', :n, false)"), {"n": f"hubkit {name}"[:63]}
+            )
         except BaseException:
             await conn.close()
             raise
@@ -131,8 +135,11 @@ class PgLeadership:
             return
         self._conn = None
         self.instance = ""  # owns nothing until the next connection gives it a new name
-        log.warning("lost the coordination connection to the database (%r): stopping duties %s", exc,
-                    sorted(self._holders) or "(none)")
+        log.warning(
+            "lost the coordination connection to the database (%r): stopping duties %s",
+            exc,
+            sorted(self._holders) or "(none)",
+        )
         for duty, task in self._holders.items():
             self._lost.add(duty)
             task.cancel(f"lease of {duty} lost")
@@ -157,7 +164,9 @@ class PgLeadership:
 
     async def _try(self, duty: str) -> bool:
         try:
-            return bool(await self._scalar("SELECT pg_try_advisory_lock(:a, :b)", a=DUTY_LOCKS, b=duty_key(duty)))
+            return bool(
+                await self._scalar("SELECT pg_try_advisory_lock(:a, :b)", a=DUTY_LOCKS, b=duty_key(duty))
+            )
         except LeadershipLost:
             return False
         except OSError as exc:  # the database is unreachable: keep trying

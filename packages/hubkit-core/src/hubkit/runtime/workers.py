@@ -35,7 +35,9 @@ log = logging.getLogger("hubkit.workers")
 
 LISTEN_FD_ENV = "HUBKIT_LISTEN_FD"  # a worker's inherited listening socket
 WORKER_ENV = "HUBKIT_WORKER"  # a worker's index, 0 to N-1
-SUPERVISOR_ENV = "HUBKIT_WORKERS_SUPERVISOR"  # the supervisor's pid: a worker whose parent is another one stops
+SUPERVISOR_ENV = (
+    "HUBKIT_WORKERS_SUPERVISOR"  # the supervisor's pid: a worker whose parent is another one stops
+)
 EMBEDDED_PROXIES = ("hubkit-proxy", "chp")
 RESTART_PAUSE = 1.0  # seconds before a worker that exited is started again
 QUICK_EXIT = 10.0  # a worker that exits this soon after its start, several times in a row, is broken
@@ -88,12 +90,16 @@ def inherited_socket(settings: Settings) -> tuple[Settings, socket.socket | None
         return settings, None
     sock = socket.socket(fileno=int(fd))
     h = settings.hub
-    settings = settings.model_copy(update={"hub": h.model_copy(update={own_port_key(settings): sock.getsockname()[1]})})
+    settings = settings.model_copy(
+        update={"hub": h.model_copy(update={own_port_key(settings): sock.getsockname()[1]})}
+    )
     backend = settings.proxy.backend
     if (worker_index() or 0) > 0 and backend in EMBEDDED_PROXIES:
         backends = dict(settings.proxy.backends)
         backends[backend] = {**backends.get(backend, {}), "restart_on_exit": False}
-        settings = settings.model_copy(update={"proxy": settings.proxy.model_copy(update={"backends": backends})})
+        settings = settings.model_copy(
+            update={"proxy": settings.proxy.model_copy(update={"backends": backends})}
+        )
     return settings, sock
 
 
@@ -139,7 +145,11 @@ class Supervisor:
     def _start(self, w: Worker) -> None:
         env = dict(
             os.environ,
-            **{LISTEN_FD_ENV: str(self.sock.fileno()), WORKER_ENV: str(w.index), SUPERVISOR_ENV: str(os.getpid())},
+            **{
+                LISTEN_FD_ENV: str(self.sock.fileno()),
+                WORKER_ENV: str(w.index),
+                SUPERVISOR_ENV: str(os.getpid()),
+            },
         )
         w.proc = subprocess.Popen(
             [sys.executable, "-m", "hubkit.cli", *self.argv], env=env, pass_fds=(self.sock.fileno(),)

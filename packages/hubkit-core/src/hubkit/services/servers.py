@@ -73,7 +73,9 @@ async def load(
     user = await userrows.load_one(ctx.storage, user_name)
     if user is None:
         raise NotFound(HIDDEN)
-    access.require(caller, scopes, user=user.name, server=server_name, user_groups=[g.name for g in user.groups])
+    access.require(
+        caller, scopes, user=user.name, server=server_name, user_groups=[g.name for g in user.groups]
+    )
     server = next((s for s in user.servers if s.name == server_name), None)
     return ServerRef(user, server_name, server)
 

@@ -100,7 +100,9 @@ async def load_by_id(storage: Storage, user_id: int) -> UserRow | None:
     return users[0] if users else None
 
 
-def _page(where: ColumnElement[bool] | None, order: tuple[ColumnElement[Any], ...], offset: Any, limit: Any) -> Any:
+def _page(
+    where: ColumnElement[bool] | None, order: tuple[ColumnElement[Any], ...], offset: Any, limit: Any
+) -> Any:
     page = select(U.c.id.label("uid"), func.count().over().label("total")).select_from(U)
     if where is not None:
         page = page.where(where)

@@ -57,7 +57,9 @@ RESTART = Cause("hub-restarted", "the hub restarted")
 REPLICA_LOST = Cause("replica-lost", "the hub replica running this spawn stopped")
 
 
-def _abandon(sp: Spawning, spawn_id: int | None, message: str, code: str) -> Callable[[AsyncSession], Awaitable[None]]:
+def _abandon(
+    sp: Spawning, spawn_id: int | None, message: str, code: str
+) -> Callable[[AsyncSession], Awaitable[None]]:
     """Fail a spawn that is still open, inside the caller's transaction (see :func:`.stopping.teardown`)."""
 
     async def write(s: AsyncSession) -> None:
@@ -101,12 +103,16 @@ async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport, cause: Caus
     try:
         if status == ServerStatus.QUEUED:
             why = f"{cause.restart} while this spawn was queued; start again"
-            await teardown(sp, server_id, None, {}, stop_backend=False, also=_abandon(sp, spawn_id, why, cause.code))
+            await teardown(
+                sp, server_id, None, {}, stop_backend=False, also=_abandon(sp, spawn_id, why, cause.code)
+            )
             report.cleaned.append(name)
             return
         if status == ServerStatus.STOPPING or (status == ServerStatus.STARTING and not url):
             why = f"{cause.restart} during this spawn; start again"
-            await teardown(sp, server_id, spec, state, stop_backend=True, also=_abandon(sp, spawn_id, why, cause.code))
+            await teardown(
+                sp, server_id, spec, state, stop_backend=True, also=_abandon(sp, spawn_id, why, cause.code)
+            )
             report.cleaned.append(name)
             return
         async with asyncio.timeout(sp.policy.config.http_timeout):

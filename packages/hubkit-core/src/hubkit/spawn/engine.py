@@ -257,7 +257,9 @@ class SpawnEngine:
             await sp.parts.hooks.server_ready(spec, result.endpoint)
             sp.inflight.finish(spawn_id, "ready")
         except OwnershipLost:
-            log.warning("spawn %s: another replica took this server over; leaving it to that replica", spawn_id)
+            log.warning(
+                "spawn %s: another replica took this server over; leaving it to that replica", spawn_id
+            )
             await asyncio.shield(self._leave(server_id, spec, ctx, started))
             sp.inflight.finish(spawn_id, "failed")
         except asyncio.CancelledError:
@@ -273,13 +275,17 @@ class SpawnEngine:
             log.warning("spawn %s failed (%s): %s", spawn_id, code, message, exc_info=code == "storage-error")
             await self._fail(spawn_id, server_id, spec, ctx, started, code, message)
 
-    async def _leave(self, server_id: int, spec: ServerSpec | None, ctx: BackendContext, started: bool) -> None:
+    async def _leave(
+        self, server_id: int, spec: ServerSpec | None, ctx: BackendContext, started: bool
+    ) -> None:
         """Another replica owns the row now: stop what this process's backend call created, unless that replica
         resumed the server (then it is running and routed, and is theirs)."""
         if not started or spec is None:
             return
         async with self.sp.storage.session() as s:
-            status = (await s.execute(select(Server.status).where(Server.id == server_id))).scalar_one_or_none()
+            status = (
+                await s.execute(select(Server.status).where(Server.id == server_id))
+            ).scalar_one_or_none()
         if status != ServerStatus.RUNNING:
             await stop_backend_of(self.sp, spec, ctx.state)
 
@@ -342,14 +348,19 @@ class SpawnEngine:
     ) -> None:
         async with self.sp.storage.tx() as s:
             await owned_write(
-                s, self.sp, sql.ENDPOINT, {"server_id": server_id, "p_state": dict(state), "p_url": endpoint.url}
+                s,
+                self.sp,
+                sql.ENDPOINT,
+                {"server_id": server_id, "p_state": dict(state), "p_url": endpoint.url},
             )
             event = ProgressEvent(Phase.WAITING_HTTP, "Server started; waiting for it to answer", progress=60)
             seq = await self.progress.add(s, spawn_id, event)
             await s.commit()
         self.progress.publish(spawn_id, seq, event)
 
-    async def _mark_running(self, spawn_id: int, server_id: int, spec: ServerSpec, owner: Owner | None) -> None:
+    async def _mark_running(
+        self, spawn_id: int, server_id: int, spec: ServerSpec, owner: Owner | None
+    ) -> None:
         now = _now()
         async with self.sp.storage.tx() as s:
             await owned_write(s, self.sp, sql.RUNNING, {"server_id": server_id, "p_now": now})

@@ -45,7 +45,8 @@ from .queue import PositionCallback
 
 log = logging.getLogger("hubkit.spawn")
 
-QUEUE_LOCK = (0x686B03, 1)  # hubkit's advisory locks: "hk" 1 duties, 2 instances (runtime/leases.py), 3 this queue
+# hubkit's advisory locks: "hk" 1 duties, 2 instances (runtime/leases.py), 3 this queue, 4 login buckets
+QUEUE_LOCK = (0x686B03, 1)
 QUEUE_CHANGED = frozenset({Change("queue")})
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:a, :b)")
@@ -307,7 +308,9 @@ class PgAdmission:
             await self._commit(s)
         self.stats.swept += int(gone or 0)
         if gone:
-            log.warning("admission queue: removed %d place(s) of hub process(es) that stopped: %s", gone, dead)
+            log.warning(
+                "admission queue: removed %d place(s) of hub process(es) that stopped: %s", gone, dead
+            )
         self._settle(states)
 
     async def close(self) -> None:

@@ -55,7 +55,9 @@ _COLUMNS = (
     S.c.id, S.c.name, S.c.status, S.c.state, S.c.url, S.c.user_options, S.c.created,
     U.c.id, U.c.name, U.c.admin, group_names_of(U.c.id), U.c.spawn_failures,
 )  # fmt: skip
-_LOAD = select(*_COLUMNS).select_from(S.join(U, U.c.id == S.c.user_id)).where(S.c.id == bindparam("server_id"))
+_LOAD = (
+    select(*_COLUMNS).select_from(S.join(U, U.c.id == S.c.user_id)).where(S.c.id == bindparam("server_id"))
+)
 LOAD = Query(_LOAD)
 
 
@@ -65,7 +67,12 @@ def _loaded(row: Any) -> tuple[StoredServer, Owner]:
 
 
 def spec_for(
-    sp: Spawning, srv: Server | StoredServer, owner: Owner, *, token: str = "", env: dict[str, str] | None = None
+    sp: Spawning,
+    srv: Server | StoredServer,
+    owner: Owner,
+    *,
+    token: str = "",
+    env: dict[str, str] | None = None,
 ) -> ServerSpec:
     return ServerSpec(
         user=UserInfo(name=owner.name, admin=owner.admin, groups=owner.groups, id=owner.id),
@@ -150,7 +157,9 @@ async def stored_state(sp: Spawning, server_id: int) -> JSONDict:
 async def server_row(s: AsyncSession, user_id: int, name: str) -> Server | None:
     return (
         await s.execute(
-            select(Server).where(Server.user_id == user_id, Server.name == name).options(raiseload(Server.user))
+            select(Server)
+            .where(Server.user_id == user_id, Server.name == name)
+            .options(raiseload(Server.user))
         )
     ).scalar_one_or_none()
 
@@ -178,9 +187,7 @@ async def insert_server(s: AsyncSession, policy: SpawnPolicy, user_id: int, user
     """A new stopped server row within the hub's named-server rules, in one ``INSERT``; its id. Not committed."""
     policy.check_server_name(name)
     if name:
-        n = (
-            await s.execute(select(func.count()).where(S.c.user_id == user_id, S.c.name != ""))
-        ).scalar_one()
+        n = (await s.execute(select(func.count()).where(S.c.user_id == user_id, S.c.name != ""))).scalar_one()
         policy.check_named_count(user, n)
     try:
         result = await s.execute(

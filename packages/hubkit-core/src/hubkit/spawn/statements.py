@@ -23,9 +23,11 @@ TOKENS = table_of(APIToken)
 CLIENTS = table_of(OAuthClient)
 
 # ---- request: the user and that server of theirs (id None when it does not exist yet), then queue it
-USER_AND_SERVER = select(U.c.id, S.c.id, S.c.status).select_from(
-    U.outerjoin(S, and_(S.c.user_id == U.c.id, S.c.name == bindparam("server")))
-).where(U.c.name == bindparam("user"))
+USER_AND_SERVER = (
+    select(U.c.id, S.c.id, S.c.status)
+    .select_from(U.outerjoin(S, and_(S.c.user_id == U.c.id, S.c.name == bindparam("server"))))
+    .where(U.c.name == bindparam("user"))
+)
 NEW_SPAWN = insert(SPAWNS)  # params: server_id
 QUEUE = (
     update(S)
@@ -58,9 +60,18 @@ SPAWN_READY = (
 NEW_EVENT = insert(EVENTS)  # params: the columns (progress.values_of)
 
 # ---- credentials
-DELETE_SERVER_TOKEN = delete(TOKENS).where(TOKENS.c.server_id == bindparam("server_id"), TOKENS.c.kind == "server")
+DELETE_SERVER_TOKEN = delete(TOKENS).where(
+    TOKENS.c.server_id == bindparam("server_id"), TOKENS.c.kind == "server"
+)
 NEW_TOKEN = insert(TOKENS)  # params: auth.tokens.token_values
-_CLIENT_COLUMNS = ("secret_hash", "redirect_uri", "description", "server_id", "access_scopes", "allowed_scopes")
+_CLIENT_COLUMNS = (
+    "secret_hash",
+    "redirect_uri",
+    "description",
+    "server_id",
+    "access_scopes",
+    "allowed_scopes",
+)
 
 
 def _upsert(stmt: sqlite.Insert | postgresql.Insert) -> sqlite.Insert | postgresql.Insert:

@@ -91,7 +91,9 @@ async def wait_for_owner(sp: Spawning, server_id: int) -> None:
     deadline = loop.time() + cfg.start_timeout + cfg.http_timeout + 2 * cfg.stop_timeout + 10
     while await driven_elsewhere(sp, server_id) is not None:
         if loop.time() > deadline:
-            log.warning("replica %s did not finish with server %d in time; stopping it from here", owner, server_id)
+            log.warning(
+                "replica %s did not finish with server %d in time; stopping it from here", owner, server_id
+            )
             return
         await asyncio.sleep(0.2)
 

@@ -91,7 +91,9 @@ def _row_changes(row: Any, deleted: bool) -> set[Change]:
     if deleted:
         return {Change(kind, pk)}
     watched = [
-        attr for attr in state.attrs if (columns is not None and attr.key in columns) or (name, attr.key) in MEMBERSHIP
+        attr
+        for attr in state.attrs
+        if (columns is not None and attr.key in columns) or (name, attr.key) in MEMBERSHIP
     ]
     return {Change(kind, pk)} if any(attr.history.has_changes() for attr in watched) else set()
 
@@ -129,7 +131,9 @@ def _pinned(
         if not isinstance(term, BinaryExpression) or term.operator not in (operators.eq, operators.in_op):
             continue
         left, right = term.left, term.right
-        if getattr(getattr(left, "table", None), "name", None) != table or not isinstance(right, BindParameter):
+        if getattr(getattr(left, "table", None), "name", None) != table or not isinstance(
+            right, BindParameter
+        ):
             continue
         if right.callable is not None:
             continue
@@ -138,7 +142,9 @@ def _pinned(
             if params is None or right.key not in params:
                 continue
             value = params[right.key]
-        values = list(value) if term.operator is operators.in_op and isinstance(value, list | tuple) else [value]
+        values = (
+            list(value) if term.operator is operators.in_op and isinstance(value, list | tuple) else [value]
+        )
         if all(isinstance(v, int | str) for v in values):
             out.append((str(left.name), values))
     return out
@@ -157,9 +163,7 @@ def _itself(key: Any, value: Any, table: str) -> bool:
     )
 
 
-def statement_changes(
-    statement: Any, *, is_insert: bool, is_update: bool, params: Any = None
-) -> set[Change]:
+def statement_changes(statement: Any, *, is_insert: bool, is_update: bool, params: Any = None) -> set[Change]:
     """The notices one DML statement on a watched table gives (empty for unwatched tables and columns)."""
     name = getattr(getattr(statement, "table", None), "name", None)
     if name not in WATCHED:

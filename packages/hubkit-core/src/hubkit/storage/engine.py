@@ -59,7 +59,9 @@ def create_engine(url: str | URL, *, data_dir: str = ".", echo: bool = False) ->
         kwargs["max_overflow"] = 20
         if u.database and u.database != ":memory:" and not u.database.startswith("file:") and not u.query:
             # a database file: statements run on the event loop's thread (see sqlite_inline.py)
-            kwargs["async_creator"] = sqlite_inline.creator(u.database, busy_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            kwargs["async_creator"] = sqlite_inline.creator(
+                u.database, busy_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+            )
             inline = True
     else:
         kwargs["pool_size"] = 10

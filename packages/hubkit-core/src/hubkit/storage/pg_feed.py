@@ -115,7 +115,9 @@ class PgChanges(Fanout):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), wait)
         if not self.listening:
-            log.warning("not listening for change notices yet; cached callers are trusted %.0f s", self.deaf_max_age)
+            log.warning(
+                "not listening for change notices yet; cached callers are trusted %.0f s", self.deaf_max_age
+            )
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -155,7 +157,10 @@ class PgChanges(Fanout):
         import asyncpg
 
         lost = asyncio.Event()
-        settings = {**self._args.get("server_settings", {}), "application_name": f"{APPLICATION_NAME}:{os.getpid()}"}
+        settings = {
+            **self._args.get("server_settings", {}),
+            "application_name": f"{APPLICATION_NAME}:{os.getpid()}",
+        }
         conn = await asyncpg.connect(**{"timeout": 10, **self._args, "server_settings": settings})
         try:
             conn.add_termination_listener(lambda _c: lost.set())

@@ -68,7 +68,9 @@ class joined(GenericFunction[str]):
 
 @compiles(joined)
 def _joined_other(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
-    raise NotImplementedError(f"joined() has no SQL for {compiler.dialect.name}; hubkit runs on SQLite and PostgreSQL")
+    raise NotImplementedError(
+        f"joined() has no SQL for {compiler.dialect.name}; hubkit runs on SQLite and PostgreSQL"
+    )
 
 
 @compiles(joined, "sqlite")
@@ -123,7 +125,9 @@ class Query:
 def _convert(rows: Sequence[Sequence[Any]], processors: tuple[Processor, ...]) -> list[tuple[Any, ...]]:
     if not any(processors):
         return [tuple(r) for r in rows]
-    return [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True)) for r in rows]
+    return [
+        tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True)) for r in rows
+    ]
 
 
 class Reader:
@@ -347,5 +351,9 @@ class _Reopen(Exception):
 async def _pg_codecs(conn: Any) -> None:
     """JSON values decoded by the connection, as SQLAlchemy's asyncpg dialect sets them up (its result processors
     for JSON then do nothing)."""
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text")
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text")
+    await conn.set_type_codec(
+        "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )

@@ -47,8 +47,19 @@ class PgCluster:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         r = self._run(
-            str(self.bindir / "psql"), "-h", str(self.sockdir), "-p", str(self.port), "-U", self.user,
-            "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql,
+            str(self.bindir / "psql"),
+            "-h",
+            str(self.sockdir),
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atc",
+            sql,
         )
         if r.returncode != 0:
             raise RuntimeError(f"psql failed: {r.stderr}")
@@ -87,13 +98,25 @@ def start_cluster() -> PgCluster:
         os.chown(root, pw.pw_uid, pw.pw_gid)
         os.chown(sockdir, pw.pw_uid, pw.pw_gid)
     cluster = PgCluster(bindir, datadir, sockdir, PG_PORT, user)
-    r = cluster._run(str(bindir / "initdb"), "-D", str(datadir), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8")
+    r = cluster._run(
+        str(bindir / "initdb"), "-D", str(datadir), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"
+    )
     if r.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {r.stderr.strip()}")
     opts = f"-k {sockdir} -p {cluster.port} -c listen_addresses='' -c fsync=off -c max_connections=200"
     r = cluster._run(
-        str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(root / "pg.log"), "-w", "-t", "60", "start"
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(datadir),
+        "-o",
+        opts,
+        "-l",
+        str(root / "pg.log"),
+        "-w",
+        "-t",
+        "60",
+        "start",
     )
     if r.returncode != 0:
         log = (root / "pg.log").read_text(errors="replace") if (root / "pg.log").exists() else ""

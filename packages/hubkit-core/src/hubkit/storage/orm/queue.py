@@ -18,6 +18,7 @@ class QueueEntry(Base):
 
     # the queue's order: ids are drawn while holding the queue's lock, so id order is arrival (and commit) order
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64), index=True)  # the waiting process's instance (spawn/owners.py)
+    # the waiting process's instance (spawn/owners.py)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
     enqueued: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     admitted: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # NULL: still waiting
