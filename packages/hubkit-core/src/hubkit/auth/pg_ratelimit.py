@@ -14,11 +14,8 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from ..storage.access import Storage
+from ..storage.locks import LOGIN_LOCKS
 from .ratelimit import bucket_address
-
-LOCK_CLASS = (
-    0x686B04  # hubkit's advisory locks: "hk" 1 duties, 2 instances, 3 admission queue, 4 login buckets
-)
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:bucket))")
 _WINDOW = "timezone('utc', now()) - make_interval(secs => :window)"
@@ -66,7 +63,7 @@ class SharedLoginRateLimiter:
         wait = 0.0
         async with self.storage.tx() as s:
             for bucket, _limit in sorted(buckets):  # one lock order everywhere: no deadlock between attempts
-                await s.execute(_LOCK, {"cls": LOCK_CLASS, "bucket": bucket})
+                await s.execute(_LOCK, {"cls": LOGIN_LOCKS, "bucket": bucket})
             for bucket, limit in buckets:
                 await s.execute(_FORGET_OLD, {"bucket": bucket, "window": self.window})
                 count, left = (await s.execute(_COUNT, {"bucket": bucket, "window": self.window})).one()

@@ -34,12 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from ..spawn.owners import instance_name
+from ..storage.locks import DUTY_LOCKS, INSTANCE_LOCKS
 from .duties import LeadershipLost
 
 log = logging.getLogger("hubkit.leases")
 
-DUTY_LOCKS = 0x686B01  # the first key of hubkit's advisory locks: "hk" 1 (duties), 2 (instances)
-INSTANCE_LOCKS = 0x686B02
 _INT4 = 2**31 - 1
 
 

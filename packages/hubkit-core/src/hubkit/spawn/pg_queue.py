@@ -40,13 +40,12 @@ from sqlalchemy.orm import Session
 
 from ..storage.access import Storage
 from ..storage.changes import Change
+from ..storage.locks import QUEUE_LOCK
 from .owners import Owners
 from .queue import PositionCallback
 
 log = logging.getLogger("hubkit.spawn")
 
-# hubkit's advisory locks: "hk" 1 duties, 2 instances (runtime/leases.py), 3 this queue, 4 login buckets
-QUEUE_LOCK = (0x686B03, 1)
 QUEUE_CHANGED = frozenset({Change("queue")})
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:a, :b)")

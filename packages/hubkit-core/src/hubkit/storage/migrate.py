@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import ConfigError
 from ..plugins.registry import StorageRegistry
+from .locks import MIGRATION_LOCK
 from .orm import metadata as core_metadata
 
 if TYPE_CHECKING:
@@ -81,15 +82,14 @@ async def _run(
         if conn.dialect.name == "postgresql":
             # hub replicas starting together on an empty database, or a schema Job beside them: one migrates,
             # the others wait here for its commit and then find the schema current (lock ends with the transaction)
-            conn.execute(text("SELECT pg_advisory_xact_lock(:a, 0)"), {"a": MIGRATION_LOCK})
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": MIGRATION_LOCK[0], "b": MIGRATION_LOCK[1]}
+            )
         cfg.attributes["connection"] = conn
         fn(cfg, revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(go)
-
-
-MIGRATION_LOCK = 0x686B03  # "hk" 3: hubkit's advisory lock keys (runtime/leases.py has 1 and 2)
 
 
 async def upgrade(
