@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from ..storage.access import Storage
 from ..storage.locks import LOGIN_LOCKS
-from .ratelimit import bucket_address
+from .ratelimit import limited_buckets
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:bucket))")
 _WINDOW = "timezone('utc', now()) - make_interval(secs => :window)"
@@ -47,13 +47,11 @@ class SharedLoginRateLimiter:
         self._attempts = 0
 
     def _buckets(self, user: str, addr: str) -> list[tuple[str, int]]:
-        addr = bucket_address(addr)
-        out = []
-        if self.limit > 0:
-            out.append((f"u {addr} {user}", self.limit))
-        if self.per_address > 0:
-            out.append((f"a {addr}", self.per_address))
-        return out
+        """:func:`~.ratelimit.limited_buckets` as row keys: ``u <address> <name>``, ``a <address>``."""
+        return [
+            (f"u {a} {u}" if u else f"a {a}", limit)
+            for (u, a), limit in limited_buckets(user, addr, self.limit, self.per_address)
+        ]
 
     async def attempt(self, user: str, addr: str) -> float:
         buckets = self._buckets(user, addr)
@@ -78,12 +76,8 @@ class SharedLoginRateLimiter:
         return wait
 
     async def passed(self, user: str, addr: str) -> None:
-        buckets = dict(self._buckets(user, addr))
-        addr_b = f"a {bucket_address(addr)}"
         async with self.storage.tx() as s:
-            for bucket in buckets:
-                if bucket == addr_b:
-                    await s.execute(_GIVE_BACK, {"bucket": bucket})
-                else:
-                    await s.execute(_PASSED, {"bucket": bucket})
+            for bucket, _limit in self._buckets(user, addr):
+                # the (user, address) count starts again; the address's gets back the attempt counted in advance
+                await s.execute(_PASSED if bucket.startswith("u ") else _GIVE_BACK, {"bucket": bucket})
             await s.commit()

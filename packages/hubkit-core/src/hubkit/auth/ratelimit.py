@@ -50,6 +50,18 @@ def bucket_address(addr: str) -> str:
     return str(ip)
 
 
+def limited_buckets(user: str, addr: str, limit: int, per_address: int) -> list[tuple[tuple[str, str], int]]:
+    """The counts an attempt of ``addr`` at ``user`` goes into, each with its limit: ``(user, bucket)`` and the
+    address's own ``("", bucket)``; a limit of 0 is off."""
+    addr = bucket_address(addr)
+    keys = []
+    if limit > 0:
+        keys.append(((user, addr), limit))
+    if per_address > 0:
+        keys.append((("", addr), per_address))
+    return keys
+
+
 @dataclass
 class LoginRateLimiter:
     limit: int  # failures per (user, address)
@@ -69,13 +81,7 @@ class LoginRateLimiter:
         return q
 
     def _keys(self, user: str, addr: str) -> list[tuple[tuple[str, str], int]]:
-        addr = bucket_address(addr)
-        keys = []
-        if self.limit > 0:
-            keys.append(((user, addr), self.limit))
-        if self.per_address > 0:
-            keys.append((("", addr), self.per_address))
-        return keys
+        return limited_buckets(user, addr, self.limit, self.per_address)
 
     def retry_after(self, user: str, addr: str, *, now: float | None = None) -> float:
         """Seconds until ``addr`` may try ``user`` again (0: allowed now)."""
