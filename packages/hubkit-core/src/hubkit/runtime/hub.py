@@ -294,9 +294,8 @@ class Hub:
         ]
         if any(s.managed for s in self.settings.services):
             duties.append(Duty("run-managed-services", self.service_supervisor().run))
-        if (
-            sp.owners.shared
-        ):  # replicas: spawns of a dead replica are finished; stops asked elsewhere are done
+        # replicas: spawns of a dead replica are finished; stops asked elsewhere are done
+        if sp.owners.shared:
             duties.append(Duty("take-over-spawns", lambda: adopt.take_over_forever(sp)))
             duties.append(Duty("watch-stop-requests", lambda: remote_stop.watch_forever(sp), everywhere=True))
         return duties

@@ -35,9 +35,7 @@ log = logging.getLogger("hubkit.workers")
 
 LISTEN_FD_ENV = "HUBKIT_LISTEN_FD"  # a worker's inherited listening socket
 WORKER_ENV = "HUBKIT_WORKER"  # a worker's index, 0 to N-1
-SUPERVISOR_ENV = (
-    "HUBKIT_WORKERS_SUPERVISOR"  # the supervisor's pid: a worker whose parent is another one stops
-)
+SUPERVISOR_ENV = "HUBKIT_WORKERS_SUPERVISOR"  # the supervisor's pid: a worker whose parent is another stops
 EMBEDDED_PROXIES = ("hubkit-proxy", "chp")
 RESTART_PAUSE = 1.0  # seconds before a worker that exited is started again
 QUICK_EXIT = 10.0  # a worker that exits this soon after its start, several times in a row, is broken

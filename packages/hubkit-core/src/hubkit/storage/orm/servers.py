@@ -43,9 +43,7 @@ class Server(Base):
     )
     backend: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    url: Mapped[str | None] = mapped_column(
-        String(1024), nullable=True
-    )  # endpoint, e.g. http://127.0.0.1:4123
+    url: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # endpoint: http://127.0.0.1:4123
     user_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
