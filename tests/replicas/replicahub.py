@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubkit.runtime.leases import DUTY_LOCKS, duty_key
+from hubkit.runtime.leases import duty_key
+from hubkit.storage.locks import DUTY_LOCKS
 from hubkit.testing.processes import cli_token, pid_alive, start_hub_port_zero, terminate
 
 DUTIES = ("adopt-and-reconcile-routes", "poll-servers", "cull-idle-servers")
@@ -152,16 +153,9 @@ def kill_user_servers(cluster: Any, db: str) -> None:
 
 def duty_holders(cluster: Any, database: str) -> dict[str, list[str]]:
     """Per duty, the ``application_name`` of every database session holding its lock (``hubkit <instance>``)."""
-    out = cluster.psql(
-        "SELECT l.objid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        f"WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {DUTY_LOCKS} "
-        f"AND l.database = (SELECT oid FROM pg_database WHERE datname = '{database}')",
-        database,
-    )
     by_key: dict[int, list[str]] = {}
-    for line in out.splitlines():
-        key, app = line.split("|", 1)
-        by_key.setdefault(int(key), []).append(app)
+    for key, app in cluster.advisory_holders(database, DUTY_LOCKS):
+        by_key.setdefault(key, []).append(app)
     return {d: by_key.get(duty_key(d), []) for d in DUTIES}
 
 

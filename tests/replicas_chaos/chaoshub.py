@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 from hubkit.builtin.standin_servers import labelled_processes
-from hubkit.runtime.leases import DUTY_LOCKS
+from hubkit.storage.locks import DUTY_LOCKS
 from hubkit.testing.processes import launch_hub_cli, read_ports, terminate
 
 PORTS_FILE = "hub.ports.json"
@@ -212,14 +212,8 @@ def _env() -> dict[str, str]:
 
 def duty_holder_pids(cluster: Any, database: str) -> dict[int, int]:
     """hub pid -> how many duty leases it holds now (``pg_locks``, as docs/deploy-ha.md says)."""
-    out = cluster.psql(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        f"WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {DUTY_LOCKS} "
-        f"AND l.database = (SELECT oid FROM pg_database WHERE datname = '{database}')",
-        database,
-    )
     held: dict[int, int] = {}
-    for app in out.split("\n"):
+    for _key, app in cluster.advisory_holders(database, DUTY_LOCKS):
         tail = app.strip().rsplit(":", 1)[-1]
         if tail.isdigit():
             held[int(tail)] = held.get(int(tail), 0) + 1

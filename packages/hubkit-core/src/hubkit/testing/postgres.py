@@ -65,6 +65,19 @@ class PgCluster:
             raise RuntimeError(f"psql failed: {r.stderr}")
         return r.stdout
 
+    def advisory_holders(self, database: str, classid: int) -> list[tuple[int, str]]:
+        """``(key, application_name)`` of every session of ``database`` holding an advisory lock of ``classid``
+        (hubkit's are in :mod:`hubkit.storage.locks`; a hub's sessions are named ``hubkit <instance>``)."""
+        out = self.psql(
+            "SELECT l.objid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            f"WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {int(classid)} "
+            f"AND l.database = (SELECT oid FROM pg_database WHERE datname = '{database}')",
+            database,
+        )
+        return [
+            (int(key), app) for key, app in (line.split("|", 1) for line in out.splitlines() if "|" in line)
+        ]
+
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
         self.psql(f'CREATE DATABASE "{name}"')
