@@ -113,11 +113,14 @@ def test_generate_config_is_valid_and_complete(tmp_path, run_cli):
 def test_config_show_masks_secrets(tmp_path, run_cli):
     cfg = _write(
         tmp_path,
-        'db_url = "postgresql://hub:pw123@db/hub"\ncrypt_keys = ["k1"]\n[auth.dummy]\npassword = "hunter2"\n',
+        'db_url = "postgresql://hub:pw-Q7x2v@db/hub"\ncrypt_keys = ["key-Zr81wq"]\n'
+        '[auth.dummy]\npassword = "hunter2-Kp3"\n',
     )
     r = run_cli("-f", str(cfg), "config", "show")
     assert r.returncode == 0, r.stderr
-    for secret in ("pw123", "k1", "hunter2"):
+    # Secrets distinctive enough that no tmp path or default can contain them by chance ("k1" once matched
+    # a random temp-dir name in CI).
+    for secret in ("pw-Q7x2v", "key-Zr81wq", "hunter2-Kp3"):
         assert secret not in r.stdout
     shown = tomllib.loads(r.stdout)
     assert shown["auth"]["dummy"]["password"] == "********"
