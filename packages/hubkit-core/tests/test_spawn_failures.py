@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import anyio
@@ -142,3 +144,45 @@ async def test_killed_while_recording_a_failure_leaves_nothing_open(hub_factory,
         assert (await s.execute(select(Server.status))).scalar_one() == ServerStatus.STOPPED
     events = [ev async for _s, ev in hub2.spawns.events(spawn_id)]
     assert events[-1].reason_code == "hub-restarted"
+
+
+async def test_server_gone_after_a_restart_mid_spawn_ends_the_spawn_with_why(hub_factory, tmp_path):
+    """A hub that died after its server answered but before it recorded "ready" leaves a starting row with a
+    URL. If that server is gone too when the next hub adopts it, the spawn ends failed with the cause, and the
+    row is reset with it (one write), never a stopped server beside an open spawn."""
+    from hubkit.storage.orm import SpawnEvent, User
+    from sqlalchemy import delete, update
+
+    settings = make_settings(tmp_path / "h", spawner={"stand-in": {"mode": "process"}})
+    hub1 = await hub_factory(settings)
+    async with hub1.db() as s:
+        s.add(User(name="midway", cookie_id="c"))
+        await s.commit()
+    spawn_id = await hub1.spawns.request_start("midway")
+    assert await hub1.spawns.wait(spawn_id, 20) == "ready"
+    (pid,) = tiny_servers_of("midway")
+    await hub1.stop()
+    async with hub1.db() as s:  # as hub1 would have left it a moment before "ready"
+        await s.execute(update(Server).values(status=ServerStatus.STARTING))
+        await s.execute(update(Spawn).where(Spawn.id == spawn_id).values(outcome=None, finished=None))
+        await s.execute(delete(SpawnEvent).where(SpawnEvent.spawn_id == spawn_id, SpawnEvent.phase == "ready"))
+        await s.commit()
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not tiny_servers_of("midway"):
+            break
+        await anyio.sleep(0.05)
+    assert tiny_servers_of("midway") == []
+
+    hub2 = await hub_factory(settings)
+    await hub2.adoption.done.wait()
+    assert hub2.adoption.cleaned == ["midway/"]
+    assert await hub2.spawns.wait(spawn_id, 1) == "failed"
+    async with hub2.db() as s:
+        srv = (await s.execute(select(Server))).scalar_one()
+        spawn = await s.get(Spawn, spawn_id)
+    assert srv.status == ServerStatus.STOPPED and srv.url is None and srv.state == {}
+    assert spawn.reason_code == "hub-restarted" and "the server exited after" in spawn.message
+    events = [ev async for _s, ev in hub2.spawns.events(spawn_id)]
+    assert events[-1].phase is Phase.FAILED and events[-1].reason_code == "hub-restarted"
+    assert "/user/midway/" not in await hub2.proxy.get_routes()

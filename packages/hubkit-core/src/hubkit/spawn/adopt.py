@@ -78,12 +78,6 @@ def _abandon(
     return write
 
 
-async def _abandon_spawn(sp: Spawning, spawn_id: int | None, message: str, code: str) -> None:
-    async with sp.storage.tx() as s:
-        await _abandon(sp, spawn_id, message, code)(s)
-        await s.commit()
-
-
 async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport, cause: Cause = RESTART) -> None:
     spec, srv = row
     server_id, status, url, spawn_id = srv.id, srv.status, srv.url, srv.current_spawn_id
@@ -118,8 +112,8 @@ async def adopt_one(sp: Spawning, row: LiveRow, report: AdoptReport, cause: Caus
         async with asyncio.timeout(sp.policy.config.http_timeout):
             exit_status = await sp.parts.backend.poll(spec, state)
         if exit_status is not None:
-            await _abandon_spawn(sp, spawn_id, f"the server exited after {cause.restart}", cause.code)
-            await handle_dead(sp, server_id, exit_status)
+            why = f"the server exited after {cause.restart}"
+            await handle_dead(sp, server_id, exit_status, also=_abandon(sp, spawn_id, why, cause.code))
             report.cleaned.append(name)
             return
         assert url is not None

@@ -124,12 +124,19 @@ async def stop_server(sp: Spawning, server_id: int, *, remove: bool, reason: str
     await sp.parts.hooks.post_stop(spec, None)
 
 
-async def handle_dead(sp: Spawning, server_id: int, status: ExitStatus) -> None:
-    """A server the poller (or adoption) found gone: route out, clean up, tell plugins how it ended."""
+async def handle_dead(
+    sp: Spawning,
+    server_id: int,
+    status: ExitStatus,
+    *,
+    also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+) -> None:
+    """A server the poller (or adoption) found gone: route out, clean up, tell plugins how it ended.
+    ``also`` as for :func:`teardown` (adoption ends the server's open spawn with the reset)."""
     try:
         spec, srv = await load_spec(sp, server_id)
     except LookupError:
         return
     log.warning("server %s is gone: %s", spec.full_name, status.reason or status.reason_code)
-    await teardown(sp, server_id, spec, dict(srv.state or {}), stop_backend=True)
+    await teardown(sp, server_id, spec, dict(srv.state or {}), stop_backend=True, also=also)
     await sp.parts.hooks.post_stop(spec, status)
