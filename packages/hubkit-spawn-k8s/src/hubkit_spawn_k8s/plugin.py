@@ -13,14 +13,22 @@ from hubkit.plugins import hookimpl
 from hubkit.plugins.registry import BackendRegistry
 
 from .config import KubeSpawnerConfig
-from .spawner import KubeSpawner
+
+
+def kube_spawner(**kwargs: Any) -> Any:
+    """Builds a :class:`~hubkit_spawn_k8s.spawner.KubeSpawner`. Imported here, not at the top: the kubernetes
+    client takes seconds to import (more on a busy machine), and every hub loads every installed plugin at start,
+    so a hub that does not spawn on Kubernetes would pay for it on each (re)start."""
+    from .spawner import KubeSpawner
+
+    return KubeSpawner(**kwargs)
 
 
 @hookimpl
 def hubkit_register_spawners(registry: BackendRegistry[Any]) -> None:
     registry.add(
         "kubernetes",
-        KubeSpawner,
+        kube_spawner,
         config=KubeSpawnerConfig,
         description="one pod per server on Kubernetes (shared watches, profiles, per-user PVCs)",
     )
