@@ -39,8 +39,12 @@ USERS = 300
 SPAWN_LIMIT = 20  # for the whole hub: the replicas share one admission queue (spawn/pg_queue.py)
 START_DELAY = 2.0  # seconds the test spawner's start takes: spawns are in flight when a replica dies
 ARRIVAL = 0.1  # seconds between two users' arrivals: 300 users over 30 s
-KILLS = 5  # at most; at least MIN_KILLS while users are in flight
+KILLS = 5  # at most
+# At least MIN_KILLS: the killer goes on until then, and the last LATE users are held back until the replica of
+# kill MIN_KILLS - 1 is up again, so users are arriving and spawning at the last kill the test needs, however long
+# restarts take on the machine.
 MIN_KILLS = 3
+LATE = USERS // 10
 FIRST_KILL = 4.0  # seconds after the first arrival
 KILL_EVERY = 4.0  # seconds from a replica being up again to the next kill
 ATTEMPTS = 6  # start attempts per user
@@ -67,6 +71,7 @@ class Kill:
     at: float
     victim: str
     held_duties: int
+    in_flight: int  # users not yet ready nor given up
     restart_s: float = 0.0
 
 
@@ -184,10 +189,13 @@ async def _storm(hub: ChaosHub, cluster: Any, db: str, seen: Seen, kills: list[K
     users = [User(f"chaos{i:03d}", hub.public, seen, t0) for i in range(USERS)]
 
     users_done = asyncio.Event()
+    late_may_come = asyncio.Event()  # the replica of kill MIN_KILLS - 1 is up again
 
     async def arrivals() -> None:
         tasks = []
-        for u in users:
+        for i, u in enumerate(users):
+            if i == USERS - LATE:
+                await late_may_come.wait()  # bounded by CLIENTS_DEADLINE
             tasks.append(asyncio.create_task(u.run()))
             await asyncio.sleep(ARRIVAL)
         await asyncio.gather(*tasks)
@@ -201,16 +209,19 @@ async def _storm(hub: ChaosHub, cluster: Any, db: str, seen: Seen, kills: list[K
 
         async def restart(victim: Replica, kill: Kill) -> None:
             kill.restart_s = await asyncio.to_thread(hub.start, victim)
+            if len(kills) >= MIN_KILLS - 1:
+                late_may_come.set()
 
         await asyncio.sleep(FIRST_KILL)
-        while len(kills) < KILLS and not users_done.is_set():
+        while len(kills) < KILLS and (not users_done.is_set() or len(kills) < MIN_KILLS):
             up = [r for r in hub.replicas if r.proc is not None and r.proc.poll() is None and r.healthy]
             if len(up) == len(hub.replicas):  # one replica down at a time
                 held = await asyncio.to_thread(duty_holder_pids, cluster, db)
                 holder = next((r for r in up if r.proc is not None and held.get(r.proc.pid)), None)
                 victim = holder if len(kills) % 2 == 0 and holder is not None else rng.choice(up)
                 assert victim.proc is not None
-                kill = Kill(time.monotonic() - t0, victim.name, held.get(victim.proc.pid, 0))
+                in_flight = USERS - len(seen.ready) - len(seen.gave_up)
+                kill = Kill(time.monotonic() - t0, victim.name, held.get(victim.proc.pid, 0), in_flight)
                 hub.kill9(victim)
                 kills.append(kill)
                 restarts.append(asyncio.create_task(restart(victim, kill)))
@@ -249,7 +260,8 @@ def _report(seen: Seen, kills: list[Kill]) -> None:
         errs = [e for e in seen.errors if bounds[i] <= e[0] < bounds[i + 1]]
         fails = [f for f in seen.failures if bounds[i] <= f[0] < bounds[i + 1]]
         print(
-            f"  kill {i + 1} at {k.at:5.1f}s of {k.victim} (held {k.held_duties} duty leases; up again "
+            f"  kill {i + 1} at {k.at:5.1f}s of {k.victim} ({k.in_flight} users in flight; held {k.held_duties} "
+            f"duty leases; up again "
             f"{k.restart_s:.1f}s later): {len(errs)} errors {dict(Counter(e[2] for e in errs))}; "
             f"{len(fails)} failed spawns {dict(Counter(f[2].split(':', 1)[0] for f in fails))}; "
             f"latest error {max((e[0] - k.at for e in errs), default=0.0):.2f}s after the kill"
