@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,7 @@ from hubkit.runtime.hub import Hub
 from hubkit.runtime.serve import serve_then_adopt
 from hubkit.storage.orm import User
 from hubkit.testing.plugin import make_settings
+from hubkit.testing.processes import wait_bound_ports
 from sqlalchemy import insert
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,10 +52,11 @@ def commit() -> str:
     return out.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def listening_socket() -> socket.socket:
+    """Bound to port 0 and handed to the server: no other program can take the port between pick and bind."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 async def add_users(hub: Hub, n: int) -> None:
@@ -115,9 +118,10 @@ async def restart(settings, servers: int) -> dict[str, float | int]:
     t_started = time.perf_counter() - t0
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(serve_then_adopt(hub, server))  # exactly what `hubkit` does
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), log_level="warning"))
+    task = asyncio.create_task(serve_then_adopt(hub, server, [sock]))  # exactly what `hubkit` does
     url = f"http://127.0.0.1:{port}/hub/health"
     async with httpx.AsyncClient() as client:
         while True:
@@ -170,15 +174,22 @@ async def run(users: int, servers: int, limit: int) -> dict[str, object]:
         return {"users": users, "servers": servers, "limit": limit, **burst, **again}
 
 
-def cli_start(runs: int = 3) -> list[tuple[float, float]]:
-    """The real ``hubkit`` process: (wall seconds, CPU seconds) from exec until /hub/health answers."""
+def installed_plugins() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group="hubkit"))
+
+
+def cli_start(runs: int = 3, *, every_plugin: bool = False) -> list[tuple[float, float]]:
+    """The real ``hubkit`` process: (wall seconds, CPU seconds) from exec until /hub/health answers; with core
+    plugins only, or (``every_plugin``) with every plugin installed in this environment loaded, as a hub does
+    by default."""
 
     out = []
     with tempfile.TemporaryDirectory(prefix="hubkit-bench-cli-") as tmp:
-        port = free_port()
         cfg = Path(tmp) / "hubkit.toml"
-        cfg.write_text(f'[hub]\nport = {port}\ndata_dir = "{tmp}"\n')
-        env = {**os.environ, "HUBKIT_PLUGINS": ""}
+        cfg.write_text(f'[hub]\nport = 0\ndata_dir = "{tmp}"\n')
+        env = {k: v for k, v in os.environ.items() if k != "HUBKIT_PLUGINS"}
+        if not every_plugin:
+            env["HUBKIT_PLUGINS"] = ""
         for _ in range(runs):
             t0 = time.perf_counter()
             proc = subprocess.Popen(
@@ -187,6 +198,7 @@ def cli_start(runs: int = 3) -> list[tuple[float, float]]:
                 stderr=subprocess.DEVNULL,
                 env=env,
             )
+            port = wait_bound_ports(Path(tmp), proc, proxy=False)["port"]
             while True:
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/hub/health", timeout=1).status_code == 200:
@@ -245,6 +257,7 @@ def report(data: dict[str, object]) -> str:
         "of the process's CPU until `/hub/health` answered. This is not a restart with servers to re-adopt (that is "
         "the table above, in-process).",
         "",
+        *_every_plugin_sentence(data),
         "## Concurrent spawns through the FIFO queue",
         "",
         "| users in DB | spawn requests | concurrent-spawn limit | all ready | errors | max starting at once "
@@ -305,8 +318,33 @@ def summary(data: dict[str, object]) -> str:
         f"| the `hubkit` command from exec to `/hub/health`, **empty hub** | {min(walls):.2f}-{max(walls):.2f} s wall, "
         f"{min(cpus):.2f}-{max(cpus):.2f} s CPU | {data['cli_loadavg']:.1f} |"
     )
+    every: list[list[float]] | None = data.get("cli_every_plugin")  # type: ignore[assignment]
+    if every:
+        lines.append(
+            f"| the same with every installed plugin loaded ({len(data['plugins'])}: "  # type: ignore[arg-type]
+            f"{', '.join(data['plugins'])}) | {min(w for w, _ in every):.2f}-{max(w for w, _ in every):.2f} s wall, "  # type: ignore[arg-type]
+            f"{min(c for _, c in every):.2f}-{max(c for _, c in every):.2f} s CPU | "
+            f"{data['cli_every_plugin_loadavg']:.1f} |"
+        )
     lines.append(END)
     return "\n".join(lines)
+
+
+def _every_plugin_sentence(data: dict[str, object]) -> list[str]:
+    """Runs kept before this figure existed have no such part."""
+    every: list[list[float]] | None = data.get("cli_every_plugin")  # type: ignore[assignment]
+    if not every:
+        return []
+    walls = [w for w, _c in every]
+    cpus = [c for _w, c in every]
+    names: list[str] = data["plugins"]  # type: ignore[assignment]
+    return [
+        f"The same with every plugin installed in the benchmark's environment loaded, as a hub loads them by "
+        f"default ({len(names)}: {', '.join(names)}), load average {data['cli_every_plugin_loadavg']:.1f} at the "
+        f"start: {len(every)} starts took {min(walls):.2f}-{max(walls):.2f} s wall and {min(cpus):.2f}-"
+        f"{max(cpus):.2f} s of CPU.",
+        "",
+    ]
 
 
 def write_docs(data: dict[str, object]) -> None:
@@ -345,6 +383,9 @@ def main() -> int:
     cli_load = os.getloadavg()[0]
     cli = cli_start()
     print("hubkit CLI to /hub/health (wall s, CPU s):", [(round(w, 2), round(c, 2)) for w, c in cli])
+    every_load = os.getloadavg()[0]
+    every = cli_start(every_plugin=True)
+    print("... with every installed plugin:", [(round(w, 2), round(c, 2)) for w, c in every])
     data = {
         "stamp": stamp,
         "commit": commit(),
@@ -353,6 +394,9 @@ def main() -> int:
         "results": results,
         "cli": cli,
         "cli_loadavg": cli_load,
+        "cli_every_plugin": every,
+        "cli_every_plugin_loadavg": every_load,
+        "plugins": installed_plugins(),
     }
     text = report(data)
     print(text)
