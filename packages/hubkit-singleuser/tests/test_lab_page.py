@@ -18,12 +18,16 @@ pytestmark = pytest.mark.timeout(120)
 CONFIG_DATA = re.compile(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', re.S)
 
 
-def page_config(server: Server, fakehub: FakeHub) -> dict[str, Any]:
+def lab_page(server: Server, fakehub: FakeHub) -> httpx.Response:
     alice = fakehub.add_token("alice", ["access:servers!server=alice/"])
     r = httpx.get(server.url + "lab", headers={"Authorization": f"token {alice}"}, timeout=30)
     assert r.status_code == 200, r.text[:300]
-    found = CONFIG_DATA.search(r.text)
-    assert found, r.text[:500]
+    return r
+
+
+def page_config(server: Server, fakehub: FakeHub, page: httpx.Response | None = None) -> dict[str, Any]:
+    found = CONFIG_DATA.search((page or lab_page(server, fakehub)).text)
+    assert found, (page or lab_page(server, fakehub)).text[:500]
     return dict(json.loads(found.group(1)))
 
 
@@ -51,5 +55,30 @@ def test_a_configured_build_check_is_kept(fakehub: FakeHub, tmp_path: Path) -> N
     try:
         cfg = page_config(server, fakehub)
         assert cfg["buildCheck"] is True
+    finally:
+        shutdown(server)
+
+
+def test_the_servers_own_tornado_settings_keep_the_hub_integration(fakehub: FakeHub, tmp_path: Path) -> None:
+    """A ``c.ServerApp.tornado_settings`` in the server's config (e.g. a Content-Security-Policy to allow
+    embedding) adds to what hubkit-singleuser sets: LabApp applies that config again after the extension's link,
+    and it used to replace all of it (no version header, no hub menu, a build prompt)."""
+    require(importlib.util.find_spec("jupyterlab") is not None, "JupyterLab is not installed")
+    (tmp_path / "config").mkdir()
+    csp = "frame-ancestors 'self' https://lms.example.org"
+    own = {"headers": {"Content-Security-Policy": csp}, "page_config_data": {"buildCheck": True}}
+    (tmp_path / "config" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"tornado_settings": own}})
+    )
+    server = launch(fakehub, tmp_path, app="lab")
+    try:
+        page = lab_page(server, fakehub)
+        assert page.headers["Content-Security-Policy"] == csp  # the server's own
+        assert page.headers["X-JupyterHub-Version"]  # and the hub's: stock clients check it
+        cfg = page_config(server, fakehub, page)
+        assert (cfg["hubPrefix"], cfg["hubUser"], cfg["hubServerName"]) == ("/hub/", "alice", "")
+        assert cfg["token"] == ""
+        assert cfg["buildCheck"] is True  # the server's config wins where both set a value
+        assert cfg["buildAvailable"] is False
     finally:
         shutdown(server)

@@ -36,22 +36,33 @@ def _link_jupyter_server_extension(serverapp: Any) -> None:
         serverapp.default_url = env.default_url
     if env.root_dir:
         serverapp.root_dir = env.root_dir
-    settings = dict(serverapp.tornado_settings)
-    headers = dict(settings.get("headers", {}))
+    # Into the config as well (as open_browser above): LabApp applies the server's config once more after this
+    # link, and a ``c.ServerApp.tornado_settings`` there would replace the attribute, dropping the version
+    # header and the hub keys (JupyterLab's hub menu, and its blanking of the page's token).
+    settings = with_hub_settings(serverapp.tornado_settings, env)
+    serverapp.config.ServerApp.tornado_settings = settings
+    serverapp.tornado_settings = settings
+    serverapp.server_name = env.server_name
+
+
+def with_hub_settings(settings: dict[str, Any], env: Any) -> dict[str, Any]:
+    """``settings`` (tornado's) with what the hub integration needs; the server's own values win where both set
+    one (headers, page config), except the hub's identity keys."""
+    merged = dict(settings)
+    headers = dict(merged.get("headers", {}))
     headers.setdefault("X-JupyterHub-Version", VERSION_HEADER)
     headers.setdefault("X-Hubkit-Singleuser", __version__)
-    settings["headers"] = headers
+    merged["headers"] = headers
     # A user's server is not where JupyterLab gets rebuilt: without this, every Lab start asks the server for
     # its build status (GET /lab/api/build), seconds of CPU that delay the settings Lab waits on. An explicit
     # page_config_data setting in the server's config still wins.
-    page = dict(settings.get("page_config_data", {}))
+    page = dict(merged.get("page_config_data", {}))
     page.setdefault("buildCheck", False)
     page.setdefault("buildAvailable", False)
-    settings["page_config_data"] = page
+    merged["page_config_data"] = page
     # JupyterLab's hub menu (Control Panel / Log Out) reads these
-    settings.update(hub_prefix=env.hub_prefix, hub_host=env.host, user=env.user)
-    serverapp.tornado_settings = settings
-    serverapp.server_name = env.server_name
+    merged.update(hub_prefix=env.hub_prefix, hub_host=env.host, user=env.user)
+    return merged
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
