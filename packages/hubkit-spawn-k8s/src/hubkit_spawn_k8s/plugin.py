@@ -7,21 +7,24 @@ reaches that instance's cluster and namespace.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubkit.plugins import hookimpl
-from hubkit.plugins.registry import BackendRegistry
+from hubkit.plugins.registry import BackendRegistry, HubInfo
 
 from .config import KubeSpawnerConfig
 
+if TYPE_CHECKING:
+    from .spawner import KubeSpawner
 
-def kube_spawner(**kwargs: Any) -> Any:
+
+def kube_spawner(*, config: KubeSpawnerConfig, hub: HubInfo) -> KubeSpawner:
     """Builds a :class:`~hubkit_spawn_k8s.spawner.KubeSpawner`. Imported here, not at the top: the kubernetes
     client takes seconds to import (more on a busy machine), and every hub loads every installed plugin at start,
     so a hub that does not spawn on Kubernetes would pay for it on each (re)start."""
     from .spawner import KubeSpawner
 
-    return KubeSpawner(**kwargs)
+    return KubeSpawner(config=config, hub=hub)
 
 
 @hookimpl
