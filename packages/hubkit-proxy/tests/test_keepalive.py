@@ -189,3 +189,28 @@ async def test_a_response_still_draining_to_a_slow_reader_keeps_its_connection(
         pytest.fail(f"the proxy dropped the connection of a client still reading its response: {exc!r}")
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("request_waiting", [True, False])
+async def test_idle_sweep_spares_a_connection_whose_next_request_is_waiting_unread(request_waiting: bool) -> None:
+    """The 1 s sweep may run in the same loop turn in which a reused connection's next request arrived, before that
+    request is read (a busy turn lasts tens of ms). Such a connection is not idle: closing it would drop the request
+    unanswered. Here the request is in the socket and the sweep runs before the loop could read it; a connection
+    with nothing waiting is still closed."""
+    from types import SimpleNamespace
+
+    from hubkit_proxy.frontend import ClientProtocol
+
+    settings = SimpleNamespace(timeout=0, request_head_timeout=20.0, keep_alive_timeout=5.0, proxy_timeout=0)
+    proxy = SimpleNamespace(settings=settings, clients=set(), metrics=SimpleNamespace(client_conns=0, websockets=0))
+    ours, theirs = socket.socketpair()
+    proto = ClientProtocol(proxy)  # type: ignore[arg-type]
+    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: proto, ours)
+    try:
+        if request_waiting:
+            theirs.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        proto.check_timeouts(proto.last_io + 6.0)  # no await since the send: the loop has not read it
+        assert transport.is_closing() is not request_waiting
+    finally:
+        transport.close()
+        theirs.close()
