@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from conftest import Backend, ProxyProc, make_proxy
+from hubkit_proxy.frontend import ClientProtocol
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -197,10 +199,6 @@ async def test_idle_sweep_spares_a_connection_whose_next_request_is_waiting_unre
     request is read (a busy turn lasts tens of ms). Such a connection is not idle: closing it would drop the request
     unanswered. Here the request is in the socket and the sweep runs before the loop could read it; a connection
     with nothing waiting is still closed."""
-    from types import SimpleNamespace
-
-    from hubkit_proxy.frontend import ClientProtocol
-
     settings = SimpleNamespace(timeout=0, request_head_timeout=20.0, keep_alive_timeout=5.0, proxy_timeout=0)
     proxy = SimpleNamespace(settings=settings, clients=set(), metrics=SimpleNamespace(client_conns=0, websockets=0))
     ours, theirs = socket.socketpair()

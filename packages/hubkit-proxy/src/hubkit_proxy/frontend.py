@@ -445,30 +445,26 @@ class ClientProtocol(asyncio.Protocol):
             self.flush()
             self.transport.close()
 
+    def _socket_queue(self, request: int) -> int:
+        """A byte count of the client socket's kernel queues (``SIOCOUTQ``: sent, not taken by the client yet;
+        ``FIONREAD``: received, not read by this process yet); 0 where the platform or transport cannot tell."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if not request or sock is None:
+            return 0
+        try:
+            return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0"))[0])
+        except OSError:
+            return 0
+
     def unsent_bytes(self) -> int:
         """Response bytes the client has not taken yet: in the transport's buffer and the socket's send queue."""
-        t = self.transport
-        if t is None:
+        if self.transport is None:
             return 0
-        n = t.get_write_buffer_size()
-        sock = t.get_extra_info("socket")
-        if SIOCOUTQ and sock is not None:
-            try:
-                n += struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0\0\0\0"))[0]
-            except OSError:
-                pass
-        return n
+        return self.transport.get_write_buffer_size() + self._socket_queue(SIOCOUTQ)
 
     def unread_bytes(self) -> int:
         """Bytes the client sent that this process has not read yet (in the socket's receive queue)."""
-        t = self.transport
-        sock = t.get_extra_info("socket") if t is not None else None
-        if not FIONREAD or sock is None:
-            return 0
-        try:
-            return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), FIONREAD, b"\0\0\0\0"))[0])
-        except OSError:
-            return 0
+        return self._socket_queue(FIONREAD)
 
     def check_timeouts(self, now: float) -> None:
         s = self.proxy.settings
