@@ -26,8 +26,9 @@ def lab_page(server: Server, fakehub: FakeHub) -> httpx.Response:
 
 
 def page_config(server: Server, fakehub: FakeHub, page: httpx.Response | None = None) -> dict[str, Any]:
-    found = CONFIG_DATA.search((page or lab_page(server, fakehub)).text)
-    assert found, (page or lab_page(server, fakehub)).text[:500]
+    text = (page or lab_page(server, fakehub)).text
+    found = CONFIG_DATA.search(text)
+    assert found, text[:500]
     return dict(json.loads(found.group(1)))
 
 
