@@ -246,14 +246,13 @@ def report(data: dict[str, object]) -> str:
             f"{hi['users']:,} after {hi['health_answered_s']:.2f} s "
             f"({hi['health_answered_s'] / lo['health_answered_s']:.2f}x for {hi['users'] / lo['users']:.0f}x the users).",
         ]
-    walls = [w for w, _c in cli]
-    cpus = [c for _w, c in cli]
+    wall, cpu = spans(cli)
     lines += [
         "",
         "## The `hubkit` command from exec to answering, empty hub",
         "",
         f"An empty hub (no users, no servers), core plugins only, load average {data['cli_loadavg']:.1f} at the "
-        f"start: {len(cli)} starts took {min(walls):.2f}-{max(walls):.2f} s wall and {min(cpus):.2f}-{max(cpus):.2f} s "
+        f"start: {len(cli)} starts took {wall} s wall and {cpu} s "
         "of the process's CPU until `/hub/health` answered. This is not a restart with servers to re-adopt (that is "
         "the table above, in-process).",
         "",
@@ -312,22 +311,28 @@ def summary(data: dict[str, object]) -> str:
             f"| all ready in {r['all_ready_s']:.2f} s, {r['errors']} errors, at most {r['max_starting_at_once']} starting, "
             f"positions {'only decreased' if r['positions_only_decrease'] else 'went UP'} | {r['loadavg_start']:.1f} |"
         )
-    walls = [w for w, _c in cli]
-    cpus = [c for _w, c in cli]
+    wall, cpu = spans(cli)
     lines.append(
-        f"| the `hubkit` command from exec to `/hub/health`, **empty hub** | {min(walls):.2f}-{max(walls):.2f} s wall, "
-        f"{min(cpus):.2f}-{max(cpus):.2f} s CPU | {data['cli_loadavg']:.1f} |"
+        f"| the `hubkit` command from exec to `/hub/health`, **empty hub** | {wall} s wall, {cpu} s CPU "
+        f"| {data['cli_loadavg']:.1f} |"
     )
     every: list[list[float]] | None = data.get("cli_every_plugin")  # type: ignore[assignment]
     if every:
+        names: list[str] = data["plugins"]  # type: ignore[assignment]
+        wall, cpu = spans(every)
         lines.append(
-            f"| the same with every installed plugin loaded ({len(data['plugins'])}: "  # type: ignore[arg-type]
-            f"{', '.join(data['plugins'])}) | {min(w for w, _ in every):.2f}-{max(w for w, _ in every):.2f} s wall, "  # type: ignore[arg-type]
-            f"{min(c for _, c in every):.2f}-{max(c for _, c in every):.2f} s CPU | "
-            f"{data['cli_every_plugin_loadavg']:.1f} |"
+            f"| the same with every installed plugin loaded ({len(names)}: {', '.join(names)}) | {wall} s wall, "
+            f"{cpu} s CPU | {data['cli_every_plugin_loadavg']:.1f} |"
         )
     lines.append(END)
     return "\n".join(lines)
+
+
+def spans(runs: list[list[float]] | list[tuple[float, float]]) -> tuple[str, str]:
+    """``min-max`` of the wall and of the CPU seconds of ``hubkit`` command starts."""
+    walls = [w for w, _c in runs]
+    cpus = [c for _w, c in runs]
+    return f"{min(walls):.2f}-{max(walls):.2f}", f"{min(cpus):.2f}-{max(cpus):.2f}"
 
 
 def _every_plugin_sentence(data: dict[str, object]) -> list[str]:
@@ -335,14 +340,12 @@ def _every_plugin_sentence(data: dict[str, object]) -> list[str]:
     every: list[list[float]] | None = data.get("cli_every_plugin")  # type: ignore[assignment]
     if not every:
         return []
-    walls = [w for w, _c in every]
-    cpus = [c for _w, c in every]
+    wall, cpu = spans(every)
     names: list[str] = data["plugins"]  # type: ignore[assignment]
     return [
         f"The same with every plugin installed in the benchmark's environment loaded, as a hub loads them by "
         f"default ({len(names)}: {', '.join(names)}), load average {data['cli_every_plugin_loadavg']:.1f} at the "
-        f"start: {len(every)} starts took {min(walls):.2f}-{max(walls):.2f} s wall and {min(cpus):.2f}-"
-        f"{max(cpus):.2f} s of CPU.",
+        f"start: {len(every)} starts took {wall} s wall and {cpu} s of CPU.",
         "",
     ]
 
